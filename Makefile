@@ -1,0 +1,35 @@
+# The few commands people run. Both set-up commands start from nothing but Python 3.11+ and make.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+WORKSPACE ?= .
+
+.PHONY: run test lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml constraints.txt
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	touch $@
+
+## Install and open the app on the bundled use cases, offline, no API keys needed.
+run: $(VENV)/.installed
+	$(BIN)/llmops-tui --workspace $(WORKSPACE)
+
+## Install and run the whole test suite (lint, import contracts, types, tests).
+test: $(VENV)/.installed
+	$(BIN)/ruff check llmops_tui exporters tests benchmarks
+	$(BIN)/lint-imports
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile -p no:cacheprovider
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check llmops_tui exporters tests benchmarks
+	$(BIN)/ruff format --check llmops_tui exporters tests benchmarks
+
+bench: $(VENV)/.installed
+	for f in benchmarks/*.py; do $(BIN)/python $$f || exit 1; done
+
+clean:
+	rm -rf $(VENV) .llmops

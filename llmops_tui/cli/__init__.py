@@ -1,0 +1,114 @@
+"""`llmops`: the headless command line. Thin commands over core/ and deploy/; rich output lives here only.
+
+Each command group is a module in this package with a ``register(app)`` function, so features can be
+added without touching each other. Errors for people (``LlmopsError``) print one line and exit 2;
+``--debug`` (or ``LLMOPS_DEBUG=1``) shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from llmops_tui import __version__
+from llmops_tui.core.errors import LlmopsError, RunFailed
+
+app = typer.Typer(
+    name="llmops",
+    help="LLMOps on Prompt flow: browse use cases, sweep variants, compare, approve and deploy.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+_state = {"debug": False}
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"llmops {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks for errors."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Show the version."
+    ),
+) -> None:
+    _state["debug"] = debug or os.environ.get("LLMOPS_DEBUG") == "1"
+
+
+def _register_all() -> None:
+    from llmops_tui.cli import workspace_cmds
+
+    workspace_cmds.register(app)
+    # Optional command groups: each registers itself when its module exists.
+    import importlib
+
+    for name in (
+        "sandbox_cmds",
+        "sweep_cmds",
+        "report_cmds",
+        "approval_cmds",
+        "deploy_cmds",
+    ):
+        try:
+            module = importlib.import_module(f"llmops_tui.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"llmops_tui.cli.{name}":
+                raise
+            continue
+        module.register(app)
+
+
+_register_all()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `llmops` console script."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args or os.environ.get("LLMOPS_DEBUG") == "1"
+    try:
+        rc = app(args=args, prog_name="llmops", standalone_mode=False)
+        if isinstance(rc, int):
+            return rc
+    except typer.Exit as exc:
+        return exc.exit_code
+    except LlmopsError as exc:
+        if debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except RunFailed as exc:
+        if debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # click usage errors and the unexpected
+        import click
+
+        if isinstance(exc, click.exceptions.Abort):
+            print("aborted", file=sys.stderr)
+            return 130
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            return 2
+        if debug:
+            raise
+        print(
+            f"error: {type(exc).__name__}: {exc} (run again with --debug for the traceback)", file=sys.stderr
+        )
+        return 1
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,307 @@
+"""`llmops sweep`, `llmops runs`, `llmops show-run`: the sweep engine from the command line."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from llmops_tui.cli.common import JsonOpt, WorkspaceOpt, console, err_console, print_json
+from llmops_tui.core import events as ev
+from llmops_tui.core.errors import LlmopsError, RunFailed
+from llmops_tui.core.store import RunStore
+from llmops_tui.core.sweep import SweepOptions, estimate, parse_grid_args, plan_sweep
+from llmops_tui.core.workspace import load_workspace
+
+
+def register(app: typer.Typer) -> None:
+    app.command("sweep")(sweep_cmd)
+    app.command("runs")(runs_cmd)
+    app.command("show-run")(show_run_cmd)
+
+
+def _fmt_cost(cost: float | None) -> str:
+    return "n/a (no prices)" if cost is None else f"${cost:,.4f}"
+
+
+def sweep_cmd(
+    use_case: Annotated[
+        str | None, typer.Argument(help="Use case to sweep (not needed with --resume).")
+    ] = None,
+    workspace: WorkspaceOpt = Path("."),
+    env: Annotated[
+        str | None, typer.Option("--env", help="Environment overlay (experiment.<env>.yaml).")
+    ] = None,
+    variants: Annotated[
+        str | None,
+        typer.Option("--variants", help="all (default) | one-at-a-time | defaults | NODE.variant_id,..."),
+    ] = None,
+    grid: Annotated[
+        list[str] | None, typer.Option("--grid", help="NODE.param=v1,v2 (repeatable), combined as a grid.")
+    ] = None,
+    dataset: Annotated[
+        list[str] | None, typer.Option("--dataset", help="Experiment dataset (repeatable).")
+    ] = None,
+    repeat: Annotated[int | None, typer.Option("--repeat", min=1, help="Repetitions of every cell.")] = None,
+    concurrency: Annotated[
+        int | None, typer.Option("--concurrency", min=1, help="Lines in flight (default 16).")
+    ] = None,
+    llm_endpoint: Annotated[
+        str | None,
+        typer.Option("--llm-endpoint", help="'sandbox' or an OpenAI-compatible base URL for every LLM node."),
+    ] = None,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="Ignore and do not fill the line cache.")
+    ] = False,
+    resume: Annotated[
+        str | None, typer.Option("--resume", help="Run only what is missing from RUN_ID.")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the plan and its estimate; run nothing.")
+    ] = False,
+    limit: Annotated[
+        int | None, typer.Option("--limit", min=1, help="Only the first N lines of each dataset.")
+    ] = None,
+    line_timeout: Annotated[
+        float | None, typer.Option("--line-timeout", help="Seconds before a line fails.")
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Run a sweep: every variant combination x grid x dataset x repetition, concurrently, cached, resumable."""
+    from llmops_tui.core.engine import resume_sweep, run_sweep
+
+    cancel = threading.Event()
+    if resume:
+        events = resume_sweep(workspace, resume, cancel=cancel)
+        uc_name = None
+    else:
+        if not use_case:
+            raise LlmopsError(
+                "name a use case, or pass --resume RUN_ID", field="USE_CASE", hint="see llmops list"
+            )
+        ws = load_workspace(workspace, env=env)
+        uc = ws.get(use_case)
+        options = SweepOptions(
+            variants=variants,
+            grid=parse_grid_args(grid) if grid else None,
+            datasets=dataset or None,
+            repeat=repeat,
+            concurrency=concurrency,
+            llm_endpoint=llm_endpoint,
+            no_cache=no_cache,
+            env=env,
+            limit=limit,
+            line_timeout_s=line_timeout,
+        )
+        plan = plan_sweep(uc, options)
+        if dry_run:
+            est = estimate(uc, plan, latency_s=0.05 if llm_endpoint == "sandbox" else 1.0)
+            _print_plan(uc.name, plan, est, json_out)
+            return
+        if llm_endpoint is None:
+            from llmops_tui.core.connections import build_connections
+
+            build_connections(uc, ws.root, None)  # fail fast with the fix when a key is missing
+        events = run_sweep(ws.root, uc, plan, cancel=cancel)
+        uc_name = uc.name
+
+    interrupts = {"n": 0}
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        interrupts["n"] += 1
+        if interrupts["n"] > 1:
+            raise KeyboardInterrupt
+        cancel.set()
+        err_console.print("[yellow]cancelling: finishing lines in flight (Ctrl-C again to stop now)[/yellow]")
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        final = _consume(events, json_out, uc_name)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if final is None:
+        raise RunFailed("the sweep ended without a result")
+    summary = final.summary
+    if json_out:
+        print_json(summary)
+    else:
+        _print_summary(summary)
+    if final.status == "cancelled":
+        err_console.print(f"cancelled; resume with: llmops sweep --resume {final.run_id}")
+        raise typer.Exit(130 if interrupts["n"] else 1)
+    if final.status != "completed":
+        raise RunFailed(f"sweep {final.run_id} {final.status}: {final.error or 'see llmops show-run'}")
+
+
+def _consume(events: Any, quiet: bool, uc_name: str | None) -> ev.SweepFinished | None:
+    final = None
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+        console=err_console,
+        disable=quiet,
+        transient=False,
+    )
+    task = None
+    with progress:
+        for event in events:
+            if isinstance(event, ev.SweepStarted):
+                task = progress.add_task(f"sweep {event.run_id}", total=event.lines_total, info="")
+                progress.update(task, completed=event.lines_already_done)
+                if not quiet and event.resumed:
+                    err_console.print(
+                        f"resuming: {event.lines_already_done} of {event.lines_total} lines already done"
+                    )
+            elif isinstance(event, ev.Progress) and task is not None:
+                info = (
+                    f"{event.lines_per_s:5.1f} lines/s  calls {event.llm_calls}  cached {event.cache_hits}  "
+                    f"retries {event.retries}  errors {event.errors}  tokens {event.tokens}  {_fmt_cost(event.cost)}"
+                )
+                progress.update(task, completed=event.done, info=info)
+            elif isinstance(event, ev.LineFailed) and not quiet:
+                progress.console.print(
+                    f"[red]line {event.line} of {event.cell_id} failed[/red]: {event.error[:200]}"
+                )
+            elif isinstance(event, ev.MetricsReady) and not quiet:
+                shown = ", ".join(
+                    f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in event.metrics.items()
+                )
+                progress.console.print(f"[green]{event.cell_id}[/green] {event.evaluator}: {shown}")
+            elif isinstance(event, ev.SweepFinished):
+                final = event
+    return final
+
+
+def _print_plan(uc_name: str, plan: Any, est: Any, json_out: bool) -> None:
+    if json_out:
+        print_json(
+            {
+                "use_case": uc_name,
+                "cells": [
+                    {
+                        "cell_id": c.cell_id,
+                        "variants": c.variants,
+                        "params": c.params,
+                        "dataset": c.dataset,
+                        "repeat": c.repeat,
+                        "lines": c.lines,
+                    }
+                    for c in plan.cells
+                ],
+                "estimate": est.to_dict(),
+            }
+        )
+        return
+    table = Table(title=f"Sweep plan for {uc_name}")
+    for col in ("#", "cell", "variants", "params", "dataset", "rep", "lines"):
+        table.add_column(col)
+    for c in plan.cells:
+        table.add_row(
+            str(c.idx + 1),
+            c.cell_id,
+            ", ".join(f"{k}={v}" for k, v in c.variants.items()) or "-",
+            ", ".join(f"{k}={v}" for k, v in c.params.items()) or "-",
+            c.dataset,
+            str(c.repeat),
+            str(c.lines),
+        )
+    console.print(table)
+    console.print(
+        f"{est.cells} cells, {est.lines} lines, {est.llm_calls} LLM calls, ~{est.prompt_tokens + est.completion_tokens:,} "
+        f"tokens, cost {_fmt_cost(est.cost)}, ~{est.wall_s:.0f} s at concurrency {est.concurrency}"
+    )
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    table = Table(title=f"Run {summary['run_id']} ({summary['status']}, {summary['wall_s']} s)")
+    for col in (
+        "cell",
+        "variants / params",
+        "dataset",
+        "lines",
+        "errors",
+        "metrics",
+        "calls",
+        "cached",
+        "p50 ms",
+    ):
+        table.add_column(col)
+    for c in summary["cells"]:
+        metrics = "; ".join(
+            f"{e}: " + ", ".join(f"{k}={v:.3f}" for k, v in m.items()) for e, m in c["metrics"].items()
+        )
+        table.add_row(
+            c["cell_id"],
+            c.get("label") or "",
+            c["dataset"],
+            f"{c['lines']}/{c['lines_total']}",
+            str(c["errors"]),
+            metrics or "-",
+            str(c["llm_calls"]),
+            str(c["cache_hits"]),
+            str(c["latency_ms"]["p50"] or "-"),
+        )
+    console.print(table)
+    console.print(
+        f"LLM calls {summary['llm_calls']}, cache hits {summary['cache_hits']}, errors {summary['errors']}"
+    )
+
+
+def runs_cmd(
+    use_case: Annotated[str | None, typer.Argument(help="Only runs of this use case.")] = None,
+    workspace: WorkspaceOpt = Path("."),
+    json_out: JsonOpt = False,
+) -> None:
+    """List runs, newest first. A killed run shows as interrupted and resumable."""
+    with RunStore.for_workspace(Path(workspace).resolve()) as store:
+        runs = store.list_runs(use_case)
+    if json_out:
+        print_json({"runs": [r.to_dict() for r in runs]})
+        return
+    table = Table(title="Runs")
+    for col in ("run id", "use case", "status", "started", "cells", "lines", "resumable"):
+        table.add_column(col)
+    for r in runs:
+        d = r.to_dict()
+        table.add_row(
+            d["run_id"],
+            d["use_case"],
+            d["status"],
+            d["started_at"] or "",
+            str(d["cells"] or ""),
+            str(d["lines"] or ""),
+            "yes" if d["resumable"] else "",
+        )
+    console.print(table)
+
+
+def show_run_cmd(
+    run_id: Annotated[str, typer.Argument(help="Run id (a unique prefix is enough).")],
+    workspace: WorkspaceOpt = Path("."),
+    json_out: JsonOpt = False,
+) -> None:
+    """Show one run: its status, cells, metrics and figures."""
+    from llmops_tui.core.engine import summarize
+
+    with RunStore.for_workspace(Path(workspace).resolve()) as store:
+        run = store.get_run(run_id)
+        if run is None:
+            raise LlmopsError(
+                f"no run '{run_id}'", file=".llmops/store.sqlite", field="RUN_ID", hint="see llmops runs"
+            )
+        summary = summarize(store, run.run_id, wall_s=(run.summary or {}).get("wall_s"), status=run.status)
+    summary["config"] = run.config
+    summary["started_at"] = run.to_dict()["started_at"]
+    summary["error"] = run.error
+    if json_out:
+        print_json(summary)
+    else:
+        _print_summary(summary)

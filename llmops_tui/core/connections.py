@@ -1,0 +1,153 @@
+"""Resolve a use case's connections into in-memory Prompt flow connection objects.
+
+No promptflow connection store and no keyring daemon are needed: keys are looked up at the last moment
+(env var ``<NAME>_API_KEY``, a ``.env`` file beside the use case or at the workspace root, then the OS
+keyring) and live only in memory. ``--llm-endpoint`` routes every LLM node to one OpenAI-compatible server
+(``sandbox`` starts the bundled sandbox model). Nothing here ever prints or stores a key.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from llmops_tui.core.errors import LlmopsError
+from llmops_tui.core.workspace import Connection, UseCase
+
+KEYRING_SERVICE = "llmops-tui"
+SANDBOX = "sandbox"
+
+
+@dataclass
+class KeyLookup:
+    """Where a connection's key was found (``env``, ``.env``, ``keyring``) or ``None``. Never the key."""
+
+    connection: str
+    env_var: str
+    source: str | None
+
+    @property
+    def found(self) -> bool:
+        return self.source is not None
+
+
+def _dotenv_value(paths: list[Path], name: str) -> str | None:
+    from dotenv import dotenv_values
+
+    for path in paths:
+        if path.is_file():
+            value = dotenv_values(path).get(name)
+            if value:
+                return value
+    return None
+
+
+def _keyring_value(name: str) -> str | None:
+    try:
+        import keyring
+
+        return keyring.get_password(KEYRING_SERVICE, name)
+    except Exception:  # no backend / no daemon: treated as "not found"
+        return None
+
+
+def find_key(conn: Connection, uc_path: Path, ws_root: Path | None = None) -> tuple[str | None, str | None]:
+    """(key, source) for a connection. The key must stay in memory."""
+    name = conn.key_env_var
+    if os.environ.get(name):
+        return os.environ[name], "env"
+    dotenvs = [uc_path / ".env"] + ([Path(ws_root) / ".env"] if ws_root else [])
+    value = _dotenv_value(dotenvs, name)
+    if value:
+        return value, ".env"
+    value = _keyring_value(name)
+    if value:
+        return value, "keyring"
+    return None, None
+
+
+def key_status(uc: UseCase, ws_root: Path | None = None) -> list[KeyLookup]:
+    out = []
+    for conn in uc.connections:
+        _, source = find_key(conn, uc.path, ws_root)
+        out.append(KeyLookup(conn.name, conn.key_env_var, source))
+    return out
+
+
+def referenced_connections(uc: UseCase) -> dict[str, str]:
+    """Connection name -> provider (AzureOpenAI/OpenAI) for every LLM node and variant of the flows."""
+    names: dict[str, str] = {}
+    flows = [uc.standard_flow] + [e.flow for e in uc.evaluators]
+    for flow in flows:
+        if flow is None:
+            continue
+        for node in flow.nodes:
+            nodes = [v.node for v in node.variants] or [
+                {"connection": node.connection, "provider": node.provider, "type": node.type}
+            ]
+            for raw in nodes:
+                if raw.get("type") == "llm" and raw.get("connection"):
+                    names[str(raw["connection"])] = str(raw.get("provider") or "AzureOpenAI")
+    return names
+
+
+def _make(conn_type: str, name: str, base: str, key: str, api_version: str | None) -> Any:
+    from promptflow.connections import AzureOpenAIConnection, OpenAIConnection
+
+    if conn_type.startswith("OpenAI"):
+        url = base.rstrip("/")
+        if not url.endswith("/v1"):
+            url += "/v1"
+        return OpenAIConnection(name=name, api_key=key, base_url=url)
+    return AzureOpenAIConnection(
+        name=name, api_key=key, api_base=base, api_type="azure", api_version=api_version or "2024-02-01"
+    )
+
+
+def build_connections(uc: UseCase, ws_root: Path | None, llm_endpoint: str | None) -> dict[str, Any]:
+    """name -> promptflow connection object (in memory). ``llm_endpoint`` is a base URL or None.
+
+    Raises LlmopsError naming the missing variable and how to use the sandbox when a key is missing."""
+    needed = referenced_connections(uc)
+    out: dict[str, Any] = {}
+    for name, provider in needed.items():
+        declared = uc.connection(name)
+        conn_type = declared.connection_type if declared else f"{provider}Connection"
+        if provider == "OpenAI":
+            conn_type = "OpenAIConnection"
+        if llm_endpoint:
+            key = os.environ.get("LLMOPS_LLM_API_KEY") or "sandbox-no-key"
+            out[name] = _make(conn_type, name, llm_endpoint, key, declared.api_version if declared else None)
+            continue
+        if declared is None:
+            raise LlmopsError(
+                f"connection '{name}' is used by a flow but not declared",
+                file=uc.config_file,
+                field="connections",
+                hint="declare it in experiment.yaml or run with --llm-endpoint sandbox",
+            )
+        key, _source = find_key(declared, uc.path, ws_root)
+        if not key:
+            raise LlmopsError(
+                f"no API key for connection '{name}'",
+                file=uc.config_file,
+                field=f"connections.{name}.api_key",
+                hint=f"set {declared.key_env_var} (env or .env) or store it in the keyring from the app's "
+                "Settings screen; or try it offline with --llm-endpoint sandbox",
+            )
+        if not declared.api_base or "YOUR-RESOURCE" in declared.api_base:
+            raise LlmopsError(
+                f"connection '{name}' has no usable api_base ({declared.api_base})",
+                file=uc.config_file,
+                field=f"connections.{name}.api_base",
+                hint="set your endpoint URL, or use --llm-endpoint sandbox",
+            )
+        out[name] = _make(conn_type, name, declared.api_base, key, declared.api_version)
+    return out
+
+
+def execution_dicts(conns: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The executor's in-memory form (never persisted)."""
+    return {name: c._to_execution_connection_dict() for name, c in conns.items()}

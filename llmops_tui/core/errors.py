@@ -1,0 +1,50 @@
+"""Errors meant for people: one line naming the file, the field and what to do."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem found in a workspace file: where it is, what is wrong, how to fix it."""
+
+    file: str
+    field: str
+    message: str
+    hint: str = ""
+
+    def __str__(self) -> str:
+        where = self.file + (f": {self.field}" if self.field else "")
+        text = f"{where}: {self.message}"
+        if self.hint:
+            text += f" ({self.hint})"
+        return text
+
+    def to_dict(self) -> dict[str, str]:
+        return {"file": self.file, "field": self.field, "message": self.message, "hint": self.hint}
+
+
+class LlmopsError(Exception):
+    """Bad input from a person: the CLI prints it on one line and exits with code 2."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, *, file: str | Path | None = None, field: str = "", hint: str = ""):
+        self.problem = Problem(str(file) if file is not None else "", field, message, hint)
+        super().__init__(str(self.problem) if file is not None else self._plain(message, hint))
+
+    @staticmethod
+    def _plain(message: str, hint: str) -> str:
+        return f"{message} ({hint})" if hint else message
+
+    @classmethod
+    def from_problem(cls, problem: Problem) -> LlmopsError:
+        return cls(problem.message, file=problem.file, field=problem.field, hint=problem.hint)
+
+
+class RunFailed(Exception):
+    """A run that could not complete (exit code 1), as opposed to bad input (exit code 2)."""
+
+    exit_code = 1

@@ -1,0 +1,110 @@
+"""Our optional per-use-case file, ``llmops.yaml``: sweep grid, quality gates, prices, rate limits.
+
+It sits beside the template's own config so the template's tooling still accepts the folder.
+Validated with pydantic at the edge; everything inside the core is plain data.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+EXTRAS_FILE = "llmops.yaml"
+_GATE_RE = re.compile(r"^\s*([A-Za-z0-9_.\-/]+)\s*(>=|<=|==|>|<)\s*(-?[0-9.eE+-]+)\s*$")
+GateOp = Literal[">=", "<=", ">", "<", "=="]
+
+
+class GateSpec(BaseModel):
+    """A quality gate: ``metric op value``, e.g. ``matcher.f1 >= 0.8`` or ``latency_p95_ms <= 2000``."""
+
+    model_config = ConfigDict(extra="forbid")
+    metric: str
+    op: GateOp = ">="
+    value: float
+
+    def __str__(self) -> str:
+        return f"{self.metric} {self.op} {self.value:g}"
+
+
+class SweepSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    variants: str | list[str] = "all"
+    grid: dict[str, list[Any]] = Field(default_factory=dict)
+    datasets: list[str] = Field(default_factory=list)
+    repeat: int = Field(default=1, ge=1)
+    concurrency: int = Field(default=16, ge=1, le=1024)
+    line_timeout_s: float = Field(default=120.0, gt=0)
+    max_retries: int = Field(default=6, ge=0)
+
+    @field_validator("variants")
+    @classmethod
+    def _mode(cls, value: str | list[str]) -> str | list[str]:
+        if isinstance(value, str) and value not in {"all", "one-at-a-time", "defaults"}:
+            raise ValueError("must be all, one-at-a-time, defaults or a list of NODE.variant_id")
+        return value
+
+
+class Price(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    prompt: float = Field(ge=0, description="USD per 1K prompt tokens")
+    completion: float = Field(ge=0, description="USD per 1K completion tokens")
+
+
+class RateLimit(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    rpm: int | None = Field(default=None, ge=1)
+    tpm: int | None = Field(default=None, ge=1)
+
+
+class AzureMLSpec(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    subscription_id: str | None = None
+    resource_group: str | None = None
+    workspace_name: str | None = None
+    compute: str | None = None
+    instance_type: str | None = None
+
+
+class Extras(BaseModel):
+    """The whole ``llmops.yaml``. Every block is optional."""
+
+    model_config = ConfigDict(extra="allow")
+    sweep: SweepSpec = Field(default_factory=SweepSpec)
+    gates: list[GateSpec] = Field(default_factory=list)
+    prices: dict[str, Price] = Field(default_factory=dict)
+    rate_limits: dict[str, RateLimit] = Field(default_factory=dict)
+    environments: list[str] = Field(default_factory=list)
+    azureml: AzureMLSpec = Field(default_factory=AzureMLSpec)
+    deploy: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("gates", mode="before")
+    @classmethod
+    def _short_gates(cls, value: Any) -> Any:
+        if not isinstance(value, list):
+            return value
+        out = []
+        for item in value:
+            if isinstance(item, str):
+                match = _GATE_RE.match(item)
+                if not match:
+                    raise ValueError(f"gate '{item}' is not 'METRIC OP NUMBER' (e.g. 'accuracy >= 0.8')")
+                out.append({"metric": match.group(1), "op": match.group(2), "value": float(match.group(3))})
+            else:
+                out.append(item)
+        return out
+
+
+def parse_extras(data: Any) -> Extras:
+    """Validate ``llmops.yaml`` content. Raises ValueError with 'field: message' on the first problem."""
+    if data is None:
+        return Extras()
+    if not isinstance(data, dict):
+        raise ValueError(": must be a mapping")
+    try:
+        return Extras.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"])
+        raise ValueError(f"{loc}: {err['msg']}") from None

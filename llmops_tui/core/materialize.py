@@ -1,0 +1,124 @@
+"""Materialise a flow: a plain flow folder with chosen variants applied and parameter overrides baked in.
+
+Prompt flow can select only one node's variant per run (and ``pf flow build --variant`` copies the
+original flow unchanged), so full grids, cloud runs and deployments all run a materialised copy: every
+node that used variants becomes the chosen variant's node, ``node_variants`` is removed, and overrides
+such as ``NODE.temperature`` are written into the node's inputs. The result is content-addressed.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from llmops_tui.core.errors import LlmopsError
+from llmops_tui.core.files import load_yaml
+from llmops_tui.core.flows import DAG_FILE
+from llmops_tui.core.hashing import IGNORED_DIRS, hash_folder, hash_value
+
+
+def materialized_dag(
+    flow_dir: Path, variants: dict[str, str] | None = None, overrides: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The flow.dag.yaml content with ``variants`` (node -> variant id; others at default) applied and
+    ``overrides`` (``NODE.input`` -> value) set."""
+    data = load_yaml(Path(flow_dir) / DAG_FILE)
+    variants = dict(variants or {})
+    node_variants = data.pop("node_variants", None) or {}
+    nodes = []
+    for raw in data.get("nodes") or []:
+        node = dict(raw)
+        name = node.get("name")
+        if node.pop("use_variants", False):
+            spec = node_variants.get(name) or {}
+            chosen = variants.pop(name, None) or spec.get("default_variant_id")
+            body = (spec.get("variants") or {}).get(chosen)
+            if not body or not isinstance(body.get("node"), dict):
+                raise LlmopsError(
+                    f"node '{name}' has no variant '{chosen}'",
+                    file=Path(flow_dir) / DAG_FILE,
+                    field=f"node_variants.{name}",
+                )
+            node = {"name": name, **{k: v for k, v in body["node"].items() if k != "name"}}
+        nodes.append(node)
+    if variants:
+        unknown = ", ".join(f"{n}.{v}" for n, v in variants.items())
+        raise LlmopsError(
+            f"no such node with variants: {unknown}", file=Path(flow_dir) / DAG_FILE, field="node_variants"
+        )
+    by_name = {n.get("name"): n for n in nodes}
+    for key, value in (overrides or {}).items():
+        node_name, _, param = key.partition(".")
+        if node_name.startswith("nodes") and param:  # promptflow style nodes.NODE.inputs.param
+            parts = key.split(".")
+            node_name, param = parts[1], parts[-1]
+        node = by_name.get(node_name)
+        if node is None or not param:
+            raise LlmopsError(
+                f"override '{key}' names no node of the flow",
+                file=Path(flow_dir) / DAG_FILE,
+                field="--grid",
+                hint=f"use NODE.param with NODE one of: {', '.join(map(str, by_name))}",
+            )
+        if param in {"connection", "deployment_name_node"}:
+            node[param] = value
+        else:
+            node.setdefault("inputs", {})
+            node["inputs"] = {**node["inputs"], param: value}
+    data["nodes"] = nodes
+    return data
+
+
+def _ignore(directory: str, names: list[str]) -> set[str]:
+    return {n for n in names if n in IGNORED_DIRS or n.endswith((".pyc", ".pyo"))}
+
+
+def materialize_flow(
+    flow_dir: Path,
+    dest_root: Path,
+    variants: dict[str, str] | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> tuple[Path, str]:
+    """Write the materialised flow under ``dest_root/<hash>/`` (reused if present); returns (folder, hash).
+
+    The hash is the content hash of the resulting folder, so it works as a version for deployments."""
+    flow_dir = Path(flow_dir)
+    data = materialized_dag(flow_dir, variants, overrides)
+    dest_root = Path(dest_root)
+    dest_root.mkdir(parents=True, exist_ok=True)
+    key = hash_value({"src": hash_folder(flow_dir), "dag": data})[:16]
+    final = dest_root / key
+    if final.is_dir() and (final / ".complete").exists():
+        return final, (final / ".complete").read_text().strip()
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=dest_root))
+    try:
+        target = tmp / "flow"
+        shutil.copytree(flow_dir, target, ignore=_ignore)
+        (target / DAG_FILE).write_text(
+            yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8"
+        )
+        version = hash_folder(target)
+        (target / ".complete").write_text(version)
+        if final.exists():
+            shutil.rmtree(final, ignore_errors=True)
+        target.rename(final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final, version
+
+
+def export_flow(
+    flow_dir: Path, out: Path, variants: dict[str, str] | None = None, overrides: dict[str, Any] | None = None
+) -> str:
+    """Write a materialised flow folder to ``out`` (for deployment); returns its content hash (version)."""
+    data = materialized_dag(flow_dir, variants, overrides)
+    out = Path(out)
+    if out.exists():
+        shutil.rmtree(out)
+    shutil.copytree(flow_dir, out, ignore=_ignore)
+    (out / DAG_FILE).write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    return hash_folder(out)

@@ -1,0 +1,564 @@
+"""The run store: everything a sweep produced, in SQLite (WAL) under the workspace's ``.llmops/``.
+
+Each finished line is committed as it finishes, so a ``kill -9`` loses at most the lines in flight.
+Reports, comparisons and approvals are derived from here, never the other way round. The persistent
+line cache lives in the same database (table ``cache``). Secrets are never written here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+STORE_DIR = ".llmops"
+STORE_FILE = "store.sqlite"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    use_case TEXT NOT NULL,
+    env TEXT,
+    status TEXT NOT NULL,          -- running | completed | failed | cancelled (interrupted is derived)
+    started_at REAL NOT NULL,
+    finished_at REAL,
+    pid INTEGER,
+    host TEXT,
+    target TEXT DEFAULT 'local',
+    config_json TEXT NOT NULL,     -- what is needed to resume: the sweep spec (never a key)
+    summary_json TEXT,
+    error TEXT
+);
+CREATE TABLE IF NOT EXISTS cells (
+    run_id TEXT NOT NULL,
+    cell_id TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    variants_json TEXT NOT NULL,
+    params_json TEXT NOT NULL,
+    dataset TEXT NOT NULL,
+    repeat INTEGER NOT NULL,
+    flow_hash TEXT,
+    lines_total INTEGER NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending',
+    extra_json TEXT,
+    PRIMARY KEY (run_id, cell_id)
+);
+CREATE TABLE IF NOT EXISTS lines (
+    run_id TEXT NOT NULL,
+    cell_id TEXT NOT NULL,
+    line INTEGER NOT NULL,
+    status TEXT NOT NULL,          -- ok | failed
+    inputs_json TEXT,
+    outputs_json TEXT,
+    error TEXT,
+    attempts INTEGER NOT NULL DEFAULT 1,
+    latency_ms REAL,
+    prompt_tokens INTEGER DEFAULT 0,
+    completion_tokens INTEGER DEFAULT 0,
+    total_tokens INTEGER DEFAULT 0,
+    llm_calls INTEGER DEFAULT 0,
+    cache_hit INTEGER DEFAULT 0,
+    finished_at REAL,
+    PRIMARY KEY (run_id, cell_id, line)
+);
+CREATE TABLE IF NOT EXISTS eval_lines (
+    run_id TEXT NOT NULL,
+    cell_id TEXT NOT NULL,
+    evaluator TEXT NOT NULL,
+    line INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    outputs_json TEXT,
+    error TEXT,
+    PRIMARY KEY (run_id, cell_id, evaluator, line)
+);
+CREATE TABLE IF NOT EXISTS metrics (
+    run_id TEXT NOT NULL,
+    cell_id TEXT NOT NULL,
+    evaluator TEXT NOT NULL,
+    name TEXT NOT NULL,
+    value REAL,
+    PRIMARY KEY (run_id, cell_id, evaluator, name)
+);
+CREATE TABLE IF NOT EXISTS cache (
+    key TEXT PRIMARY KEY,
+    outputs_json TEXT NOT NULL,
+    prompt_tokens INTEGER DEFAULT 0,
+    completion_tokens INTEGER DEFAULT 0,
+    total_tokens INTEGER DEFAULT 0,
+    llm_calls INTEGER DEFAULT 0,
+    latency_ms REAL,
+    created_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS lines_by_cell ON lines (run_id, cell_id);
+"""
+
+
+@dataclass
+class RunRecord:
+    run_id: str
+    use_case: str
+    env: str | None
+    status: str
+    started_at: float
+    finished_at: float | None
+    pid: int | None
+    host: str | None
+    target: str
+    config: dict[str, Any]
+    summary: dict[str, Any] | None
+    error: str | None = None
+
+    @property
+    def resumable(self) -> bool:
+        return self.status in {"interrupted", "cancelled", "failed"}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "use_case": self.use_case,
+            "env": self.env,
+            "status": self.status,
+            "started_at": _iso(self.started_at),
+            "finished_at": _iso(self.finished_at),
+            "target": self.target,
+            "resumable": self.resumable,
+            "cells": (self.summary or {}).get("cell_count", self.config.get("cell_count")),
+            "lines": (self.summary or {}).get("lines_done"),
+            "error": self.error,
+        }
+
+
+@dataclass
+class CellRecord:
+    run_id: str
+    cell_id: str
+    idx: int
+    variants: dict[str, str]
+    params: dict[str, Any]
+    dataset: str
+    repeat: int
+    flow_hash: str | None
+    lines_total: int
+    status: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class LineRecord:
+    run_id: str
+    cell_id: str
+    line: int
+    status: str
+    inputs: dict[str, Any] | None
+    outputs: dict[str, Any] | None
+    error: str | None = None
+    attempts: int = 1
+    latency_ms: float | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    llm_calls: int = 0
+    cache_hit: bool = False
+    finished_at: float | None = None
+
+
+def _iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False, default=str, sort_keys=False)
+
+
+def _pid_alive(pid: int | None, host: str | None) -> bool:
+    if not pid:
+        return False
+    if host != socket.gethostname():
+        return True  # another machine's run: we cannot tell, so do not call it interrupted
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class RunStore:
+    """Thread-safe access to the store. One connection, serialised by a lock: SQLite allows one
+    writer at a time anyway, and commits in WAL mode with synchronous=NORMAL cost well under 1 ms."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(str(self.path), check_same_thread=False, timeout=30, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        with self._lock:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA busy_timeout=30000")
+            self._db.executescript(_SCHEMA)
+            self._db.execute(
+                "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+            )
+
+    @classmethod
+    def for_workspace(cls, root: Path | str) -> RunStore:
+        return cls(Path(root) / STORE_DIR / STORE_FILE)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> RunStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _exec(self, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Cursor:
+        with self._lock:
+            return self._db.execute(sql, params)
+
+    def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._db.execute(sql, params).fetchall()
+
+    # ----------------------------------------------------------------------------------------- runs
+
+    def create_run(
+        self, run_id: str, use_case: str, env: str | None, config: dict[str, Any], target: str = "local"
+    ) -> None:
+        self._exec(
+            "INSERT INTO runs(run_id, use_case, env, status, started_at, pid, host, target, config_json) "
+            "VALUES (?,?,?,?,?,?,?,?,?)",
+            (
+                run_id,
+                use_case,
+                env,
+                "running",
+                time.time(),
+                os.getpid(),
+                socket.gethostname(),
+                target,
+                _dumps(config),
+            ),
+        )
+
+    def mark_running(self, run_id: str) -> None:
+        self._exec(
+            "UPDATE runs SET status='running', pid=?, host=?, finished_at=NULL, error=NULL WHERE run_id=?",
+            (os.getpid(), socket.gethostname(), run_id),
+        )
+
+    def finish_run(
+        self, run_id: str, status: str, summary: dict[str, Any] | None = None, error: str | None = None
+    ) -> None:
+        self._exec(
+            "UPDATE runs SET status=?, finished_at=?, summary_json=?, error=? WHERE run_id=?",
+            (status, time.time(), _dumps(summary) if summary is not None else None, error, run_id),
+        )
+
+    def update_run_config(self, run_id: str, config: dict[str, Any]) -> None:
+        self._exec("UPDATE runs SET config_json=? WHERE run_id=?", (_dumps(config), run_id))
+
+    def _run(self, row: sqlite3.Row) -> RunRecord:
+        status = row["status"]
+        if status == "running" and not _pid_alive(row["pid"], row["host"]):
+            status = "interrupted"
+        return RunRecord(
+            run_id=row["run_id"],
+            use_case=row["use_case"],
+            env=row["env"],
+            status=status,
+            started_at=row["started_at"],
+            finished_at=row["finished_at"],
+            pid=row["pid"],
+            host=row["host"],
+            target=row["target"] or "local",
+            config=json.loads(row["config_json"] or "{}"),
+            summary=json.loads(row["summary_json"]) if row["summary_json"] else None,
+            error=row["error"],
+        )
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        rows = self._query("SELECT * FROM runs WHERE run_id=?", (run_id,))
+        if not rows:
+            rows = self._query(
+                "SELECT * FROM runs WHERE run_id LIKE ? ORDER BY started_at DESC", (run_id + "%",)
+            )
+            if len(rows) != 1:
+                return None
+        return self._run(rows[0])
+
+    def list_runs(self, use_case: str | None = None) -> list[RunRecord]:
+        if use_case:
+            rows = self._query("SELECT * FROM runs WHERE use_case=? ORDER BY started_at DESC", (use_case,))
+        else:
+            rows = self._query("SELECT * FROM runs ORDER BY started_at DESC")
+        return [self._run(r) for r in rows]
+
+    def delete_run(self, run_id: str) -> None:
+        with self._lock:
+            for table in ("lines", "eval_lines", "metrics", "cells", "runs"):
+                self._db.execute(f"DELETE FROM {table} WHERE run_id=?", (run_id,))
+
+    # ---------------------------------------------------------------------------------------- cells
+
+    def add_cells(self, run_id: str, cells: list[CellRecord]) -> None:
+        with self._lock:
+            self._db.execute("BEGIN")
+            for c in cells:
+                self._db.execute(
+                    "INSERT OR IGNORE INTO cells(run_id, cell_id, idx, variants_json, params_json, dataset, repeat, "
+                    "flow_hash, lines_total, status, extra_json) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    (
+                        run_id,
+                        c.cell_id,
+                        c.idx,
+                        _dumps(c.variants),
+                        _dumps(c.params),
+                        c.dataset,
+                        c.repeat,
+                        c.flow_hash,
+                        c.lines_total,
+                        c.status,
+                        _dumps(c.extra),
+                    ),
+                )
+            self._db.execute("COMMIT")
+
+    def set_cell_status(
+        self, run_id: str, cell_id: str, status: str, extra: dict[str, Any] | None = None
+    ) -> None:
+        if extra is None:
+            self._exec("UPDATE cells SET status=? WHERE run_id=? AND cell_id=?", (status, run_id, cell_id))
+        else:
+            self._exec(
+                "UPDATE cells SET status=?, extra_json=? WHERE run_id=? AND cell_id=?",
+                (status, _dumps(extra), run_id, cell_id),
+            )
+
+    def cells(self, run_id: str) -> list[CellRecord]:
+        rows = self._query("SELECT * FROM cells WHERE run_id=? ORDER BY idx", (run_id,))
+        return [
+            CellRecord(
+                run_id=r["run_id"],
+                cell_id=r["cell_id"],
+                idx=r["idx"],
+                variants=json.loads(r["variants_json"]),
+                params=json.loads(r["params_json"]),
+                dataset=r["dataset"],
+                repeat=r["repeat"],
+                flow_hash=r["flow_hash"],
+                lines_total=r["lines_total"],
+                status=r["status"],
+                extra=json.loads(r["extra_json"] or "{}"),
+            )
+            for r in rows
+        ]
+
+    # ---------------------------------------------------------------------------------------- lines
+
+    def record_line(self, rec: LineRecord) -> None:
+        """Commit one finished line (autocommit: durable as soon as this returns)."""
+        self._exec(
+            "INSERT OR REPLACE INTO lines(run_id, cell_id, line, status, inputs_json, outputs_json, error, attempts, "
+            "latency_ms, prompt_tokens, completion_tokens, total_tokens, llm_calls, cache_hit, finished_at) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                rec.run_id,
+                rec.cell_id,
+                rec.line,
+                rec.status,
+                _dumps(rec.inputs),
+                _dumps(rec.outputs) if rec.outputs is not None else None,
+                rec.error,
+                rec.attempts,
+                rec.latency_ms,
+                rec.prompt_tokens,
+                rec.completion_tokens,
+                rec.total_tokens,
+                rec.llm_calls,
+                int(rec.cache_hit),
+                rec.finished_at or time.time(),
+            ),
+        )
+
+    def done_lines(self, run_id: str, cell_id: str, *, ok_only: bool = True) -> set[int]:
+        sql = "SELECT line FROM lines WHERE run_id=? AND cell_id=?" + (" AND status='ok'" if ok_only else "")
+        return {r[0] for r in self._query(sql, (run_id, cell_id))}
+
+    def lines(self, run_id: str, cell_id: str | None = None) -> list[LineRecord]:
+        if cell_id is None:
+            rows = self._query("SELECT * FROM lines WHERE run_id=? ORDER BY cell_id, line", (run_id,))
+        else:
+            rows = self._query(
+                "SELECT * FROM lines WHERE run_id=? AND cell_id=? ORDER BY line", (run_id, cell_id)
+            )
+        return [self._line(r) for r in rows]
+
+    def iter_lines(self, run_id: str, cell_id: str) -> Iterator[LineRecord]:
+        yield from self.lines(run_id, cell_id)
+
+    @staticmethod
+    def _line(r: sqlite3.Row) -> LineRecord:
+        return LineRecord(
+            run_id=r["run_id"],
+            cell_id=r["cell_id"],
+            line=r["line"],
+            status=r["status"],
+            inputs=json.loads(r["inputs_json"]) if r["inputs_json"] else None,
+            outputs=json.loads(r["outputs_json"]) if r["outputs_json"] else None,
+            error=r["error"],
+            attempts=r["attempts"],
+            latency_ms=r["latency_ms"],
+            prompt_tokens=r["prompt_tokens"] or 0,
+            completion_tokens=r["completion_tokens"] or 0,
+            total_tokens=r["total_tokens"] or 0,
+            llm_calls=r["llm_calls"] or 0,
+            cache_hit=bool(r["cache_hit"]),
+            finished_at=r["finished_at"],
+        )
+
+    def line_stats(self, run_id: str) -> dict[str, dict[str, Any]]:
+        """Per cell: lines, errors, llm_calls, cache_hits, tokens (fast aggregate for summaries)."""
+        rows = self._query(
+            "SELECT cell_id, COUNT(*) n, SUM(status!='ok') errors, SUM(llm_calls) calls, SUM(cache_hit) hits, "
+            "SUM(prompt_tokens) pt, SUM(completion_tokens) ct, SUM(total_tokens) tt "
+            "FROM lines WHERE run_id=? GROUP BY cell_id",
+            (run_id,),
+        )
+        return {
+            r["cell_id"]: {
+                "lines": r["n"],
+                "errors": r["errors"] or 0,
+                "llm_calls": r["calls"] or 0,
+                "cache_hits": r["hits"] or 0,
+                "prompt_tokens": r["pt"] or 0,
+                "completion_tokens": r["ct"] or 0,
+                "total_tokens": r["tt"] or 0,
+            }
+            for r in rows
+        }
+
+    # ----------------------------------------------------------------------------------- evaluation
+
+    def record_eval_lines(
+        self, run_id: str, cell_id: str, evaluator: str, rows: list[tuple[int, str, Any, str | None]]
+    ) -> None:
+        """rows: (line, status, outputs, error)."""
+        with self._lock:
+            self._db.execute("BEGIN")
+            self._db.execute(
+                "DELETE FROM eval_lines WHERE run_id=? AND cell_id=? AND evaluator=?",
+                (run_id, cell_id, evaluator),
+            )
+            self._db.executemany(
+                "INSERT INTO eval_lines(run_id, cell_id, evaluator, line, status, outputs_json, error) VALUES (?,?,?,?,?,?,?)",
+                [
+                    (run_id, cell_id, evaluator, ln, st, _dumps(out) if out is not None else None, err)
+                    for ln, st, out, err in rows
+                ],
+            )
+            self._db.execute("COMMIT")
+
+    def eval_lines(self, run_id: str, cell_id: str, evaluator: str | None = None) -> list[dict[str, Any]]:
+        if evaluator:
+            rows = self._query(
+                "SELECT * FROM eval_lines WHERE run_id=? AND cell_id=? AND evaluator=? ORDER BY line",
+                (run_id, cell_id, evaluator),
+            )
+        else:
+            rows = self._query(
+                "SELECT * FROM eval_lines WHERE run_id=? AND cell_id=? ORDER BY evaluator, line",
+                (run_id, cell_id),
+            )
+        return [
+            {
+                "evaluator": r["evaluator"],
+                "line": r["line"],
+                "status": r["status"],
+                "outputs": json.loads(r["outputs_json"]) if r["outputs_json"] else None,
+                "error": r["error"],
+            }
+            for r in rows
+        ]
+
+    def record_metrics(self, run_id: str, cell_id: str, evaluator: str, metrics: dict[str, Any]) -> None:
+        with self._lock:
+            self._db.execute("BEGIN")
+            self._db.execute(
+                "DELETE FROM metrics WHERE run_id=? AND cell_id=? AND evaluator=?",
+                (run_id, cell_id, evaluator),
+            )
+            for name, value in metrics.items():
+                try:
+                    num = float(value)
+                except (TypeError, ValueError):
+                    continue
+                self._db.execute(
+                    "INSERT INTO metrics(run_id, cell_id, evaluator, name, value) VALUES (?,?,?,?,?)",
+                    (run_id, cell_id, evaluator, str(name), num),
+                )
+            self._db.execute("COMMIT")
+
+    def metrics(self, run_id: str, cell_id: str | None = None) -> dict[str, dict[str, dict[str, float]]]:
+        """cell_id -> evaluator -> metric -> value."""
+        if cell_id:
+            rows = self._query("SELECT * FROM metrics WHERE run_id=? AND cell_id=?", (run_id, cell_id))
+        else:
+            rows = self._query("SELECT * FROM metrics WHERE run_id=?", (run_id,))
+        out: dict[str, dict[str, dict[str, float]]] = {}
+        for r in rows:
+            out.setdefault(r["cell_id"], {}).setdefault(r["evaluator"], {})[r["name"]] = r["value"]
+        return out
+
+    # ---------------------------------------------------------------------------------------- cache
+
+    def cache_get(self, key: str) -> dict[str, Any] | None:
+        rows = self._query("SELECT * FROM cache WHERE key=?", (key,))
+        if not rows:
+            return None
+        r = rows[0]
+        return {
+            "outputs": json.loads(r["outputs_json"]),
+            "prompt_tokens": r["prompt_tokens"],
+            "completion_tokens": r["completion_tokens"],
+            "total_tokens": r["total_tokens"],
+            "llm_calls": r["llm_calls"],
+            "latency_ms": r["latency_ms"],
+        }
+
+    def cache_put(
+        self, key: str, outputs: Any, tokens: dict[str, int], llm_calls: int, latency_ms: float | None = None
+    ) -> None:
+        self._exec(
+            "INSERT OR REPLACE INTO cache(key, outputs_json, prompt_tokens, completion_tokens, total_tokens, llm_calls, "
+            "latency_ms, created_at) VALUES (?,?,?,?,?,?,?,?)",
+            (
+                key,
+                _dumps(outputs),
+                tokens.get("prompt_tokens", 0),
+                tokens.get("completion_tokens", 0),
+                tokens.get("total_tokens", 0),
+                llm_calls,
+                latency_ms,
+                time.time(),
+            ),
+        )
+
+    def cache_clear(self) -> int:
+        return self._exec("DELETE FROM cache").rowcount

@@ -1,0 +1,323 @@
+"""Sweep planning: cells = variant combination x hyperparameter combination x dataset x repetition.
+
+Pure logic over the workspace model (no promptflow import), shared by ``llmops sweep --dry-run``, the
+app's sweep builder and the engine.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from llmops_tui.core.errors import LlmopsError
+from llmops_tui.core.hashing import hash_value
+from llmops_tui.core.workspace import UseCase
+
+VARIANT_MODES = ("all", "one-at-a-time", "defaults")
+
+
+@dataclass
+class SweepOptions:
+    """What a person asks for. Unset fields fall back to the use case's llmops.yaml, then defaults."""
+
+    variants: str | list[str] | None = None
+    grid: dict[str, list[Any]] | None = None
+    datasets: list[str] | None = None
+    repeat: int | None = None
+    concurrency: int | None = None
+    llm_endpoint: str | None = None  # None: configured connections; "sandbox"; or an OpenAI-compatible URL
+    no_cache: bool = False
+    env: str | None = None
+    line_timeout_s: float | None = None
+    max_retries: int | None = None
+    limit: int | None = None  # first N lines of each dataset (quick trials)
+    sandbox_latency_ms: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SweepOptions:
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass
+class Cell:
+    cell_id: str
+    idx: int
+    variants: dict[str, str]  # node -> variant id, for every node that has variants
+    params: dict[str, Any]  # NODE.param -> value (grid overrides only)
+    dataset: str
+    repeat: int
+    lines: int
+
+    @property
+    def label(self) -> str:
+        parts = [f"{n}={v}" for n, v in self.variants.items()]
+        parts += [f"{k}={v}" for k, v in self.params.items()]
+        text = " ".join(parts) or "defaults"
+        return f"{text} | {self.dataset}" + (f" | r{self.repeat}" if self.repeat else "")
+
+    def is_default(self, defaults: dict[str, str]) -> bool:
+        return self.variants == defaults and not self.params
+
+
+@dataclass
+class Estimate:
+    cells: int
+    lines: int
+    llm_calls: int
+    prompt_tokens: int
+    completion_tokens: int
+    cost: float | None
+    wall_s: float
+    concurrency: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class SweepPlan:
+    use_case: str
+    env: str | None
+    options: SweepOptions
+    cells: list[Cell]
+    defaults: dict[str, str]
+    concurrency: int
+    repeat: int
+    grid: dict[str, list[Any]] = field(default_factory=dict)
+    datasets: list[str] = field(default_factory=list)
+
+    @property
+    def lines_total(self) -> int:
+        return sum(c.lines for c in self.cells)
+
+    def baseline(self) -> Cell | None:
+        """The all-default cell on the first dataset (first cell if there is none)."""
+        for c in self.cells:
+            if c.is_default(self.defaults) and c.repeat == 0:
+                return c
+        return self.cells[0] if self.cells else None
+
+
+def parse_grid_args(items: list[str] | None) -> dict[str, list[Any]]:
+    """``NODE.param=v1,v2`` (repeatable) -> {"NODE.param": [v1, v2]} with YAML-typed values."""
+    grid: dict[str, list[Any]] = {}
+    for item in items or []:
+        key, sep, values = item.partition("=")
+        if not sep or "." not in key or not values:
+            raise LlmopsError(
+                f"'{item}' is not NODE.param=v1,v2",
+                field="--grid",
+                hint="e.g. --grid NER_LLM.temperature=0,0.7",
+            )
+        parsed = []
+        for raw in values.split(","):
+            try:
+                parsed.append(yaml.safe_load(raw.strip()))
+            except yaml.YAMLError:
+                parsed.append(raw.strip())
+        grid[key.strip()] = parsed
+    return grid
+
+
+def _variant_combos(uc: UseCase, mode: str | list[str], source: str) -> list[dict[str, str]]:
+    flow = uc.standard_flow
+    assert flow is not None
+    per_node = {n.name: n.variant_ids for n in flow.nodes if n.variants}
+    defaults = {n: ids[0] for n, ids in per_node.items()}
+    if isinstance(mode, str) and "." in mode:
+        mode = [m.strip() for m in mode.split(",") if m.strip()]
+    if mode == "defaults" or not per_node:
+        return [defaults]
+    if mode == "all":
+        names = list(per_node)
+        return [
+            dict(zip(names, combo, strict=True)) for combo in itertools.product(*(per_node[n] for n in names))
+        ]
+    if mode == "one-at-a-time":
+        combos = [defaults]
+        for node, ids in per_node.items():
+            for vid in ids[1:]:
+                combos.append({**defaults, node: vid})
+        return combos
+    if isinstance(mode, list):
+        chosen: dict[str, list[str]] = {}
+        for item in mode:
+            node, _, vid = str(item).partition(".")
+            if node not in per_node:
+                raise LlmopsError(
+                    f"'{item}': node '{node}' has no variants",
+                    file=source,
+                    field="variants",
+                    hint=f"nodes with variants: {', '.join(per_node) or 'none'}",
+                )
+            if vid not in per_node[node]:
+                raise LlmopsError(
+                    f"'{item}': node '{node}' has no variant '{vid}'",
+                    file=source,
+                    field="variants",
+                    hint=f"variants of {node}: {', '.join(per_node[node])}",
+                )
+            chosen.setdefault(node, [])
+            if vid not in chosen[node]:
+                chosen[node].append(vid)
+        names = list(per_node)
+        lists = [chosen.get(n, [defaults[n]]) for n in names]
+        return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*lists)]
+    raise LlmopsError(
+        f"unknown variants mode '{mode}'",
+        file=source,
+        field="variants",
+        hint="use all, one-at-a-time, defaults or NODE.variant,...",
+    )
+
+
+def plan_sweep(uc: UseCase, options: SweepOptions | None = None) -> SweepPlan:
+    """Build the sweep plan for a healthy use case. Raises LlmopsError for bad options."""
+    options = options or SweepOptions()
+    if uc.problems:
+        raise LlmopsError.from_problem(uc.problems[0])
+    flow = uc.standard_flow
+    if flow is None:
+        raise LlmopsError("use case has no standard flow", file=uc.config_file, field="flow")
+    if flow.kind != "dag":
+        raise LlmopsError(
+            "flex flows are listed but not swept yet",
+            file=flow.file,
+            field="",
+            hint="use a DAG flow (flow.dag.yaml)",
+        )
+    spec = uc.extras.sweep
+    source = str(Path(uc.path.name) / "llmops.yaml") if options.variants is None else "--variants"
+    mode = options.variants if options.variants is not None else spec.variants
+    combos = _variant_combos(uc, mode, source)
+    defaults = {n.name: n.variant_ids[0] for n in flow.nodes if n.variants}
+
+    grid = options.grid if options.grid is not None else dict(spec.grid)
+    for key in grid:
+        node_name, _, param = key.partition(".")
+        node = flow.node(node_name)
+        if node is None or not param:
+            raise LlmopsError(
+                f"'{key}' names no node of the flow",
+                file="--grid" if options.grid is not None else f"{uc.path.name}/llmops.yaml",
+                field="sweep.grid" if options.grid is None else "",
+                hint=f"use NODE.param with NODE one of: {', '.join(n.name for n in flow.nodes)}",
+            )
+        if not isinstance(grid[key], list) or not grid[key]:
+            raise LlmopsError(f"'{key}' needs at least one value", field="--grid")
+    grid_keys = list(grid)
+    param_combos = [
+        dict(zip(grid_keys, combo, strict=True)) for combo in itertools.product(*(grid[k] for k in grid_keys))
+    ]
+
+    names = options.datasets or spec.datasets or [d.name for d in uc.datasets]
+    datasets = []
+    for name in names:
+        ds = uc.dataset(name)
+        if ds is None:
+            raise LlmopsError(
+                f"no experiment dataset named '{name}'",
+                file=uc.config_file.name,
+                field="--dataset",
+                hint=f"datasets: {', '.join(d.name for d in uc.datasets) or 'none'}",
+            )
+        if ds.remote:
+            raise LlmopsError(
+                f"dataset '{name}' is an Azure ML data asset ({ds.source})",
+                file=uc.config_file.name,
+                field="datasets.source",
+                hint="run it with --target azureml or use a local file",
+            )
+        datasets.append(ds)
+    if not datasets:
+        raise LlmopsError(
+            "the use case has no experiment dataset", file=uc.config_file.name, field="datasets"
+        )
+    repeat = options.repeat or spec.repeat
+    if repeat < 1:
+        raise LlmopsError("must be at least 1", field="--repeat")
+    concurrency = options.concurrency or spec.concurrency
+    if concurrency < 1:
+        raise LlmopsError("must be at least 1", field="--concurrency")
+
+    cells: list[Cell] = []
+    for ds in datasets:
+        rows = ds.rows or 0
+        if options.limit:
+            rows = min(rows, options.limit)
+        for variants in combos:
+            for params in param_combos:
+                for r in range(repeat):
+                    cid = "c" + hash_value({"v": variants, "p": params, "d": ds.name, "r": r})[:7]
+                    cells.append(Cell(cid, len(cells), dict(variants), dict(params), ds.name, r, rows))
+    return SweepPlan(
+        use_case=uc.name,
+        env=options.env or uc.env,
+        options=options,
+        cells=cells,
+        defaults=defaults,
+        concurrency=concurrency,
+        repeat=repeat,
+        grid=grid,
+        datasets=[d.name for d in datasets],
+    )
+
+
+def estimate(uc: UseCase, plan: SweepPlan, *, latency_s: float = 1.0) -> Estimate:
+    """Rough cost and time: LLM calls per line = LLM nodes of the flow; tokens from template and input sizes."""
+    flow = uc.standard_flow
+    assert flow is not None
+    llm_nodes = [n for n in flow.nodes if n.is_llm]
+    calls = 0
+    ptoks = ctoks = 0
+    cost = 0.0
+    priced = True
+    avg_input_chars = {}
+    for ds in uc.datasets:
+        if ds.path and ds.path.exists() and ds.rows:
+            avg_input_chars[ds.name] = ds.path.stat().st_size / max(ds.rows, 1)
+    for cell in plan.cells:
+        for node in llm_nodes:
+            variant = next((v for v in node.variants if v.id == cell.variants.get(node.name)), None)
+            vnode = variant.node if variant else {"inputs": node.inputs, "source": {"path": node.source_file}}
+            inputs = {**(vnode.get("inputs") or {})}
+            for key, value in cell.params.items():
+                if key.startswith(node.name + "."):
+                    inputs[key.split(".", 1)[1]] = value
+            src = (vnode.get("source") or {}).get("path")
+            template_chars = 0
+            if src and (flow.path / src).is_file():
+                template_chars = (flow.path / src).stat().st_size
+            per_prompt = int((template_chars + avg_input_chars.get(cell.dataset, 200)) / 4)
+            max_tokens = inputs.get("max_tokens") or 256
+            per_completion = int(min(float(max_tokens), 120))
+            calls += cell.lines
+            ptoks += per_prompt * cell.lines
+            ctoks += per_completion * cell.lines
+            model = inputs.get("deployment_name") or inputs.get("model")
+            price = uc.extras.prices.get(str(model)) if model else None
+            if price is None:
+                priced = False
+            else:
+                cost += (per_prompt * price.prompt + per_completion * price.completion) * cell.lines / 1000
+    lines = plan.lines_total
+    per_line_calls = max(len(llm_nodes), 1)
+    wall = (lines * per_line_calls * latency_s) / max(plan.concurrency, 1) + 1.0
+    return Estimate(
+        cells=len(plan.cells),
+        lines=lines,
+        llm_calls=calls,
+        prompt_tokens=ptoks,
+        completion_tokens=ctoks,
+        cost=round(cost, 4) if priced and llm_nodes else None,
+        wall_s=round(wall, 1),
+        concurrency=plan.concurrency,
+    )

@@ -1,0 +1,222 @@
+"""The workspace model: both config formats, every bad input, and the CLI's list/show."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from builders import make_use_case
+
+from llmops_tui.cli import main as cli_main
+from llmops_tui.core.workspace import load_workspace, use_case_to_dict
+
+REPO = Path(__file__).resolve().parent.parent
+TEMPLATE = REPO / "tests" / "fixtures" / "template_repo"
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "llmops_tui.cli", *args], capture_output=True, text=True, timeout=60)
+
+
+def test_bundled_use_cases_load_healthy():
+    ws = load_workspace(REPO)
+    names = {uc.name for uc in ws.use_cases}
+    assert {"named_entity_recognition", "support_ticket_classification", "document_qa"} <= names
+    for uc in ws.use_cases:
+        assert uc.ok, [str(p) for p in uc.problems]
+        assert uc.format == "experiment_yaml"
+        assert uc.standard_flow and uc.standard_flow.variants, uc.name
+        assert all(d.rows and d.rows >= 50 for d in uc.datasets), uc.name
+        assert uc.evaluators and all(e.datasets for e in uc.evaluators)
+        assert uc.sample_request.is_file() and uc.deployment_config.is_file()
+
+
+def test_list_json_is_the_stable_interface():
+    proc = run_cli("list", "--workspace", str(REPO), "--json")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert set(data) >= {"use_cases", "errors"}
+    assert data["errors"] == []
+    uc = next(u for u in data["use_cases"] if u["name"] == "support_ticket_classification")
+    for key in ("name", "path", "format", "standard_flow", "evaluation_flows", "variants", "datasets", "errors"):
+        assert key in uc
+    node, ids = next(iter(uc["variants"].items()))
+    assert ids[0] == "variant_0" and len(ids) >= 2
+    ds = uc["datasets"][0]
+    assert {"name", "path", "rows", "columns"} <= set(ds) and ds["rows"] >= 50
+
+
+@pytest.mark.skipif(not TEMPLATE.is_dir(), reason="template fixture repo missing")
+def test_template_repo_both_formats():
+    ws = load_workspace(TEMPLATE)
+    assert ws.layout == "template_root"
+    by_format = {uc.format: uc for uc in ws.use_cases}
+    assert set(by_format) == {"experiment_yaml", "llmops_config"}
+    for uc in ws.use_cases:
+        assert uc.ok, [str(p) for p in uc.problems]
+        assert uc.standard_flow and uc.standard_flow.variants
+        assert uc.datasets and uc.evaluators
+    old = by_format["llmops_config"]
+    assert old.env == "dev" and "pr" in old.environments
+    assert len(old.evaluators) >= 2
+    for ev in old.evaluators:
+        for ds in ev.datasets:
+            assert ds.reference in {d.name for d in old.datasets}
+    new = by_format["experiment_yaml"]
+    assert new.connections and new.connections[0].api_base  # api_endpoint spelling accepted
+    pr = load_workspace(TEMPLATE, env="pr")
+    assert all(uc.ok for uc in pr.use_cases), [str(p) for uc in pr.use_cases for p in uc.problems]
+
+
+def test_experiment_overlay_replaces_whole_blocks(tmp_path):
+    uc_dir = make_use_case(tmp_path)
+    (uc_dir / "data" / "small.jsonl").write_text('{"ticket": "a", "label": "other"}\n')
+    (uc_dir / "experiment.dev.yaml").write_text(
+        "datasets:\n- name: tickets_train\n  source: data/small.jsonl\n  mappings:\n    ticket: ${data.ticket}\n"
+    )
+    base = load_workspace(tmp_path).use_cases[0]
+    dev = load_workspace(tmp_path, env="dev").use_cases[0]
+    assert base.datasets[0].rows == 12 and dev.datasets[0].rows == 1
+    assert "dev" in base.environments
+    assert dev.evaluators and dev.evaluators[0].name == "label_match"  # untouched blocks stay
+
+
+def test_show_json_has_nodes_and_variants(tmp_path):
+    make_use_case(tmp_path)
+    ws = load_workspace(tmp_path)
+    data = use_case_to_dict(ws.use_cases[0], ws.root, full=True)
+    nodes = {n["name"]: n for n in data["flow"]["nodes"]}
+    assert nodes["classify"]["llm"] and nodes["classify"]["connection"] == "aoai"
+    assert [v["id"] for v in nodes["classify"]["variants"]] == ["variant_0", "variant_1"]
+    assert nodes["classify"]["variants"][0]["prompt_file"] == "prompt_v0.jinja2"
+    assert data["connections"][0]["key_env_var"] == "AOAI_API_KEY"
+
+
+# ----------------------------------------------------------------------------------------- bad input
+
+
+def _break(uc: Path, case: str) -> tuple[str, str]:
+    """Apply one kind of damage; return (file, field) the error must name."""
+    flow = uc / "flows" / "standard" / "flow.dag.yaml"
+    exp = uc / "experiment.yaml"
+    if case == "malformed_yaml":
+        exp.write_text("name: x\nflow: [unclosed\n")
+        return "experiment.yaml", "line"
+    if case == "malformed_json_old_layout":
+        exp.unlink()
+        (uc / "llmops_config.json").write_text('{"envs": [ {"ENV_NAME": "dev",, } ]}')
+        return "llmops_config.json", ""
+    if case == "missing_flow":
+        shutil.rmtree(uc / "flows" / "standard")
+        return "experiment.yaml", "flow"
+    if case == "missing_prompt":
+        (uc / "flows" / "standard" / "prompt_v1.jinja2").unlink()
+        return "flow.dag.yaml", "node_variants.classify.variants.variant_1.node.source.path"
+    if case == "unknown_default_variant":
+        flow.write_text(flow.read_text().replace("default_variant_id: variant_0", "default_variant_id: variant_9"))
+        return "flow.dag.yaml", "node_variants.classify.default_variant_id"
+    if case == "missing_dataset":
+        (uc / "data" / "tickets.jsonl").unlink()
+        return "experiment.yaml", "datasets[0].source"
+    if case == "unknown_column":
+        exp.write_text(exp.read_text().replace("ticket: ${data.ticket}", "ticket: ${data.body}"))
+        return "experiment.yaml", "datasets[0].mappings.ticket"
+    if case == "empty_dataset":
+        (uc / "data" / "tickets.jsonl").write_text("")
+        return "tickets.jsonl", ""
+    if case == "non_utf8_dataset":
+        (uc / "data" / "tickets.jsonl").write_bytes(b'{"ticket": "caf\xe9", "label": "x"}\n')
+        return "tickets.jsonl", ""
+    if case == "bad_gate":
+        (uc / "llmops.yaml").write_text("gates:\n  - 'accuracy is high'\n")
+        return "llmops.yaml", "gates"
+    raise AssertionError(case)
+
+
+BAD_CASES = [
+    "malformed_yaml",
+    "malformed_json_old_layout",
+    "missing_flow",
+    "missing_prompt",
+    "unknown_default_variant",
+    "missing_dataset",
+    "unknown_column",
+    "empty_dataset",
+    "non_utf8_dataset",
+    "bad_gate",
+]
+
+
+@pytest.mark.parametrize("case", BAD_CASES)
+def test_bad_input_is_named_and_does_not_hide_healthy(tmp_path, case, capsys):
+    make_use_case(tmp_path, "healthy")
+    broken = make_use_case(tmp_path, "broken")
+    file, field = _break(broken, case)
+    ws = load_workspace(tmp_path)
+    by_name = {uc.path.name: uc for uc in ws.use_cases}
+    assert by_name["healthy"].ok
+    problems = by_name["broken"].problems
+    assert problems, case
+    first = problems[0]
+    assert first.file.endswith(file), (case, str(first))
+    assert field in first.field, (case, str(first))
+    # the CLI: healthy listed, broken reported on one line, exit 2, no traceback
+    code = cli_main(["list", "--workspace", str(tmp_path), "--json"])
+    out = capsys.readouterr()
+    assert code == 2
+    data = json.loads(out.out)
+    assert [u["name"] for u in data["use_cases"]] == ["healthy"]
+    assert data["errors"] and all({"file", "field", "message"} <= set(e) for e in data["errors"])
+    assert "Traceback" not in out.err
+
+
+def test_show_broken_exits_2_with_one_line(tmp_path):
+    uc = make_use_case(tmp_path, "broken")
+    _break(uc, "missing_prompt")
+    proc = run_cli("show", "broken", "--workspace", str(tmp_path))
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert "prompt_v1.jinja2" in proc.stderr and "flow.dag.yaml" in proc.stderr
+
+
+def test_unknown_use_case_and_missing_workspace(tmp_path):
+    make_use_case(tmp_path)
+    proc = run_cli("show", "nope", "--workspace", str(tmp_path))
+    assert proc.returncode == 2 and "no use case named 'nope'" in proc.stderr and "Traceback" not in proc.stderr
+    proc = run_cli("list", "--workspace", str(tmp_path / "missing"))
+    assert proc.returncode == 2 and "workspace folder not found" in proc.stderr
+
+
+def test_duplicate_use_case_names(tmp_path):
+    a = make_use_case(tmp_path, "one")
+    b = make_use_case(tmp_path, "two")
+    for uc in (a, b):
+        text = (uc / "experiment.yaml").read_text()
+        (uc / "experiment.yaml").write_text(text.replace(f"name: {uc.name}", "name: same"))
+    ws = load_workspace(tmp_path)
+    assert ws.problems and "duplicate use-case name 'same'" in ws.problems[0].message
+    assert sum(1 for uc in ws.use_cases if uc.ok) == 1
+
+
+def test_old_layout_unknown_related_dataset(tmp_path):
+    if not TEMPLATE.is_dir():
+        pytest.skip("template fixture repo missing")
+    shutil.copytree(TEMPLATE, tmp_path / "repo")
+    data_config = tmp_path / "repo" / "math_coding" / "configs" / "data_config.json"
+    text = data_config.read_text()
+    data = json.loads(text)
+    for row in data["datasets"]:
+        if row.get("RELATED_EXP_DATASET"):
+            row["RELATED_EXP_DATASET"] = "nope"
+    data_config.write_text(json.dumps(data))
+    uc = next(u for u in load_workspace(tmp_path / "repo").use_cases if u.format == "llmops_config")
+    assert any(p.field.endswith("RELATED_EXP_DATASET") for p in uc.problems)
+
+
+def test_version():
+    proc = run_cli("--version")
+    assert proc.returncode == 0 and proc.stdout.startswith("llmops ")
