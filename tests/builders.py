@@ -163,7 +163,12 @@ TICKETS = [
 ]
 
 
-def make_use_case(root: Path, name: str = "tickets", rows: int = 12, api_base: str = "https://YOUR-RESOURCE.openai.azure.com/") -> Path:
+def make_use_case(
+    root: Path,
+    name: str = "tickets",
+    rows: int = 12,
+    api_base: str = "https://YOUR-RESOURCE.openai.azure.com/",
+) -> Path:
     """A small experiment.yaml use case under ``root/use_cases/name``; returns its folder."""
     uc = root / "use_cases" / name
     flow = uc / "flows" / "standard"

@@ -19,7 +19,9 @@ TEMPLATE = REPO / "tests" / "fixtures" / "template_repo"
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "llmops_tui.cli", *args], capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "llmops_tui.cli", *args], capture_output=True, text=True, timeout=60
+    )
 
 
 def test_bundled_use_cases_load_healthy():
@@ -42,7 +44,16 @@ def test_list_json_is_the_stable_interface():
     assert set(data) >= {"use_cases", "errors"}
     assert data["errors"] == []
     uc = next(u for u in data["use_cases"] if u["name"] == "support_ticket_classification")
-    for key in ("name", "path", "format", "standard_flow", "evaluation_flows", "variants", "datasets", "errors"):
+    for key in (
+        "name",
+        "path",
+        "format",
+        "standard_flow",
+        "evaluation_flows",
+        "variants",
+        "datasets",
+        "errors",
+    ):
         assert key in uc
     node, ids = next(iter(uc["variants"].items()))
     assert ids[0] == "variant_0" and len(ids) >= 2
@@ -117,7 +128,9 @@ def _break(uc: Path, case: str) -> tuple[str, str]:
         (uc / "flows" / "standard" / "prompt_v1.jinja2").unlink()
         return "flow.dag.yaml", "node_variants.classify.variants.variant_1.node.source.path"
     if case == "unknown_default_variant":
-        flow.write_text(flow.read_text().replace("default_variant_id: variant_0", "default_variant_id: variant_9"))
+        flow.write_text(
+            flow.read_text().replace("default_variant_id: variant_0", "default_variant_id: variant_9")
+        )
         return "flow.dag.yaml", "node_variants.classify.default_variant_id"
     if case == "missing_dataset":
         (uc / "data" / "tickets.jsonl").unlink()
@@ -186,7 +199,9 @@ def test_show_broken_exits_2_with_one_line(tmp_path):
 def test_unknown_use_case_and_missing_workspace(tmp_path):
     make_use_case(tmp_path)
     proc = run_cli("show", "nope", "--workspace", str(tmp_path))
-    assert proc.returncode == 2 and "no use case named 'nope'" in proc.stderr and "Traceback" not in proc.stderr
+    assert (
+        proc.returncode == 2 and "no use case named 'nope'" in proc.stderr and "Traceback" not in proc.stderr
+    )
     proc = run_cli("list", "--workspace", str(tmp_path / "missing"))
     assert proc.returncode == 2 and "workspace folder not found" in proc.stderr
 

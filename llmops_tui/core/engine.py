@@ -17,6 +17,7 @@ import logging
 import queue
 import re
 import statistics
+import sys
 import threading
 import time
 import uuid
@@ -39,6 +40,29 @@ from llmops_tui.core.workspace import Evaluator, UseCase, load_workspace
 log = logging.getLogger(__name__)
 _MAP_RE = re.compile(r"^\$\{(data|run\.outputs|run\.inputs|inputs)\.([^}]+)\}$")
 LINE_NUMBER_KEY = "line_number"
+# Prompt flow's log_metric goes to process-wide loggers: two aggregations at once would see each
+# other's metrics, so aggregation nodes run one at a time (they are cheap).
+_AGGREGATION_LOCK = threading.Lock()
+
+
+def quiet_promptflow_logs(level: int = logging.CRITICAL) -> None:
+    """Prompt flow logs every failed node with a traceback to stderr; failures are ours to report
+    (one line each, in the store and in events). ``LLMOPS_DEBUG=1`` keeps its logs."""
+    import os
+
+    if os.environ.get("LLMOPS_DEBUG") == "1":
+        return
+    import promptflow.executor  # noqa: F401  (creates its loggers)
+    from promptflow._utils import logger_utils
+
+    # These are plain logging.Logger objects, not registered with logging's manager.
+    for attr in ("flow_logger", "bulk_logger", "logger", "service_logger"):
+        obj = getattr(logger_utils, attr, None)
+        if isinstance(obj, logging.Logger):
+            obj.setLevel(level)
+    for name in list(logging.root.manager.loggerDict):
+        if name.startswith(("execution", "promptflow")):
+            logging.getLogger(name).setLevel(level)
 
 
 def new_run_id(use_case: str) -> str:
@@ -161,8 +185,8 @@ class SweepRunner:
         from llmops_tui.core import llmhooks
         from llmops_tui.core.connections import SANDBOX, build_connections, execution_dicts
 
-        logging.getLogger("promptflow").setLevel(logging.WARNING)
         llmhooks.install()
+        quiet_promptflow_logs()
         endpoint = self.options.llm_endpoint
         if endpoint == SANDBOX:
             from llmops_tui.sandbox import start_sandbox
@@ -192,11 +216,12 @@ class SweepRunner:
             url = (getattr(c, "api_base", None) or getattr(c, "base_url", None) or "").rstrip("/")
             self._conn_url[url] = name
         spec = self.uc.extras.sweep
+        line_timeout = self.options.line_timeout_s or spec.line_timeout_s
         self._policy = llmhooks.RetryPolicy(
             max_retries=self.options.max_retries
             if self.options.max_retries is not None
             else spec.max_retries,
-            request_timeout_s=min(60.0, self.options.line_timeout_s or spec.line_timeout_s),
+            request_timeout_s=self.options.request_timeout_s or min(60.0, line_timeout),
         )
         self._line_timeout = self.options.line_timeout_s or spec.line_timeout_s
 
@@ -413,7 +438,10 @@ class SweepRunner:
             batch_inputs = transpose(resolved, keys=list(flow.inputs.keys()))
             aggregation_inputs = transpose(ok_aggr, keys=get_aggregation_inputs_properties(flow))
             aggregation_inputs = collect_lines(list(range(len(ok_aggr))), aggregation_inputs)
-            result = executor.exec_aggregation(batch_inputs, aggregation_inputs, run_id=f"{self.run_id}-aggr")
+            with _AGGREGATION_LOCK:
+                result = executor.exec_aggregation(
+                    batch_inputs, aggregation_inputs, run_id=f"{self.run_id}-aggr"
+                )
             metrics = {k: v for k, v in (result.metrics or {}).items()}
         return metrics, eval_rows
 
@@ -456,6 +484,9 @@ class SweepRunner:
         }
 
     def events(self) -> Iterator[ev.Event]:
+        # Prompt flow swaps sys.stdout/stderr per line to capture node logs; with lines in parallel the
+        # swaps interleave and can leave a capture writer installed. Restore the real streams at the end.
+        self._streams = (sys.stdout, sys.stderr)
         started = time.perf_counter()
         status, error = "completed", None
         states: list[_CellState] = []
@@ -654,6 +685,7 @@ class SweepRunner:
             summary = summarize(self.store, self.run_id, wall_s=time.perf_counter() - started, status=status)
             self.store.finish_run(self.run_id, status, summary, error)
         finally:
+            sys.stdout, sys.stderr = self._streams
             if self._sandbox is not None:
                 self._sandbox.stop()
                 self._sandbox = None

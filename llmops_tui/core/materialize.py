@@ -73,8 +73,43 @@ def materialized_dag(
     return data
 
 
+def _hash_used(flow_dir: Path, unused: set[str]) -> str:
+    from llmops_tui.core.hashing import flow_files, hash_file
+
+    files = {p.relative_to(flow_dir).as_posix(): hash_file(p) for p in flow_files(flow_dir)}
+    return hash_value({k: v for k, v in files.items() if k not in unused})
+
+
 def _ignore(directory: str, names: list[str]) -> set[str]:
     return {n for n in names if n in IGNORED_DIRS or n.endswith((".pyc", ".pyo"))}
+
+
+def _source_paths(node: dict[str, Any]) -> set[str]:
+    source = node.get("source")
+    path = source.get("path") if isinstance(source, dict) else None
+    return {str(path)} if path else set()
+
+
+def unused_variant_files(flow_dir: Path, data: dict[str, Any]) -> set[str]:
+    """Source files that only unchosen variants use: left out of a materialised flow, so editing the
+    prompt of a variant that is not part of a cell neither changes that cell's hash nor ships."""
+    original = load_yaml(Path(flow_dir) / DAG_FILE)
+    used: set[str] = set()
+    for node in data.get("nodes") or []:
+        used |= _source_paths(node)
+    candidates: set[str] = set()
+    for spec in (original.get("node_variants") or {}).values():
+        for body in (spec.get("variants") or {}).values():
+            if isinstance(body, dict) and isinstance(body.get("node"), dict):
+                candidates |= _source_paths(body["node"])
+    return {c for c in candidates - used if (Path(flow_dir) / c).is_file()}
+
+
+def _drop(folder: Path, files: set[str]) -> None:
+    for rel_path in files:
+        target = folder / rel_path
+        if target.is_file():
+            target.unlink()
 
 
 def materialize_flow(
@@ -90,7 +125,8 @@ def materialize_flow(
     data = materialized_dag(flow_dir, variants, overrides)
     dest_root = Path(dest_root)
     dest_root.mkdir(parents=True, exist_ok=True)
-    key = hash_value({"src": hash_folder(flow_dir), "dag": data})[:16]
+    unused = unused_variant_files(flow_dir, data)
+    key = hash_value({"src": _hash_used(flow_dir, unused), "dag": data})[:16]
     final = dest_root / key
     if final.is_dir() and (final / ".complete").exists():
         return final, (final / ".complete").read_text().strip()
@@ -98,6 +134,7 @@ def materialize_flow(
     try:
         target = tmp / "flow"
         shutil.copytree(flow_dir, target, ignore=_ignore)
+        _drop(target, unused_variant_files(flow_dir, data))
         (target / DAG_FILE).write_text(
             yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8"
         )
@@ -120,5 +157,6 @@ def export_flow(
     if out.exists():
         shutil.rmtree(out)
     shutil.copytree(flow_dir, out, ignore=_ignore)
+    _drop(out, unused_variant_files(flow_dir, data))
     (out / DAG_FILE).write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
     return hash_folder(out)

@@ -33,6 +33,7 @@ class SweepOptions:
     no_cache: bool = False
     env: str | None = None
     line_timeout_s: float | None = None
+    request_timeout_s: float | None = None  # one LLM request; retried after that
     max_retries: int | None = None
     limit: int | None = None  # first N lines of each dataset (quick trials)
     sandbox_latency_ms: float = 0.0

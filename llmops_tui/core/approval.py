@@ -1,0 +1,751 @@
+"""Human-in-the-loop approval: a lead approves (or rejects) one measured configuration for an environment.
+
+The decision is an ``ApprovalRecord``: a small signed JSON file in the use case folder, committed with the
+code so it reaches CI through git.
+
+- ``<use case>/approvals/<env>.json`` is the current decision for that environment;
+- ``<use case>/approvals/history/<env>-<UTC time>-<short signature>.json`` keeps every decision ever made.
+
+The record binds the decision to exactly what was measured: the variants and parameter overrides of
+the cell, the content hash of the standard flow *as it will be deployed* (variants applied, overrides
+baked in, see :func:`approved_flow_hash`), the hash of every file of the source flow folder (so a
+failed check can name the edited file), the sha256 of every dataset the cell ran and was evaluated on,
+the metrics and gate results at approval time, the run and cell, who decided, when and why.
+
+It is signed with HMAC-SHA256 over its canonical JSON (sorted keys, no whitespace, without the
+``signature`` field). The key comes from ``LLMOPS_APPROVAL_KEY`` when set (CI), else from the OS
+keyring entry ("llmops-tui", "approval-key") on a lead's machine. Records are never written unsigned.
+Only a key id (an HMAC of a fixed label, which reveals nothing about the key) is stored.
+
+:func:`verify_approval` is what ``llmops verify-approval`` and the deploy module call: it passes only
+when a validly signed, approved, current record exists whose hashes match the flow and datasets as
+they are now, and otherwise lists every reason in one line each.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import math
+import os
+import re
+import tempfile
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from llmops_tui.core.errors import LlmopsError
+from llmops_tui.core.hashing import canonical_json, flow_files, hash_file, hash_folder
+from llmops_tui.core.secrets import get_secret
+from llmops_tui.core.workspace import UseCase, load_workspace
+
+SCHEMA_VERSION = 1
+RECORD_KIND = "llmops-tui/approval"
+APPROVALS_DIR = "approvals"
+HISTORY_DIR = "history"
+KEY_ENV_VAR = "LLMOPS_APPROVAL_KEY"
+KEYRING_NAME = "approval-key"
+MIN_KEY_LENGTH = 16
+DECISIONS = ("approved", "rejected")
+_ENV_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.]*$")
+_KEY_HINT = (
+    f"set the environment variable {KEY_ENV_VAR} (in CI: a pipeline secret), or store the key in the "
+    "OS keyring with `llmops approval-key --generate`; see docs/approval.md"
+)
+
+# Reason texts, stable so that CI logs and tests can match them.
+MISSING = "missing"
+SIGNATURE_INVALID = "signature invalid (record edited or wrong key)"
+REJECTED = "rejected"
+SUPERSEDED = "superseded"
+FLOW_EDITED = "flow edited after approval"
+DATASET_CHANGED = "dataset changed"
+VARIANT_GONE = "variant in record no longer exists"
+
+
+# ------------------------------------------------------------------------------------------------ keys
+
+
+@dataclass(frozen=True)
+class ApprovalKey:
+    """The signing key in memory only. ``source`` says where it came from; ``key_id`` identifies it."""
+
+    value: bytes = field(repr=False)
+    source: str
+
+    @property
+    def key_id(self) -> str:
+        return key_id(self.value)
+
+
+def key_id(key: bytes) -> str:
+    """A short public id of a key: HMAC of a fixed label, so it reveals nothing about the key itself."""
+    return "hmac-sha256:" + hmac.new(key, b"llmops-tui approval key id", hashlib.sha256).hexdigest()[:16]
+
+
+def load_approval_key(*, required: bool = True) -> ApprovalKey | None:
+    """The approval key: ``LLMOPS_APPROVAL_KEY`` wins when set, else the OS keyring
+    ("llmops-tui", "approval-key"). Raises LlmopsError with what to do when there is none (or returns
+    None when ``required`` is false)."""
+    secret, notes = get_secret(KEYRING_NAME, env_var=KEY_ENV_VAR, keyring_name=KEYRING_NAME)
+    if secret is None:
+        if not required:
+            return None
+        where = f"; keyring: {'; '.join(notes)}" if notes else ""
+        raise LlmopsError(f"no approval key found{where}", field=KEY_ENV_VAR, hint=_KEY_HINT)
+    if len(secret.value) < MIN_KEY_LENGTH:
+        # Never say what the value is, only how long it should be.
+        raise LlmopsError(
+            f"the approval key from {secret.source} is too short (at least {MIN_KEY_LENGTH} characters)",
+            field=KEY_ENV_VAR,
+            hint="generate one with `llmops approval-key --generate`",
+        )
+    return ApprovalKey(secret.value.encode("utf-8"), secret.source)
+
+
+def signing_payload(record: dict[str, Any]) -> bytes:
+    """The bytes that are signed: canonical JSON of the record without its ``signature`` field."""
+    return canonical_json({k: v for k, v in record.items() if k != "signature"}).encode("utf-8")
+
+
+def sign(record: dict[str, Any], key: ApprovalKey) -> str:
+    return hmac.new(key.value, signing_payload(record), hashlib.sha256).hexdigest()
+
+
+def signature_valid(record: dict[str, Any], key: ApprovalKey) -> bool:
+    given = record.get("signature")
+    if not isinstance(given, str):
+        return False
+    return hmac.compare_digest(given, sign(record, key))
+
+
+# ------------------------------------------------------------------------------------------- hashing
+
+
+def _posix_rel(path: Path, root: Path) -> str:
+    try:
+        return Path(path).resolve().relative_to(Path(root).resolve()).as_posix()
+    except ValueError:
+        return Path(path).resolve().as_posix()
+
+
+def _flow_dir(use_case: UseCase) -> Path:
+    flow = use_case.standard_flow
+    if flow is None:
+        raise LlmopsError("use case has no standard flow", file=use_case.config_file, field="flow")
+    if flow.kind != "dag":
+        raise LlmopsError("only DAG flows (flow.dag.yaml) can be approved", file=flow.file, field="")
+    return flow.path
+
+
+def approved_flow_hash(
+    use_case: UseCase, variants: dict[str, str] | None, params: dict[str, Any] | None
+) -> str:
+    """Content hash of the standard flow folder exactly as it will be deployed: the chosen variants
+    applied (all others stripped) and the parameter overrides baked in. The deploy module calls this
+    same function on the folder it ships, so equal hashes mean equal bytes."""
+    from llmops_tui.core.materialize import export_flow
+
+    with tempfile.TemporaryDirectory(prefix="llmops-approval-") as tmp:
+        return export_flow(_flow_dir(use_case), Path(tmp) / "flow", variants or {}, params or {})
+
+
+def source_file_hashes(folder: Path) -> dict[str, str]:
+    """Relative path -> sha256 of every file of a flow folder (logs and caches left out)."""
+    folder = Path(folder)
+    return {p.relative_to(folder).as_posix(): hash_file(p) for p in flow_files(folder)}
+
+
+def model_targets(
+    use_case: UseCase, variants: dict[str, str], params: dict[str, Any]
+) -> dict[str, dict[str, Any]]:
+    """LLM node -> connection, deployment_name, model, api as the approved configuration calls them."""
+    from llmops_tui.core.materialize import materialized_dag
+
+    dag = materialized_dag(_flow_dir(use_case), variants, params)
+    out: dict[str, dict[str, Any]] = {}
+    for node in dag.get("nodes") or []:
+        if node.get("type") != "llm":
+            continue
+        inputs = node.get("inputs") or {}
+        out[str(node.get("name"))] = {
+            "connection": node.get("connection"),
+            "deployment_name": inputs.get("deployment_name"),
+            "model": inputs.get("model"),
+            "api": node.get("api"),
+        }
+    return out
+
+
+def dataset_hashes(workspace_root: Path, use_case: UseCase, dataset: str) -> dict[str, str]:
+    """Relative path -> sha256 of the experiment dataset ``dataset`` and of every evaluation dataset
+    that evaluates it. Azure ML data assets cannot be hashed locally and are recorded as ``remote``."""
+    exp = use_case.dataset(dataset)
+    if exp is None:
+        raise LlmopsError(
+            f"the run's dataset '{dataset}' is no longer an experiment dataset of the use case",
+            file=use_case.config_file,
+            field="datasets",
+        )
+    out: dict[str, str] = {}
+    for ds in [exp] + [d for ev in use_case.evaluators for d in ev.datasets_for(dataset)]:
+        if ds.remote or ds.path is None:
+            out[ds.source] = "remote"
+            continue
+        if not ds.path.is_file():
+            raise LlmopsError(
+                f"dataset file '{ds.source}' not found", file=use_case.config_file, field="datasets"
+            )
+        out[_posix_rel(ds.path, workspace_root)] = hash_file(ds.path)
+    return out
+
+
+# ------------------------------------------------------------------------------------- the record
+
+
+@dataclass
+class ApprovalRecord:
+    """One decision about one cell for one environment (see the module docstring)."""
+
+    use_case: str
+    environment: str
+    decision: str
+    run_id: str
+    cell_id: str
+    variants: dict[str, str]
+    params: dict[str, Any]
+    dataset: str
+    dataset_hashes: dict[str, str]
+    flow_path: str
+    flow_hash: str
+    source_flow_hash: str
+    source_files: dict[str, str]
+    metrics: dict[str, float | None]
+    measurements: dict[str, float | None]
+    gates: list[dict[str, Any]]
+    model_targets: dict[str, dict[str, Any]]
+    approver: str
+    decided_at: str
+    comment: str = ""
+    override_reason: str | None = None
+    baseline_cell_id: str | None = None
+    line_stats: dict[str, Any] = field(default_factory=dict)
+    key_id: str = ""
+    signature: str = ""
+    schema_version: int = SCHEMA_VERSION
+    kind: str = RECORD_KIND
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def failing_gates(self) -> list[dict[str, Any]]:
+        return [g for g in self.gates if not g.get("passed")]
+
+
+def _clean_number(value: Any) -> float | None:
+    try:
+        num = float(value)
+    except (TypeError, ValueError):
+        return None
+    return num if math.isfinite(num) else None
+
+
+def _gate_dict(g: Any) -> dict[str, Any]:
+    """A GateResult (core.compare) as plain JSON data."""
+    get = g.get if isinstance(g, dict) else (lambda k, d=None: getattr(g, k, d))
+    return {
+        "gate": str(get("gate", "")),
+        "metric": str(get("metric", "")),
+        "op": str(get("op", "")),
+        "threshold": _clean_number(get("threshold")),
+        "value": _clean_number(get("value")),
+        "passed": bool(get("passed", False)),
+        "reason": str(get("reason") or ""),
+    }
+
+
+def _evidence(store: Any, run_id: str, cell_id: str, workspace_root: Path, comparison: Any):
+    """Gate results and the comparison's other numbers (latency, error rate, tokens, cost) for one cell.
+
+    ``comparison`` is a ``core.compare.Comparison`` of the run (the Approval screen passes the one it
+    shows); built here when not given."""
+    if comparison is None:
+        from llmops_tui.core.compare import build_comparison
+
+        comparison = build_comparison(store, run_id, workspace_root=workspace_root)
+    gates = [_gate_dict(g) for g in comparison.gates_for(cell_id)]
+    measurements = {}
+    for row in getattr(comparison, "rows", []):
+        mv = row.values.get(cell_id)
+        if mv is not None and getattr(row, "group", "") != "metric":
+            measurements[row.key] = _clean_number(mv.value)
+    return gates, measurements
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def _check_env(use_case: UseCase, env: str) -> None:
+    if not _ENV_RE.match(env or ""):
+        raise LlmopsError(
+            f"'{env}' is not a valid environment name",
+            field="--env",
+            hint="use letters, digits, '_' and '.' only",
+        )
+    known = set(use_case.environments) | set(use_case.extras.deploy or {})
+    if use_case.environments and env not in known:
+        raise LlmopsError(
+            f"use case '{use_case.name}' has no environment '{env}'",
+            file=use_case.config_file,
+            field="--env",
+            hint=f"known environments: {', '.join(sorted(use_case.environments))}",
+        )
+
+
+def _find_cell(store: Any, run_id: str, cell_id: str):
+    cells = store.cells(run_id)
+    exact = [c for c in cells if c.cell_id == cell_id]
+    found = exact or [c for c in cells if c.cell_id.startswith(cell_id)]
+    if len(found) != 1:
+        hint = f"cells of run {run_id}: {', '.join(c.cell_id for c in cells[:12])}" + (
+            " ..." if len(cells) > 12 else ""
+        )
+        what = "is ambiguous" if found else "is not a cell of the run"
+        raise LlmopsError(f"cell '{cell_id}' {what}", field="--cell", hint=hint)
+    return found[0]
+
+
+def build_record(
+    workspace_root: Path,
+    run_id: str,
+    cell_id: str,
+    env: str,
+    *,
+    decision: str,
+    by: str,
+    comment: str = "",
+    override_reason: str | None = None,
+    comparison: Any = None,
+    check_gates: bool = True,
+) -> ApprovalRecord:
+    """Gather the evidence for a decision about one cell of a run (unsigned). Raises LlmopsError for a
+    bad run, cell, environment, or an approval of a cell that fails a gate without an override (unless
+    ``check_gates`` is false: the Approval screen previews the record that way, see :func:`preview`)."""
+    from llmops_tui.core.store import STORE_DIR, STORE_FILE, RunStore
+
+    if decision not in DECISIONS:
+        raise LlmopsError(f"decision must be one of {', '.join(DECISIONS)}", field="decision")
+    if not (by or "").strip():
+        raise LlmopsError("say who decides", field="--by", hint="e.g. --by 'Ada Lovelace <ada@example.com>'")
+    if decision == "rejected" and not (comment or "").strip():
+        raise LlmopsError("a rejection needs a comment saying why", field="--comment")
+    root = Path(workspace_root).resolve()
+    if not (root / STORE_DIR / STORE_FILE).is_file():
+        raise LlmopsError(
+            "this workspace has no runs yet", file=root, field="--workspace", hint="run `llmops sweep` first"
+        )
+    with RunStore.for_workspace(root) as store:
+        run = store.get_run(run_id)
+        if run is None:
+            raise LlmopsError(
+                f"no run '{run_id}'", file=root / STORE_DIR, field="RUN_ID", hint="see `llmops runs`"
+            )
+        cell = _find_cell(store, run.run_id, cell_id)
+        ws = load_workspace(root, env=run.env)
+        uc = ws.get(run.use_case)
+        if uc.problems:
+            raise LlmopsError.from_problem(uc.problems[0])
+        _check_env(uc, env)
+        raw_metrics = store.metrics(run.run_id, cell.cell_id).get(cell.cell_id, {})
+        metrics = {
+            f"{ev}.{name}": _clean_number(v) for ev, names in raw_metrics.items() for name, v in names.items()
+        }
+        line_stats = store.line_stats(run.run_id).get(cell.cell_id, {})
+        if not metrics and not line_stats.get("lines"):
+            raise LlmopsError(
+                f"cell {cell.cell_id} of run {run.run_id} has no results yet",
+                field="--cell",
+                hint="wait for the run to finish or resume it",
+            )
+        gates, measurements = _evidence(store, run.run_id, cell.cell_id, root, comparison)
+
+    flow_dir = _flow_dir(uc)
+    variants = dict(cell.variants)
+    params = dict(cell.params)
+    flow_hash = approved_flow_hash(uc, variants, params)
+    if cell.flow_hash and cell.flow_hash != flow_hash:
+        # The engine records the materialised flow's hash per cell: a difference means the flow on disk is
+        # no longer what was measured, so approving it would approve something nobody evaluated.
+        variants_only = approved_flow_hash(uc, variants, {})
+        if cell.flow_hash != variants_only:
+            raise LlmopsError(
+                f"the flow changed after run {run.run_id} measured cell {cell.cell_id}",
+                file=flow_dir,
+                field="",
+                hint="run the sweep again (or resume it) and approve a cell of the new run",
+            )
+    record = ApprovalRecord(
+        use_case=uc.name,
+        environment=env,
+        decision=decision,
+        run_id=run.run_id,
+        cell_id=cell.cell_id,
+        variants=variants,
+        params=params,
+        dataset=cell.dataset,
+        dataset_hashes=dataset_hashes(root, uc, cell.dataset),
+        flow_path=_posix_rel(flow_dir, root),
+        flow_hash=flow_hash,
+        source_flow_hash=hash_folder(flow_dir),
+        source_files=source_file_hashes(flow_dir),
+        metrics=metrics,
+        measurements=measurements,
+        gates=gates,
+        model_targets=model_targets(uc, variants, params),
+        approver=by.strip(),
+        decided_at=_now(),
+        comment=(comment or "").strip(),
+        override_reason=(override_reason or "").strip() or None,
+        baseline_cell_id=(run.config or {}).get("baseline"),
+        line_stats=line_stats,
+    )
+    failing = record.failing_gates
+    if check_gates and decision == "approved" and failing and not record.override_reason:
+        names = "; ".join(_gate_text(g) for g in failing)
+        raise LlmopsError(
+            f"cell {cell.cell_id} fails {len(failing)} gate(s): {names}",
+            field="--override-gates",
+            hint="approve anyway only with --override-gates REASON",
+        )
+    return record
+
+
+def preview(
+    workspace_root: Path, run_id: str, cell_id: str, env: str, *, comparison: Any = None
+) -> ApprovalRecord:
+    """The record an approval would write now, unsigned and not written, without the gate check: what
+    the Approval screen shows (variants, params, flow files and hashes, dataset hashes, model targets,
+    metrics, gates). ``record.failing_gates`` tells whether approving needs an override reason."""
+    return build_record(
+        workspace_root,
+        run_id,
+        cell_id,
+        env,
+        decision="approved",
+        by="(preview)",
+        comparison=comparison,
+        check_gates=False,
+    )
+
+
+def _gate_text(g: dict[str, Any]) -> str:
+    value = "no value" if g.get("value") is None else f"value {g['value']:g}"
+    return f"{g.get('gate') or g.get('metric')} ({value})"
+
+
+def approvals_dir(use_case: UseCase) -> Path:
+    return use_case.path / APPROVALS_DIR
+
+
+def current_path(use_case: UseCase, env: str) -> Path:
+    return approvals_dir(use_case) / f"{env}.json"
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def write_record(use_case: UseCase, record: ApprovalRecord, key: ApprovalKey) -> tuple[Path, Path]:
+    """Sign ``record`` and write it as the current decision for its environment and into the history.
+    Returns (current file, history file)."""
+    record.key_id = key.key_id
+    record.signature = ""
+    data = record.to_dict()
+    record.signature = sign(data, key)
+    data["signature"] = record.signature
+    stamp = re.sub(
+        r"[^0-9TZ]", "", record.decided_at
+    )  # 2025-01-02T03:04:05.123456Z -> 20250102T030405123456Z
+    history = (
+        approvals_dir(use_case) / HISTORY_DIR / f"{record.environment}-{stamp}-{record.signature[:8]}.json"
+    )
+    _write_json(history, data)
+    current = current_path(use_case, record.environment)
+    _write_json(current, data)
+    return current, history
+
+
+def decide(
+    workspace_root: Path,
+    run_id: str,
+    cell_id: str,
+    envs: list[str],
+    *,
+    decision: str,
+    by: str,
+    comment: str = "",
+    override_reason: str | None = None,
+    comparison: Any = None,
+    key: ApprovalKey | None = None,
+) -> list[tuple[ApprovalRecord, Path]]:
+    """Approve or reject one cell of a run for one or more environments (one signed record each).
+
+    This is what the Approval screen and ``llmops approve``/``reject`` call. The key is loaded first so
+    that a missing key fails before anything is written. Returns (record, current file) per env."""
+    if not envs:
+        raise LlmopsError("name at least one environment", field="--env")
+    key = key or load_approval_key()
+    records = [
+        build_record(
+            workspace_root,
+            run_id,
+            cell_id,
+            env,
+            decision=decision,
+            by=by,
+            comment=comment,
+            override_reason=override_reason,
+            comparison=comparison,
+        )
+        for env in dict.fromkeys(envs)
+    ]
+    ws = load_workspace(workspace_root, env=None)
+    uc = ws.get(records[0].use_case)
+    out = []
+    for record in records:
+        current, _ = write_record(uc, record, key)
+        out.append((record, current))
+    return out
+
+
+def approve(workspace_root: Path, run_id: str, cell_id: str, envs: list[str], *, by: str, **kw: Any):
+    """Approve a cell for ``envs``; see :func:`decide`."""
+    return decide(workspace_root, run_id, cell_id, envs, decision="approved", by=by, **kw)
+
+
+def reject(
+    workspace_root: Path, run_id: str, cell_id: str, envs: list[str], *, by: str, comment: str, **kw: Any
+):
+    """Reject a cell for ``envs`` (a comment is required); see :func:`decide`."""
+    return decide(workspace_root, run_id, cell_id, envs, decision="rejected", by=by, comment=comment, **kw)
+
+
+# ---------------------------------------------------------------------------------------- verification
+
+
+@dataclass
+class VerifyResult:
+    """``ok`` only when a valid, signed, approved current record matches the flow and datasets now."""
+
+    ok: bool
+    reasons: list[str]
+    record: dict[str, Any] | None
+    path: str | None = None
+    environment: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "environment": self.environment,
+            "reasons": self.reasons,
+            "path": self.path,
+            "record": self.record,
+        }
+
+
+def _read_record(path: Path) -> tuple[dict[str, Any] | None, str | None]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        return None, f"unreadable record {path.name}: {type(exc).__name__}"
+    if not isinstance(data, dict):
+        return None, f"unreadable record {path.name}: not a JSON object"
+    return data, None
+
+
+def history_records(use_case: UseCase, env: str) -> list[tuple[Path, dict[str, Any]]]:
+    """Readable history records of ``env``, oldest first (by decision time, then file name)."""
+    folder = approvals_dir(use_case) / HISTORY_DIR
+    out = []
+    for path in sorted(folder.glob(f"{env}-*.json")) if folder.is_dir() else []:
+        if path.name.rsplit("-", 2)[0] != env:
+            continue
+        data, _ = _read_record(path)
+        if data is not None:
+            out.append((path, data))
+    out.sort(key=lambda item: (str(item[1].get("decided_at", "")), item[0].name))
+    return out
+
+
+def _describe_files(before: dict[str, str], now: dict[str, str]) -> str:
+    parts = [f"{p} (changed)" for p in sorted(before) if p in now and now[p] != before[p]]
+    parts += [f"{p} (added)" for p in sorted(now) if p not in before]
+    parts += [f"{p} (removed)" for p in sorted(before) if p not in now]
+    if len(parts) > 6:
+        parts = parts[:6] + [f"and {len(parts) - 6} more"]
+    return ", ".join(parts)
+
+
+def verify_approval(
+    workspace_root: Path, use_case: UseCase, env: str, *, key: ApprovalKey | None = None
+) -> VerifyResult:
+    """Check the current approval of ``use_case`` for ``env`` against the flow and datasets as they are
+    now. Never raises for a bad record: every problem is one reason in ``reasons``."""
+    root = Path(workspace_root).resolve()
+    path = current_path(use_case, env)
+    shown = _posix_rel(path, root)
+    if not path.is_file():
+        return VerifyResult(False, [MISSING], None, shown, env)
+    record, error = _read_record(path)
+    if record is None:
+        return VerifyResult(False, [error or "unreadable record"], None, shown, env)
+    reasons: list[str] = []
+
+    if record.get("kind") != RECORD_KIND or record.get("schema_version") != SCHEMA_VERSION:
+        reasons.append(
+            f"unknown record format (kind {record.get('kind')!r}, schema {record.get('schema_version')!r})"
+        )
+    if key is None:
+        try:
+            key = load_approval_key()
+        except LlmopsError as exc:
+            reasons.append(f"cannot check the signature: {exc}")
+    if key is not None and not signature_valid(record, key):
+        detail = ""
+        if record.get("key_id") and record.get("key_id") != key.key_id:
+            detail = f": signed with key {record.get('key_id')}, the key from {key.source} is {key.key_id}"
+        reasons.append(SIGNATURE_INVALID + detail)
+    if record.get("use_case") != use_case.name or record.get("environment") != env:
+        reasons.append(
+            f"record is for use case {record.get('use_case')!r} env {record.get('environment')!r}, "
+            f"not {use_case.name!r} env {env!r}"
+        )
+    if record.get("decision") != "approved":
+        who = f" by {record.get('approver')}" if record.get("approver") else ""
+        why = f": {record.get('comment')}" if record.get("comment") else ""
+        reasons.append(
+            f"{REJECTED}{who}{why}"
+            if record.get("decision") == "rejected"
+            else f"decision is {record.get('decision')!r}"
+        )
+
+    history = history_records(use_case, env)
+    if history:
+        newest_path, newest = history[-1]
+        if newest.get("signature") != record.get("signature") and str(newest.get("decided_at", "")) > str(
+            record.get("decided_at", "")
+        ):
+            reasons.append(
+                f"{SUPERSEDED} by {_posix_rel(newest_path, root)} ({newest.get('decision')} by "
+                f"{newest.get('approver')} at {newest.get('decided_at')})"
+            )
+
+    flow = use_case.standard_flow
+    variants = record.get("variants") if isinstance(record.get("variants"), dict) else {}
+    params = record.get("params") if isinstance(record.get("params"), dict) else {}
+    if flow is None:
+        reasons.append("the use case has no standard flow")
+    else:
+        flow_rel = _posix_rel(flow.path, root)
+        if record.get("flow_path") and record.get("flow_path") != flow_rel:
+            reasons.append(f"flow folder changed: approved {record.get('flow_path')}, now {flow_rel}")
+        known = flow.variants
+        gone = [f"{n}.{v}" for n, v in variants.items() if v not in known.get(n, [])]
+        if gone:
+            reasons.append(f"{VARIANT_GONE}: {', '.join(gone)}")
+        else:
+            try:
+                now_hash = approved_flow_hash(use_case, variants, params)
+            except LlmopsError as exc:
+                reasons.append(f"{FLOW_EDITED}: the approved configuration no longer applies ({exc})")
+                now_hash = None
+            if now_hash is not None and now_hash != record.get("flow_hash"):
+                before = record.get("source_files") if isinstance(record.get("source_files"), dict) else {}
+                changed = _describe_files(before, source_file_hashes(flow.path)) if before else ""
+                detail = changed or f"flow hash {str(record.get('flow_hash'))[:12]} is now {now_hash[:12]}"
+                reasons.append(f"{FLOW_EDITED}: {detail}")
+
+    hashes = record.get("dataset_hashes") if isinstance(record.get("dataset_hashes"), dict) else {}
+    if not hashes:
+        reasons.append("record names no dataset hashes")
+    for rel_path, expected in sorted(hashes.items()):
+        if expected == "remote":
+            continue
+        path_now = root / rel_path
+        if not path_now.is_file():
+            reasons.append(f"{DATASET_CHANGED}: {rel_path} (missing)")
+        elif hash_file(path_now) != expected:
+            reasons.append(f"{DATASET_CHANGED}: {rel_path}")
+    return VerifyResult(not reasons, reasons, record, shown, env)
+
+
+def use_case_for_env(workspace_root: Path, name: str, env: str) -> UseCase:
+    """The use case as it will be deployed to ``env``: with that environment's overlay when it has one,
+    else the base configuration. Raises LlmopsError for an unknown use case."""
+    ws = load_workspace(workspace_root, env=env)
+    uc = ws.get(name)
+    if any(p.field in {"--env"} or p.message.startswith("no environment") for p in uc.problems):
+        uc = load_workspace(workspace_root, env=None).get(name)
+    return uc
+
+
+def approval_envs(use_case: UseCase) -> list[str]:
+    """Every environment with a current record or any history in the use case's approvals folder."""
+    folder = approvals_dir(use_case)
+    envs = {p.stem for p in folder.glob("*.json")} if folder.is_dir() else set()
+    if (folder / HISTORY_DIR).is_dir():
+        envs |= {
+            p.name.rsplit("-", 2)[0] for p in (folder / HISTORY_DIR).glob("*.json") if p.name.count("-") >= 2
+        }
+    return sorted(envs)
+
+
+def list_approvals(
+    workspace_root: Path, use_case_name: str, *, key: ApprovalKey | None = None
+) -> list[dict[str, Any]]:
+    """Per environment: the verification of the current record and the history (newest first)."""
+    root = Path(workspace_root).resolve()
+    base = load_workspace(root).get(use_case_name)
+    out = []
+    for env in approval_envs(base):
+        uc = use_case_for_env(root, use_case_name, env)
+        result = verify_approval(root, uc, env, key=key)
+        out.append(
+            {
+                "use_case": uc.name,
+                "environment": env,
+                "ok": result.ok,
+                "reasons": result.reasons,
+                "current": _summary(result.record, result.path) if result.record else None,
+                "history": [
+                    _summary(data, _posix_rel(p, root)) for p, data in reversed(history_records(uc, env))
+                ],
+            }
+        )
+    return out
+
+
+def _summary(record: dict[str, Any], path: str | None) -> dict[str, Any]:
+    keys = (
+        "decision",
+        "run_id",
+        "cell_id",
+        "variants",
+        "params",
+        "dataset",
+        "approver",
+        "decided_at",
+        "comment",
+    )
+    out = {k: record.get(k) for k in keys}
+    out["override_reason"] = record.get("override_reason")
+    out["flow_hash"] = record.get("flow_hash")
+    out["path"] = path
+    return out

@@ -1,0 +1,650 @@
+"""The comparison model: cells of one run (or several runs of one use case) side by side.
+
+One column per cell, one row per number: every evaluation metric (``<evaluator>.<metric>``), line-level
+success and error rates, latency percentiles, tokens, estimated cost, LLM calls and cache hits. Every value
+of a non-baseline cell carries its delta to the baseline cell on the same dataset; where per-line scores
+exist it also carries a 95% confidence interval and a paired significance test (see ``core.stats``).
+Quality gates from the use case's ``llmops.yaml`` are evaluated per cell.
+
+Headless and fast: no promptflow, no UI toolkit. Reads the run store only.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from llmops_tui.core import stats
+from llmops_tui.core.errors import LlmopsError
+from llmops_tui.core.store import CellRecord, LineRecord, RunRecord, RunStore
+
+GROUPS = ("metric", "quality", "latency", "tokens", "cost", "calls")
+_LOWER_IS_BETTER_WORDS = (
+    "error",
+    "loss",
+    "latency",
+    "distance",
+    "wer",
+    "cer",
+    "perplexity",
+    "toxicity",
+    "cost",
+)
+LATENCY_BINS = 20
+
+
+@dataclass
+class MetricValue:
+    """One number of one cell, with what we know about its uncertainty and its difference to the baseline."""
+
+    value: float | None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    n: int = 0  # lines behind the value (0 for aggregate-only metrics)
+    delta: float | None = None  # value - baseline value on the same dataset
+    p_value: float | None = None  # paired test against the baseline over the same lines
+    significant: bool | None = None  # None: not tested (baseline itself, aggregate-only, no pairs)
+    per_line: bool = False  # True when per-line scores exist (CI and tests possible)
+    note: str = ""
+
+
+@dataclass
+class CellColumn:
+    cell_id: str
+    label: str
+    variants: dict
+    params: dict
+    dataset: str
+    repeat: int
+    run_id: str
+    is_baseline: bool
+
+
+@dataclass
+class Row:
+    key: str
+    group: str  # "metric" | "quality" | "latency" | "tokens" | "cost" | "calls"
+    label: str
+    higher_is_better: bool | None
+    values: dict[str, MetricValue]  # by cell_id
+
+    def best_cell(self) -> str | None:
+        """The cell with the best value; None when direction is unknown, values are missing or all equal."""
+        if self.higher_is_better is None:
+            return None
+        known = [
+            (cid, v.value)
+            for cid, v in self.values.items()
+            if v.value is not None and not math.isnan(v.value)
+        ]
+        if not known:
+            return None
+        if len(known) > 1 and len({round(val, 12) for _, val in known}) == 1:
+            return None
+        pick = max if self.higher_is_better else min
+        return pick(known, key=lambda item: item[1])[0]
+
+
+@dataclass
+class GateResult:
+    gate: str  # as written, e.g. "matcher.f1 >= 0.8"
+    cell_id: str
+    metric: str  # the row key the gate resolved to (or the name as written when unresolved)
+    op: str
+    threshold: float
+    value: float | None
+    passed: bool
+    reason: str
+
+
+@dataclass
+class Comparison:
+    use_case: str
+    run_ids: list[str]
+    cells: list[CellColumn]
+    rows: list[Row]
+    baseline: str
+    gates: list[GateResult]
+    warnings: list[str]
+    # Latency histogram over shared bins, for the report's distribution chart:
+    # {"edges": [...], "counts": {cell_id: [...]}}
+    latency_hist: dict[str, Any] = field(default_factory=dict)
+
+    def row(self, key: str) -> Row | None:
+        for r in self.rows:
+            if r.key == key:
+                return r
+        return None
+
+    def cell(self, cell_id: str) -> CellColumn | None:
+        for c in self.cells:
+            if c.cell_id == cell_id:
+                return c
+        return None
+
+    def gates_for(self, cell_id: str) -> list[GateResult]:
+        return [g for g in self.gates if g.cell_id == cell_id]
+
+    def passes(self, cell_id: str) -> bool:
+        return all(g.passed for g in self.gates_for(cell_id))
+
+    def primary_row(self) -> Row | None:
+        """The first evaluation metric with a known direction, else the success rate."""
+        for r in self.rows:
+            if r.group == "metric" and r.higher_is_better is not None:
+                return r
+        return self.row("success_rate")
+
+    def best_cell(self) -> str | None:
+        """The cell that passes the most gates, then has the best primary metric, then comes first."""
+        if not self.cells:
+            return None
+        primary = self.primary_row()
+
+        def score(idx_cell: tuple[int, CellColumn]) -> tuple[float, float, int]:
+            idx, cell = idx_cell
+            passed = sum(1 for g in self.gates_for(cell.cell_id) if g.passed)
+            metric = -math.inf
+            if primary is not None:
+                mv = primary.values.get(cell.cell_id)
+                if mv is not None and mv.value is not None and not math.isnan(mv.value):
+                    metric = mv.value if primary.higher_is_better is not False else -mv.value
+            return (passed, metric, -idx)
+
+        return max(enumerate(self.cells), key=score)[1].cell_id
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything, JSON-ready (NaN becomes null)."""
+        return _clean(
+            {
+                "use_case": self.use_case,
+                "run_ids": list(self.run_ids),
+                "baseline": self.baseline,
+                "best_cell": self.best_cell(),
+                "cells": [asdict(c) for c in self.cells],
+                "rows": [
+                    {
+                        "key": r.key,
+                        "group": r.group,
+                        "label": r.label,
+                        "higher_is_better": r.higher_is_better,
+                        "best_cell": r.best_cell(),
+                        "values": {cid: asdict(v) for cid, v in r.values.items()},
+                    }
+                    for r in self.rows
+                ],
+                "gates": [asdict(g) for g in self.gates],
+                "warnings": list(self.warnings),
+                "latency_hist": self.latency_hist,
+            }
+        )
+
+
+def _clean(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return None if math.isnan(obj) or math.isinf(obj) else obj
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return _clean(obj.item())
+    return obj
+
+
+# ------------------------------------------------------------------------------------------- helpers
+
+
+def cell_label(variants: dict[str, Any], params: dict[str, Any], dataset: str, repeat: int) -> str:
+    """Same shape as ``sweep.Cell.label``: variants, params, dataset, repeat."""
+    parts = [f"{n}={v}" for n, v in variants.items()] + [f"{k}={v}" for k, v in params.items()]
+    text = " ".join(parts) or "defaults"
+    return f"{text} | {dataset}" + (f" | r{repeat}" if repeat else "")
+
+
+def metric_direction(name: str) -> bool:
+    """Guess whether a higher evaluation metric is better from its name (errors, losses, latency: lower)."""
+    low = name.lower()
+    return not any(word in low for word in _LOWER_IS_BETTER_WORDS)
+
+
+def _num(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, int | float):
+        f = float(value)
+        return None if math.isnan(f) else f
+    return None
+
+
+def _resolve_runs(store: RunStore, run_ids: str | list[str]) -> list[RunRecord]:
+    ids = [run_ids] if isinstance(run_ids, str) else list(run_ids)
+    if not ids:
+        raise LlmopsError("no run id given", field="RUN_ID", hint="see `llmops runs` for run ids")
+    runs = []
+    for rid in ids:
+        run = store.get_run(rid)
+        if run is None:
+            raise LlmopsError(
+                f"no run '{rid}' in {store.path}", field="RUN_ID", hint="see `llmops runs` for run ids"
+            )
+        runs.append(run)
+    names = {r.use_case for r in runs}
+    if len(names) > 1:
+        raise LlmopsError(
+            f"runs belong to different use cases ({', '.join(sorted(names))})",
+            field="RUN_ID",
+            hint="compare runs of one use case",
+        )
+    return runs
+
+
+def _load_use_case(workspace_root: Path | None, name: str, env: str | None, warnings: list[str]) -> Any:
+    if workspace_root is None:
+        warnings.append("no workspace given: gates and prices from llmops.yaml are not applied")
+        return None
+    from llmops_tui.core.workspace import load_workspace
+
+    try:
+        ws = load_workspace(workspace_root, env=env, inspect_datasets=False)
+        return ws.get(name)
+    except LlmopsError as exc:
+        warnings.append(f"use case '{name}' not loaded ({exc}): gates and prices are not applied")
+        return None
+
+
+def _cell_models(uc: Any, cell: CellRecord) -> list[str | None]:
+    """The model (deployment_name or model) each LLM node of the flow used in this cell."""
+    flow = getattr(uc, "standard_flow", None) if uc is not None else None
+    if flow is None:
+        return []
+    out: list[str | None] = []
+    for node in flow.nodes:
+        if not node.is_llm:
+            continue
+        inputs = dict(node.inputs)
+        chosen = cell.variants.get(node.name)
+        for variant in node.variants:
+            if variant.id == chosen:
+                inputs = dict(variant.node.get("inputs") or {})
+        for key, value in cell.params.items():
+            if key.startswith(node.name + "."):
+                inputs[key.split(".", 1)[1]] = value
+        model = inputs.get("deployment_name") or inputs.get("model")
+        out.append(str(model) if isinstance(model, str | int | float) and model != "" else None)
+    return out
+
+
+def _cost(uc: Any, cell: CellRecord, prompt_tokens: int, completion_tokens: int) -> MetricValue:
+    if uc is None:
+        return MetricValue(None, note="no workspace: prices unknown")
+    models = _cell_models(uc, cell)
+    if not models:
+        return MetricValue(None, note="no LLM node")
+    if any(m is None for m in models):
+        return MetricValue(None, note="model of an LLM node unknown")
+    distinct = sorted({m for m in models if m is not None})
+    prices = uc.extras.prices
+    if len(distinct) > 1:
+        return MetricValue(
+            None, note=f"several models ({', '.join(distinct)}): tokens are not split by model"
+        )
+    price = prices.get(distinct[0])
+    if price is None:
+        return MetricValue(None, note=f"no price for '{distinct[0]}' in llmops.yaml")
+    usd = (prompt_tokens * price.prompt + completion_tokens * price.completion) / 1000.0
+    return MetricValue(usd, note=f"{distinct[0]} at {price.prompt:g}/{price.completion:g} USD per 1K tokens")
+
+
+# -------------------------------------------------------------------------------------- the builder
+
+
+@dataclass
+class _CellData:
+    col: CellColumn
+    rec: CellRecord
+    lines: dict[int, LineRecord]
+    # "<evaluator>.<metric>" -> {line: score}
+    scores: dict[str, dict[int, float]]
+    aggregates: dict[str, float]
+
+
+def _pick_baseline(runs: list[RunRecord], cells: list[_CellData], requested: str | None) -> _CellData:
+    if requested:
+        for c in cells:
+            if requested in (c.col.cell_id, c.rec.cell_id):
+                return c
+        matches = [
+            c for c in cells if c.col.cell_id.startswith(requested) or c.rec.cell_id.startswith(requested)
+        ]
+        if len(matches) == 1:
+            return matches[0]
+        raise LlmopsError(
+            f"no cell '{requested}' in the compared runs",
+            field="--baseline",
+            hint="cells: "
+            + ", ".join(c.col.cell_id for c in cells[:12])
+            + (" ..." if len(cells) > 12 else ""),
+        )
+    configured = runs[0].config.get("baseline")
+    for c in cells:
+        if configured and c.rec.cell_id == configured and c.col.run_id == runs[0].run_id:
+            return c
+    defaults = runs[0].config.get("defaults") or {}
+    for c in cells:
+        if c.rec.variants == defaults and not c.rec.params and c.rec.repeat == 0:
+            return c
+    return cells[0]
+
+
+def build_comparison(
+    store: RunStore,
+    run_ids: str | list[str],
+    *,
+    workspace_root: Path | None = None,
+    baseline: str | None = None,
+) -> Comparison:
+    """Build the side-by-side comparison of every cell of the given run(s).
+
+    ``baseline`` is a cell id (or unique prefix); by default the run config's ``baseline`` cell, else the
+    all-default-variant cell without params. With ``workspace_root`` the use case's ``llmops.yaml`` supplies
+    gates and prices. Raises LlmopsError for unknown runs or cells.
+    """
+    runs = _resolve_runs(store, run_ids)
+    warnings: list[str] = []
+    multi = len(runs) > 1
+    uc = _load_use_case(workspace_root, runs[0].use_case, runs[0].env, warnings)
+
+    cells: list[_CellData] = []
+    for run in runs:
+        records = store.cells(run.run_id)
+        metrics = store.metrics(run.run_id)
+        all_lines = store.lines(run.run_id)
+        by_cell: dict[str, dict[int, LineRecord]] = {}
+        for ln in all_lines:
+            by_cell.setdefault(ln.cell_id, {})[ln.line] = ln
+        for rec in records:
+            cid = f"{run.run_id}:{rec.cell_id}" if multi else rec.cell_id
+            col = CellColumn(
+                cell_id=cid,
+                label=cell_label(rec.variants, rec.params, rec.dataset, rec.repeat),
+                variants=dict(rec.variants),
+                params=dict(rec.params),
+                dataset=rec.dataset,
+                repeat=rec.repeat,
+                run_id=run.run_id,
+                is_baseline=False,
+            )
+            scores: dict[str, dict[int, float]] = {}
+            for ev in store.eval_lines(run.run_id, rec.cell_id):
+                if ev["status"] != "ok" or not isinstance(ev["outputs"], dict):
+                    continue
+                for name, raw in ev["outputs"].items():
+                    val = _num(raw)
+                    if val is not None:
+                        scores.setdefault(f"{ev['evaluator']}.{name}", {})[ev["line"]] = val
+            aggregates = {
+                f"{ev}.{name}": value
+                for ev, named in (metrics.get(rec.cell_id) or {}).items()
+                for name, value in named.items()
+                if value is not None
+            }
+            cells.append(_CellData(col, rec, by_cell.get(rec.cell_id, {}), scores, aggregates))
+    if not cells:
+        raise LlmopsError(f"run '{runs[0].run_id}' has no cells", field="RUN_ID")
+
+    base = _pick_baseline(runs, cells, baseline)
+    base.col.is_baseline = True
+    # Each cell is compared with the baseline's configuration on the cell's own dataset (line numbers
+    # only pair up within one dataset).
+    base_for: dict[str, _CellData | None] = {}
+    for c in cells:
+        if c.rec.dataset == base.rec.dataset:
+            base_for[c.col.cell_id] = base
+            continue
+        twin = next(
+            (
+                o
+                for o in cells
+                if o.rec.dataset == c.rec.dataset
+                and o.rec.variants == base.rec.variants
+                and o.rec.params == base.rec.params
+                and o.rec.repeat == 0
+            ),
+            None,
+        )
+        base_for[c.col.cell_id] = twin
+        if twin is None:
+            warnings.append(
+                f"cell {c.col.cell_id}: no baseline configuration on dataset '{c.rec.dataset}', no deltas"
+            )
+
+    rows: list[Row] = []
+    few_warned: set[str] = set()
+
+    # ---- evaluation metrics
+    keys: list[str] = []
+    for c in cells:
+        for k in list(c.aggregates) + list(c.scores):
+            if k not in keys:
+                keys.append(k)
+    for key in keys:
+        metric_name = key.split(".", 1)[1] if "." in key else key
+        row = Row(key, "metric", key, metric_direction(metric_name), {})
+        for c in cells:
+            row.values[c.col.cell_id] = _metric_value(c, key)
+        _add_tests(row, cells, base_for, lambda c, k=key: c.scores.get(k), few_warned, warnings)
+        rows.append(row)
+
+    # ---- quality (line-level success)
+    ok_rows = Row("success_rate", "quality", "success rate", True, {})
+    err_rows = Row("error_rate", "quality", "error rate", False, {})
+    for c in cells:
+        total = max(c.rec.lines_total, len(c.lines))
+        done = len(c.lines)
+        ok = sum(1 for ln in c.lines.values() if ln.status == "ok")
+        note = "" if done >= total else f"{done} of {total} lines done"
+        if done == 0:
+            ok_rows.values[c.col.cell_id] = MetricValue(None, note="no lines")
+            err_rows.values[c.col.cell_id] = MetricValue(None, note="no lines")
+            continue
+        flags = np.fromiter((1.0 if ln.status == "ok" else 0.0 for ln in c.lines.values()), float, done)
+        lo, hi = stats.mean_ci(flags)
+        ok_rows.values[c.col.cell_id] = MetricValue(ok / done, lo, hi, done, per_line=True, note=note)
+        err_rows.values[c.col.cell_id] = MetricValue(
+            (done - ok) / done,
+            None if hi is None else 1 - hi,
+            None if lo is None else 1 - lo,
+            done,
+            per_line=True,
+            note=note,
+        )
+
+    def ok_flags(c: _CellData) -> dict[int, float]:
+        return {n: (1.0 if ln.status == "ok" else 0.0) for n, ln in c.lines.items()}
+
+    def err_flags(c: _CellData) -> dict[int, float]:
+        return {n: (0.0 if ln.status == "ok" else 1.0) for n, ln in c.lines.items()}
+
+    _add_tests(ok_rows, cells, base_for, ok_flags, few_warned, warnings)
+    _add_tests(err_rows, cells, base_for, err_flags, few_warned, warnings)
+    rows += [ok_rows, err_rows]
+
+    # ---- latency
+    lat: dict[str, np.ndarray] = {}
+    for c in cells:
+        arr = np.fromiter(
+            (ln.latency_ms for ln in c.lines.values() if ln.latency_ms is not None and ln.status == "ok"),
+            float,
+        )
+        lat[c.col.cell_id] = arr
+    for q in (50, 95, 99):
+        row = Row(f"latency_p{q}_ms", "latency", f"latency p{q} (ms)", False, {})
+        for c in cells:
+            arr = lat[c.col.cell_id]
+            val = stats.percentile(arr, q) if arr.size else None
+            row.values[c.col.cell_id] = MetricValue(val, n=int(arr.size), note="successful lines only")
+        _add_deltas(row, cells, base_for)
+        rows.append(row)
+
+    # ---- tokens, cost, calls
+    sums: dict[str, dict[str, int]] = {}
+    for c in cells:
+        s = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0, "llm_calls": 0, "cache_hits": 0}
+        for ln in c.lines.values():
+            s["prompt_tokens"] += ln.prompt_tokens or 0
+            s["completion_tokens"] += ln.completion_tokens or 0
+            s["total_tokens"] += ln.total_tokens or 0
+            s["llm_calls"] += ln.llm_calls or 0
+            s["cache_hits"] += 1 if ln.cache_hit else 0
+        sums[c.col.cell_id] = s
+    for key, label, group, hib in (
+        ("prompt_tokens", "prompt tokens", "tokens", False),
+        ("completion_tokens", "completion tokens", "tokens", False),
+        ("total_tokens", "total tokens", "tokens", False),
+    ):
+        row = Row(key, group, label, hib, {})
+        for c in cells:
+            row.values[c.col.cell_id] = MetricValue(float(sums[c.col.cell_id][key]), n=len(c.lines))
+        _add_deltas(row, cells, base_for)
+        rows.append(row)
+    cost_row = Row("cost_usd", "cost", "estimated cost (USD)", False, {})
+    for c in cells:
+        s = sums[c.col.cell_id]
+        mv = _cost(uc, c.rec, s["prompt_tokens"], s["completion_tokens"])
+        mv.n = len(c.lines)
+        cost_row.values[c.col.cell_id] = mv
+    _add_deltas(cost_row, cells, base_for)
+    rows.append(cost_row)
+    calls_rows: tuple[tuple[str, str, bool | None], ...] = (
+        ("llm_calls", "LLM calls", False),
+        ("cache_hits", "cache hits", None),
+    )
+    for key, label, direction in calls_rows:
+        row = Row(key, "calls", label, direction, {})
+        for c in cells:
+            row.values[c.col.cell_id] = MetricValue(float(sums[c.col.cell_id][key]), n=len(c.lines))
+        _add_deltas(row, cells, base_for)
+        rows.append(row)
+
+    comparison = Comparison(
+        use_case=runs[0].use_case,
+        run_ids=[r.run_id for r in runs],
+        cells=[c.col for c in cells],
+        rows=rows,
+        baseline=base.col.cell_id,
+        gates=[],
+        warnings=warnings,
+        latency_hist=_latency_hist(lat),
+    )
+    if uc is not None:
+        from llmops_tui.core.gates import evaluate_gates
+
+        comparison.gates = evaluate_gates(comparison, uc.extras.gates)
+    return comparison
+
+
+def _metric_value(c: _CellData, key: str) -> MetricValue:
+    per_line = c.scores.get(key)
+    agg = c.aggregates.get(key)
+    if not per_line:
+        if agg is None:
+            return MetricValue(None, note="not reported for this cell")
+        return MetricValue(agg, note="aggregate only: no per-line scores, so no interval or test")
+    arr = np.fromiter(per_line.values(), float, len(per_line))
+    mean = float(arr.mean())
+    lo, hi = stats.mean_ci(arr)
+    if agg is None:
+        return MetricValue(mean, lo, hi, int(arr.size), per_line=True, note="mean of per-line scores")
+    if math.isclose(agg, mean, rel_tol=1e-6, abs_tol=1e-9):
+        return MetricValue(agg, lo, hi, int(arr.size), per_line=True)
+    if math.isclose(agg, mean * 100, rel_tol=1e-6, abs_tol=1e-7):
+        return MetricValue(
+            agg,
+            None if lo is None else lo * 100,
+            None if hi is None else hi * 100,
+            int(arr.size),
+            per_line=True,
+            note="aggregate is the per-line mean in percent",
+        )
+    return MetricValue(
+        agg,
+        n=int(arr.size),
+        per_line=True,
+        note=f"aggregate differs from the per-line mean ({mean:.4g}): interval omitted, test uses per-line scores",
+    )
+
+
+def _add_deltas(row: Row, cells: list[_CellData], base_for: dict[str, _CellData | None]) -> None:
+    for c in cells:
+        mv = row.values[c.col.cell_id]
+        b = base_for.get(c.col.cell_id)
+        if b is None or b is c or mv.value is None:
+            continue
+        bv = row.values[b.col.cell_id].value
+        if bv is not None:
+            mv.delta = mv.value - bv
+
+
+def _add_tests(
+    row: Row,
+    cells: list[_CellData],
+    base_for: dict[str, _CellData | None],
+    per_line: Any,
+    few_warned: set[str],
+    warnings: list[str],
+) -> None:
+    """Deltas for every cell; a paired test wherever both cells have per-line scores."""
+    _add_deltas(row, cells, base_for)
+    for c in cells:
+        mv = row.values[c.col.cell_id]
+        b = base_for.get(c.col.cell_id)
+        if b is None or b is c or mv.value is None:
+            continue
+        xs: dict[int, float] | None = per_line(b)
+        ys: dict[int, float] | None = per_line(c)
+        if not xs or not ys:
+            continue
+        common = sorted(set(xs) & set(ys))
+        if not common:
+            continue
+        a_arr = np.fromiter((xs[i] for i in common), float, len(common))
+        b_arr = np.fromiter((ys[i] for i in common), float, len(common))
+        res = stats.paired_test(a_arr, b_arr)
+        mv.p_value = res.p_value
+        mv.significant = bool(res.significant) if res.significant is not None else None
+        mv.note = "; ".join(x for x in (mv.note, res.note) if x)
+        if res.too_few and c.col.cell_id not in few_warned:
+            few_warned.add(c.col.cell_id)
+            warnings.append(
+                f"cell {c.col.cell_id}: only {res.n} lines pair with the baseline "
+                f"(fewer than {stats.MIN_PAIRED_LINES}): differences are hard to tell"
+            )
+
+
+def _latency_hist(lat: dict[str, np.ndarray]) -> dict[str, Any]:
+    arrays = [a for a in lat.values() if a.size]
+    if not arrays:
+        return {}
+    allv = np.concatenate(arrays)
+    lo, hi = float(allv.min()), float(np.percentile(allv, 99.5))
+    if hi <= lo:
+        hi = lo + 1.0
+    edges = np.linspace(lo, hi, LATENCY_BINS + 1)
+    counts = {}
+    for cid, arr in lat.items():
+        clipped = np.clip(arr, lo, hi)
+        counts[cid] = np.histogram(clipped, bins=edges)[0].astype(int).tolist()
+    return {"edges": [float(e) for e in edges], "counts": counts}
+
+
+def iter_rows(comparison: Comparison, groups: Iterable[str] | None = None) -> Iterable[Row]:
+    wanted = set(groups) if groups else None
+    for r in comparison.rows:
+        if wanted is None or r.group in wanted:
+            yield r

@@ -1,0 +1,300 @@
+"""The sweep engine against the real sandbox server over real HTTP, with real promptflow execution."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from builders import make_use_case
+
+from llmops_tui.core import events as ev
+from llmops_tui.core.engine import resume_sweep, run_sweep
+from llmops_tui.core.errors import LlmopsError
+from llmops_tui.core.store import RunStore
+from llmops_tui.core.sweep import SweepOptions, plan_sweep
+from llmops_tui.core.workspace import load_workspace
+
+pytestmark = pytest.mark.integration
+REPO = Path(__file__).resolve().parent.parent
+
+
+def sweep(
+    ws_root: Path, options: SweepOptions, cancel: threading.Event | None = None
+) -> tuple[ev.SweepFinished, list]:
+    uc = load_workspace(ws_root).use_cases[0]
+    plan = plan_sweep(uc, options)
+    seen = []
+    final = None
+    for event in run_sweep(ws_root, uc, plan, cancel=cancel, progress_interval=0.05):
+        seen.append(event)
+        if isinstance(event, ev.SweepFinished):
+            final = event
+    assert final is not None
+    return final, seen
+
+
+def test_sweep_evaluates_caches_and_reruns_only_what_changed(tmp_path, sandbox):
+    make_use_case(tmp_path, rows=12)
+    before = sandbox.stats()["requests"]
+    final, seen = sweep(tmp_path, SweepOptions(llm_endpoint=sandbox.url))
+    assert final.status == "completed"
+    s = final.summary
+    assert s["cell_count"] == 2 and s["lines_done"] == 24 and s["errors"] == 0
+    assert s["llm_calls"] == 24 == sandbox.stats()["requests"] - before
+    for cell in s["cells"]:
+        assert 0 <= cell["metrics"]["label_match"]["accuracy"] <= 1
+        assert cell["tokens"]["total"] > 0 and cell["latency_ms"]["p50"] is not None
+    assert {type(e) for e in seen} >= {
+        ev.SweepStarted,
+        ev.Progress,
+        ev.CellFinished,
+        ev.MetricsReady,
+        ev.SweepFinished,
+    }
+    # per-line evaluator scores are stored for statistics
+    with RunStore.for_workspace(tmp_path) as store:
+        cell_id = s["cells"][0]["cell_id"]
+        scores = store.eval_lines(final.run_id, cell_id, "label_match")
+        assert len(scores) == 12 and all(r["outputs"]["correct"] in (0, 1) for r in scores)
+        assert store.get_run(final.run_id).status == "completed"
+
+    # a warm re-run makes no LLM call at all
+    before = sandbox.stats()["requests"]
+    warm, _ = sweep(tmp_path, SweepOptions(llm_endpoint=sandbox.url))
+    assert warm.summary["llm_calls"] == 0 and warm.summary["cache_hits"] == 24
+    assert sandbox.stats()["requests"] == before
+    assert [c["metrics"] for c in warm.summary["cells"]] == [c["metrics"] for c in s["cells"]]
+
+    # editing one variant's prompt re-runs only the cells that use it
+    prompt = tmp_path / "use_cases" / "tickets" / "flows" / "standard" / "prompt_v1.jinja2"
+    prompt.write_text(prompt.read_text() + "\nBe brief.\n")
+    before = sandbox.stats()["requests"]
+    edited, _ = sweep(tmp_path, SweepOptions(llm_endpoint=sandbox.url))
+    calls = {c["variants"]["classify"]: c["llm_calls"] for c in edited.summary["cells"]}
+    assert calls == {"variant_0": 0, "variant_1": 12}
+    assert sandbox.stats()["requests"] - before == 12
+
+    # --no-cache bypasses it
+    nocache, _ = sweep(tmp_path, SweepOptions(llm_endpoint=sandbox.url, no_cache=True, variants="defaults"))
+    assert nocache.summary["llm_calls"] == 12
+
+
+def test_bundled_variants_differ_in_metrics(tmp_path, sandbox):
+    shutil.copytree(REPO / "use_cases" / "support_ticket_classification", tmp_path / "use_cases" / "stc")
+    final, _ = sweep(tmp_path, SweepOptions(llm_endpoint=sandbox.url, limit=40))
+    values = {json.dumps(c["metrics"], sort_keys=True) for c in final.summary["cells"]}
+    assert len(values) >= 2
+
+
+def test_faults_every_line_accounted_for(tmp_path):
+    from llmops_tui.sandbox import start_sandbox
+
+    make_use_case(tmp_path, rows=60)
+    with start_sandbox(rate_429=0.2, rate_500=0.05, rate_timeout=0.01, timeout_hold_s=2.0, seed=7) as faulty:
+        options = SweepOptions(llm_endpoint=faulty.url, request_timeout_s=0.5, max_retries=8, concurrency=16)
+        final, seen = sweep(tmp_path, options)
+        injected = faulty.stats()["errors_injected"]
+    assert final.status == "completed"
+    assert any(isinstance(e, ev.RetryScheduled) for e in seen)
+    assert injected
+    with RunStore.for_workspace(tmp_path) as store:
+        lines = store.lines(final.run_id)
+    assert len(lines) == 120  # none lost, none duplicated (primary key run/cell/line)
+    assert {(r.cell_id, r.line) for r in lines} == {
+        (c, i) for c in {r.cell_id for r in lines} for i in range(60)
+    }
+    for r in lines:
+        assert (r.status == "ok" and r.outputs is not None) or (r.status == "failed" and r.error)
+    assert sum(r.attempts > 1 for r in lines) > 0
+
+
+def test_cancel_leaves_a_resumable_run(tmp_path):
+    from llmops_tui.sandbox import start_sandbox
+
+    make_use_case(tmp_path, rows=40)
+    cancel = threading.Event()
+    with start_sandbox(latency_ms=100) as slow:
+        uc = load_workspace(tmp_path).use_cases[0]
+        plan = plan_sweep(uc, SweepOptions(llm_endpoint=slow.url, concurrency=2))
+        final = None
+        for event in run_sweep(tmp_path, uc, plan, cancel=cancel, progress_interval=0.05):
+            if isinstance(event, ev.Progress) and event.done >= 4:
+                cancel.set()
+            if isinstance(event, ev.SweepFinished):
+                final = event
+        assert final is not None and final.status == "cancelled"
+        with RunStore.for_workspace(tmp_path) as store:
+            run = store.get_run(final.run_id)
+            assert run.resumable and 4 <= len(store.lines(final.run_id)) < 80
+        resumed = list(resume_sweep(tmp_path, final.run_id, progress_interval=0.05))
+    assert resumed[-1].status == "completed" and resumed[-1].summary["lines_done"] == 80
+
+
+def _wait_lines(db: Path, n: int, timeout: float = 60) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if db.exists():
+            try:
+                with sqlite3.connect(db) as conn:
+                    count = conn.execute("SELECT COUNT(*) FROM lines").fetchone()[0]
+                if count >= n:
+                    return count
+            except sqlite3.OperationalError:
+                pass
+        time.sleep(0.05)
+    raise AssertionError("sweep made no progress")
+
+
+def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path):
+    from llmops_tui.sandbox import start_sandbox
+
+    killed_ws = tmp_path / "killed"
+    clean_ws = tmp_path / "clean"
+    make_use_case(killed_ws, rows=40)
+    make_use_case(clean_ws, rows=40)
+    with start_sandbox(latency_ms=60) as sb:
+        cmd = [
+            sys.executable,
+            "-m",
+            "llmops_tui.cli",
+            "sweep",
+            "tickets",
+            "--workspace",
+            str(killed_ws),
+            "--llm-endpoint",
+            sb.url,
+            "--concurrency",
+            "2",
+            "--no-cache",
+            "--json",
+        ]
+        proc = subprocess.Popen(
+            cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy()
+        )
+        try:
+            _wait_lines(killed_ws / ".llmops" / "store.sqlite", 30)
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        with RunStore.for_workspace(killed_ws) as store:
+            [run] = store.list_runs()
+            assert run.status == "interrupted" and run.resumable
+            done = len(store.lines(run.run_id))
+        assert 30 <= done < 80
+        before = sb.stats()["requests"]
+        resumed = list(resume_sweep(killed_ws, run.run_id))[-1]
+        resumed_calls = sb.stats()["requests"] - before
+        clean, _ = sweep(clean_ws, SweepOptions(llm_endpoint=sb.url, no_cache=True))
+    assert resumed.status == "completed"
+    # the resumed part called the model only for lines that were not done
+    assert resumed_calls == 80 - done
+    metrics = lambda s: sorted((c["cell_id"], json.dumps(c["metrics"], sort_keys=True)) for c in s["cells"])  # noqa: E731
+    assert metrics(resumed.summary) == metrics(clean.summary)
+
+
+def test_metrics_equal_pf_run(tmp_path, sandbox):
+    """Our in-process evaluation gives the same metrics as pf.run + pf.get_metrics on the same outputs."""
+    uc_dir = make_use_case(tmp_path, rows=12)
+    final, _ = sweep(tmp_path, SweepOptions(llm_endpoint=sandbox.url, variants="defaults"))
+    cell = final.summary["cells"][0]
+    with RunStore.for_workspace(tmp_path) as store:
+        lines = store.lines(final.run_id, cell["cell_id"])
+    rows = [json.loads(x) for x in (uc_dir / "data" / "tickets.jsonl").read_text().splitlines()]
+    data = tmp_path / "eval_input.jsonl"
+    data.write_text(
+        "\n".join(
+            json.dumps({"category": ln.outputs["category"], "label": rows[ln.line]["label"]}) for ln in lines
+        )
+    )
+    script = tmp_path / "pf_run.py"
+    script.write_text(
+        textwrap.dedent(f"""
+        import json
+        from promptflow.client import PFClient
+        if __name__ == "__main__":
+            pf = PFClient()
+            run = pf.run(flow={str(uc_dir / "flows" / "evaluation")!r}, data={str(data)!r},
+                         column_mapping={{"category": "${{data.category}}", "label": "${{data.label}}"}})
+            print("METRICS=" + json.dumps(pf.get_metrics(run)))
+    """)
+    )
+    proc = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=240, cwd=tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    pf_metrics = json.loads(proc.stdout.split("METRICS=")[1].strip().splitlines()[0])
+    assert pf_metrics == cell["metrics"]["label_match"]
+
+
+def test_canary_key_never_reaches_disk_or_output(tmp_path, sandbox, monkeypatch, capsys):
+    from llmops_tui.cli import main
+
+    canary = "sk-canary-7f3a9c1e5b"
+    make_use_case(tmp_path, rows=6, api_base=sandbox.url)
+    monkeypatch.setenv("AOAI_API_KEY", canary)
+    code = main(["sweep", "tickets", "--workspace", str(tmp_path), "--json"])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    assert canary not in out.out and canary not in out.err
+    for path in (tmp_path / ".llmops").rglob("*"):
+        if path.is_file():
+            assert canary.encode() not in path.read_bytes(), path
+    # and an unreachable endpoint's error messages do not carry it either
+    make_use_case(tmp_path / "b", rows=2, api_base="http://127.0.0.1:9")
+    code = main(["sweep", "tickets", "--workspace", str(tmp_path / "b"), "--json", "--line-timeout", "5"])
+    out = capsys.readouterr()
+    assert canary not in out.out + out.err
+    for path in (tmp_path / "b" / ".llmops").rglob("*"):
+        if path.is_file():
+            assert canary.encode() not in path.read_bytes(), path
+
+
+def test_missing_key_says_how_to_use_the_sandbox(tmp_path, monkeypatch, capsys):
+    from llmops_tui.cli import main
+
+    monkeypatch.delenv("AOAI_API_KEY", raising=False)
+    make_use_case(tmp_path, rows=2)
+    code = main(["sweep", "tickets", "--workspace", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "AOAI_API_KEY" in err and "--llm-endpoint sandbox" in err and "Traceback" not in err
+    with pytest.raises(LlmopsError):
+        from llmops_tui.core.connections import build_connections
+
+        build_connections(load_workspace(tmp_path).use_cases[0], tmp_path, None)
+
+
+def test_cli_dry_run_prints_plan(tmp_path, capsys):
+    from llmops_tui.cli import main
+
+    make_use_case(tmp_path, rows=5)
+    code = main(
+        [
+            "sweep",
+            "tickets",
+            "--workspace",
+            str(tmp_path),
+            "--dry-run",
+            "--json",
+            "--grid",
+            "classify.temperature=0,0.7",
+            "--llm-endpoint",
+            "sandbox",
+        ]
+    )
+    data = json.loads(capsys.readouterr().out)
+    assert code == 0 and len(data["cells"]) == 4
+    assert data["estimate"]["llm_calls"] == 20 and data["estimate"]["cost"] > 0
+    assert not (tmp_path / ".llmops" / "store.sqlite").exists()
