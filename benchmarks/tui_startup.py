@@ -1,0 +1,117 @@
+"""App performance: time from launch to the first interactive screen (target < 1.5 s, and promptflow
+must not be imported on the way), and the time to show a 10,000-line line table (target < 0.5 s).
+
+Prints figures and ratios to the targets; never asserts. Run: python benchmarks/tui_startup.py [WORKSPACE]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+STARTUP_TARGET_S = 1.5
+TABLE_TARGET_S = 0.5
+
+CHILD = r"""
+import asyncio, sys, time
+t0 = time.perf_counter()
+from llmops_tui.tui.app import LlmopsApp
+from llmops_tui.tui.settings import AppSettings
+async def main():
+    app = LlmopsApp(sys.argv[1], settings=AppSettings())
+    async with app.run_test(size=(140, 45)) as pilot:
+        await pilot.pause()
+        ready = time.perf_counter() - t0
+        rows = len(app.screen.rows)
+    print(f"{ready:.3f} {rows} {'promptflow' in sys.modules}")
+asyncio.run(main())
+"""
+
+
+def startup(workspace: Path) -> tuple[float, float, int, bool]:
+    start = time.perf_counter()
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, str(workspace)], capture_output=True, text=True, cwd=REPO, check=True
+    )
+    wall = time.perf_counter() - start
+    ready, rows, pf = out.stdout.split()
+    return wall, float(ready), int(rows), pf == "True"
+
+
+def line_table(n: int = 10_000) -> float:
+    """Time to fill the line-level table with ``n`` lines (core line_diff data -> DataTable.add_rows)."""
+    from llmops_tui.core.linediff import LineDiff, word_diff
+    from llmops_tui.tui.screens.line_diff import LINE_COLUMNS, line_rows
+
+    diffs = []
+    for i in range(n):
+        a, b = f"answer number {i} for the question", f"answer number {i + (i % 3 == 0)} for the question"
+        diffs.append(
+            LineDiff(
+                i,
+                {"question": f"q{i}"},
+                {"answer": a},
+                {"answer": b},
+                "ok",
+                "ok",
+                None,
+                None,
+                {"ev.score": 1},
+                {"ev.score": int(a == b)},
+                a != b,
+                word_diff(a, b),
+            )
+        )
+
+    elapsed = 0.0
+
+    async def run() -> None:
+        nonlocal elapsed
+        from textual.app import App
+        from textual.widgets import DataTable
+
+        class TableApp(App):
+            def compose(self):
+                yield DataTable()
+
+        app = TableApp()
+        async with app.run_test(size=(140, 45)) as pilot:
+            table = app.query_one(DataTable)
+            for label, width in LINE_COLUMNS:
+                table.add_column(label, width=width)
+            t = time.perf_counter()
+            rows = line_rows(diffs)
+            built = time.perf_counter() - t
+            table.add_rows(rows)
+            await pilot.pause()
+            elapsed = time.perf_counter() - t
+            print(f"  (building rows {built:.3f} s, table {elapsed - built:.3f} s)")
+
+    asyncio.run(run())
+    return elapsed
+
+
+def main() -> None:
+    workspace = Path(sys.argv[1]) if len(sys.argv) > 1 else REPO
+    runs = [startup(workspace) for _ in range(3)]
+    best = min(runs, key=lambda r: r[1])
+    wall, ready, rows, pf = best
+    print(
+        f"startup ({workspace}): first interactive screen after {ready:.2f} s in-process, {wall:.2f} s wall incl. interpreter;"
+        f" {rows} use cases; ratio to {STARTUP_TARGET_S} s target: {wall / STARTUP_TARGET_S:.2f};"
+        f" promptflow imported: {pf}"
+    )
+    with tempfile.TemporaryDirectory():
+        t = line_table()
+    print(
+        f"line table: 10,000 lines rendered in {t:.3f} s; ratio to {TABLE_TARGET_S} s target: {t / TABLE_TARGET_S:.2f}"
+    )
+
+
+if __name__ == "__main__":
+    main()

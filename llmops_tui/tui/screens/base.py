@@ -1,0 +1,56 @@
+"""The base of every full screen: header with the sandbox badge, a body, the footer with bindings."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import Footer
+
+from llmops_tui.tui.widgets.header import AppHeader
+
+if TYPE_CHECKING:
+    from llmops_tui.tui.app import LlmopsApp
+
+
+class BaseScreen(Screen):
+    """Subclasses implement ``compose_body``; ``TITLE`` is shown in the header."""
+
+    TITLE = ""
+    #: True when what this screen shows comes from the sandbox model (None: follow the app's endpoint).
+    uses_sandbox: bool | None = None
+    BINDINGS = [Binding("escape", "back", "Back", id="back")]
+
+    @property
+    def llmops(self) -> LlmopsApp:
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        yield AppHeader(self.header_title())
+        yield from self.compose_body()
+        yield Footer()
+
+    def on_screen_resume(self) -> None:
+        self.update_sandbox_badge()
+
+    def update_sandbox_badge(self) -> None:
+        app = self.llmops
+        app.sandbox_active = (
+            bool(self.uses_sandbox) if self.uses_sandbox is not None else app.llm_endpoint == "sandbox"
+        )
+
+    def header_title(self) -> str:
+        return self.TITLE
+
+    def compose_body(self) -> ComposeResult:
+        yield from ()
+
+    def action_back(self) -> None:
+        if len(self.app.screen_stack) > 1:
+            self.app.pop_screen()
+
+    def fail(self, error: BaseException | str, *, title: str = "Something went wrong") -> None:
+        """Show a failure without leaving the app."""
+        self.llmops.show_error(error, title=title)

@@ -1,0 +1,397 @@
+"""Compare: the core's comparison of a run's cells side by side (cells as columns), best value per row
+highlighted, deltas vs the baseline with CIs and significance marks, gates pass/fail; sortable, pick a
+baseline, drill into two cells' lines, charts, export any report format, go to Approval."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, DataTable, Input, Label, Select, Static
+
+from llmops_tui.core.errors import LlmopsError
+from llmops_tui.tui.messages import DataLoaded
+from llmops_tui.tui.screens.base import BaseScreen
+
+
+def fmt_value(value: float | None) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    if abs(value) >= 100:
+        return f"{value:.1f}"
+    return f"{value:.3f}"
+
+
+def value_text(mv: Any, *, best: bool, baseline: bool, higher_is_better: bool | None) -> Text:
+    """``0.812 [0.70, 0.90] +0.050*``: value, CI, delta to the baseline, * when significant."""
+    if mv is None:
+        return Text("-", style="dim")
+    text = Text(fmt_value(mv.value), style="bold green" if best else "")
+    if mv.ci_low is not None and mv.ci_high is not None:
+        text.append(f" [{fmt_value(mv.ci_low)}, {fmt_value(mv.ci_high)}]", style="dim")
+    if baseline:
+        text.append(" base", style="cyan")
+    elif mv.delta is not None and not (isinstance(mv.delta, float) and math.isnan(mv.delta)):
+        good = None if higher_is_better is None or mv.delta == 0 else (mv.delta > 0) == higher_is_better
+        style = "green" if good else "red" if good is False else "dim"
+        text.append(f" {mv.delta:+.3g}", style=style)
+        if mv.significant:
+            text.append("*", style=f"bold {style}")
+    return text
+
+
+class CompareScreen(BaseScreen):
+    TITLE = "Compare"
+    BINDINGS = [
+        Binding("s", "sort", "Sort by row", id="sort_cells"),
+        Binding("b", "baseline", "Set baseline", id="set_baseline"),
+        Binding("m", "mark", "Mark cell A", id="mark_cell"),
+        Binding("l", "lines", "Lines A vs B", id="line_diff"),
+        Binding("g", "charts", "Charts", id="charts"),
+        Binding("e", "export", "Export", id="export"),
+        Binding("a", "approve", "Approve cell", id="approve_cell"),
+    ]
+    DEFAULT_CSS = """
+    CompareScreen #cmp-head { height: auto; padding: 0 1; }
+    CompareScreen #cmp-table { height: 1fr; }
+    CompareScreen #charts { height: 18; display: none; }
+    CompareScreen #charts.-shown { display: block; }
+    CompareScreen #charts > * { width: 1fr; }
+    """
+
+    def __init__(self, run_id: str, baseline: str | None = None) -> None:
+        super().__init__()
+        self.run_id = run_id
+        self.baseline = baseline
+        self.comparison: Any = None
+        self.cell_order: list[str] = []
+        self.marked: str | None = None
+        self.row_keys: list[str] = []
+
+    def header_title(self) -> str:
+        return f"Compare · run {self.run_id}"
+
+    def compose_body(self) -> ComposeResult:
+        with Vertical(classes="body"):
+            yield Static("loading the comparison…", id="cmp-head", markup=False)
+            yield DataTable(id="cmp-table", cursor_type="cell", zebra_stripes=True)
+            yield Horizontal(id="charts")
+
+    def on_mount(self) -> None:
+        store = self.llmops.store()
+        run = store.get_run(self.run_id) if store else None
+        if run is not None:
+            self.uses_sandbox = run.config.get("llm_endpoint") == "sandbox"
+            self.use_case_name = run.use_case
+        self.update_sandbox_badge()
+        self.load()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="compare", name="comparison")
+    def load(self) -> None:
+        from llmops_tui.core.compare import build_comparison
+
+        store = self.llmops.store()
+        if store is None:
+            self.post_message(DataLoaded("error", "this workspace has no runs yet"))
+            return
+        try:
+            comparison = build_comparison(
+                store, self.run_id, workspace_root=self.llmops.workspace_root, baseline=self.baseline
+            )
+        except LlmopsError as exc:
+            self.post_message(DataLoaded("error", str(exc)))
+            return
+        self.post_message(DataLoaded("comparison", comparison))
+
+    def on_data_loaded(self, message: DataLoaded) -> None:
+        if message.key == "error":
+            self.query_one("#cmp-head", Static).update(Text(message.payload, style="red"))
+            return
+        if message.key != "comparison":
+            return
+        self.comparison = message.payload
+        self.baseline = self.comparison.baseline
+        if not self.cell_order or set(self.cell_order) != {c.cell_id for c in self.comparison.cells}:
+            self.cell_order = [c.cell_id for c in self.comparison.cells]
+        self.render_table()
+        if self.query_one("#charts").has_class("-shown"):
+            self._draw_charts()
+
+    # ---------------------------------------------------------------------------------------- table
+
+    def render_table(self) -> None:
+        cmp = self.comparison
+        table = self.query_one("#cmp-table", DataTable)
+        cursor = table.cursor_coordinate
+        table.clear(columns=True)
+        table.add_column("", key="label")
+        for cid in self.cell_order:
+            cell = cmp.cell(cid)
+            title = Text(cid, style="bold cyan" if cid == cmp.baseline else "bold")
+            if cid == self.marked:
+                title.append(" [A]", style="magenta")
+            title.append("\n" + (cell.label if cell else ""), style="dim")
+            table.add_column(title, key=cid)
+        self.row_keys = []
+        rows = []
+        for row in cmp.rows:
+            best = row.best_cell()
+            arrow = {True: " ↑", False: " ↓"}.get(row.higher_is_better, "")
+            cells = [Text(row.label + arrow, style="bold" if row.group == "metric" else "")]
+            for cid in self.cell_order:
+                cells.append(
+                    value_text(
+                        row.values.get(cid),
+                        best=cid == best,
+                        baseline=cid == cmp.baseline,
+                        higher_is_better=row.higher_is_better,
+                    )
+                )
+            rows.append(cells)
+            self.row_keys.append(row.key)
+        gates = sorted({g.gate for g in cmp.gates})
+        for gate in gates:
+            cells = [Text(f"gate {gate}", style="bold")]
+            for cid in self.cell_order:
+                g = next((x for x in cmp.gates_for(cid) if x.gate == gate), None)
+                if g is None:
+                    cells.append(Text("-", style="dim"))
+                else:
+                    cells.append(
+                        Text(
+                            "pass" if g.passed else f"FAIL {g.reason}".strip(),
+                            style="green" if g.passed else "bold red",
+                        )
+                    )
+            rows.append(cells)
+            self.row_keys.append(f"gate:{gate}")
+        table.add_rows(rows)
+        if cursor.row < table.row_count and 0 < cursor.column < len(table.columns):
+            table.cursor_coordinate = cursor
+        else:
+            table.cursor_coordinate = (0, 1 if len(table.columns) > 1 else 0)
+        best = cmp.best_cell()
+        head = Text()
+        head.append(
+            f"{cmp.use_case} · run {', '.join(cmp.run_ids)} · {len(cmp.cells)} cells · baseline ",
+            style="bold",
+        )
+        head.append(cmp.baseline or "-", style="cyan")
+        head.append(" · best ")
+        head.append(best or "-", style="bold green")
+        if best is not None:
+            head.append(" (" + ("passes all gates" if cmp.passes(best) else "fails a gate") + ")")
+        head.append(
+            "\nvalue [95% CI] delta vs baseline, * significant (p < 0.05); best value per row in green",
+            style="dim",
+        )
+        for w in cmp.warnings[:3]:
+            head.append(f"\n! {w}", style="yellow")
+        self.query_one("#cmp-head", Static).update(head)
+
+    def _cursor_cell(self) -> str | None:
+        table = self.query_one("#cmp-table", DataTable)
+        col = table.cursor_coordinate.column
+        if col < 1 or col > len(self.cell_order):
+            return None
+        return self.cell_order[col - 1]
+
+    def _cursor_row(self):
+        table = self.query_one("#cmp-table", DataTable)
+        r = table.cursor_coordinate.row
+        if r >= len(self.row_keys) or self.row_keys[r].startswith("gate:"):
+            return None
+        return self.comparison.row(self.row_keys[r])
+
+    def _ready(self) -> bool:
+        if self.comparison is None:
+            self.notify("the comparison is still loading", severity="warning")
+            return False
+        return True
+
+    # -------------------------------------------------------------------------------------- actions
+
+    def action_sort(self) -> None:
+        """Order the cells by the metric under the cursor, best first."""
+        if not self._ready():
+            return
+        row = self._cursor_row()
+        if row is None:
+            self.notify("put the cursor on a metric row to sort by it", severity="warning")
+            return
+        sign = -1 if row.higher_is_better is not False else 1
+
+        def key(cid: str) -> float:
+            mv = row.values.get(cid)
+            v = mv.value if mv is not None and mv.value is not None and not math.isnan(mv.value) else None
+            return math.inf if v is None else sign * v
+
+        self.cell_order.sort(key=key)
+        self.render_table()
+        self.notify(f"cells sorted by {row.label}", timeout=2)
+
+    def action_baseline(self) -> None:
+        if not self._ready():
+            return
+        cid = self._cursor_cell()
+        if cid is None:
+            self.notify("put the cursor on a cell column", severity="warning")
+            return
+        self.baseline = cid
+        self.query_one("#cmp-head", Static).update(f"recomputing against baseline {cid}…")
+        self.load()
+
+    def action_mark(self) -> None:
+        if not self._ready():
+            return
+        cid = self._cursor_cell()
+        if cid is None:
+            return
+        self.marked = None if self.marked == cid else cid
+        self.render_table()
+
+    def action_lines(self) -> None:
+        if not self._ready():
+            return
+        b = self._cursor_cell()
+        a = self.marked or self.comparison.baseline
+        if b is None or a is None:
+            self.notify("put the cursor on a cell column (m marks the other one)", severity="warning")
+            return
+        if a == b:
+            others = [c for c in self.cell_order if c != a]
+            if not others:
+                self.notify("only one cell in this run", severity="warning")
+                return
+            b = others[0]
+        self.llmops.open_screen(
+            "line_diff", run_id=self.run_id, cell_a=a, cell_b=b, comparison=self.comparison
+        )
+
+    def action_charts(self) -> None:
+        panel = self.query_one("#charts")
+        panel.toggle_class("-shown")
+        if panel.has_class("-shown") and self.comparison is not None:
+            self._draw_charts()
+
+    def _draw_charts(self) -> None:
+        from llmops_tui.tui.widgets.charts import LatencyHistogram, MetricBars
+
+        panel = self.query_one("#charts")
+        if not panel.children:
+            panel.mount(MetricBars(id="bars"), LatencyHistogram(id="latency"))
+            self.call_after_refresh(self._draw_charts)
+            return
+        cmp = self.comparison
+        row = self._cursor_row() or cmp.primary_row()
+        if row is not None:
+            vals, lows, highs = [], [], []
+            for cid in self.cell_order:
+                mv = row.values.get(cid)
+                v = mv.value if mv and mv.value is not None and not math.isnan(mv.value) else 0.0
+                vals.append(v)
+                lows.append(mv.ci_low if mv else None)
+                highs.append(mv.ci_high if mv else None)
+            self.query_one("#bars", MetricBars).show(row.label, self.cell_order, vals, lows, highs)
+        self.query_one("#latency", LatencyHistogram).show(
+            cmp.latency_hist, {c.cell_id: c.cell_id for c in cmp.cells}
+        )
+
+    def on_data_table_cell_highlighted(self, event: DataTable.CellHighlighted) -> None:
+        if (
+            self.comparison is not None
+            and self.query_one("#charts").has_class("-shown")
+            and self.query_one("#charts").children
+        ):
+            self._draw_charts()
+
+    def action_export(self) -> None:
+        if not self._ready():
+            return
+        self.app.push_screen(ExportScreen(self.comparison, self.llmops.workspace_root))
+
+    def action_approve(self) -> None:
+        if not self._ready():
+            return
+        cid = self._cursor_cell() or self.comparison.best_cell()
+        self.llmops.open_screen("approval", run_id=self.run_id, cell_id=cid, comparison=self.comparison)
+
+
+class ExportScreen(ModalScreen[Path | None]):
+    """Pick a report format and a path; the exporter writes it."""
+
+    BINDINGS = [Binding("escape", "dismiss_none", "Close", id="close_export")]
+    DEFAULT_CSS = """
+    ExportScreen { align: center middle; }
+    ExportScreen > Vertical { width: 90; height: auto; border: thick $primary; background: $surface; padding: 1 2; }
+    ExportScreen Horizontal { height: auto; margin-top: 1; }
+    ExportScreen #export-result { height: auto; margin-top: 1; }
+    """
+
+    def __init__(self, comparison: Any, root: Path) -> None:
+        super().__init__()
+        self.comparison = comparison
+        self.root = root
+
+    def compose(self) -> ComposeResult:
+        from exporters import EXPORTERS
+
+        with Vertical():
+            yield Label("Export the comparison", classes="panel-title")
+            yield Select([(n, n) for n in EXPORTERS], value="html", allow_blank=False, id="format")
+            yield Input(self._default_path("html"), id="path")
+            with Horizontal():
+                yield Button("Export", variant="primary", id="do-export")
+                yield Button("Close", id="close")
+            yield Static(id="export-result", markup=False)
+
+    def _default_path(self, name: str) -> str:
+        from exporters import default_name
+
+        return str(self.root / ".llmops" / "reports" / default_name(name, self.comparison.run_ids))
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        if isinstance(event.value, str):
+            self.query_one("#path", Input).value = self._default_path(event.value)
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        if event.button.id == "close":
+            self.dismiss(None)
+        elif event.button.id == "do-export":
+            self.do_export()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.do_export()
+
+    def do_export(self) -> None:
+        from exporters import export
+
+        name = self.query_one("#format", Select).value
+        path = Path(self.query_one("#path", Input).value.strip()).expanduser()
+        result = self.query_one("#export-result", Static)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            written = export(str(name), self.comparison, path)
+        except LlmopsError as exc:
+            result.update(Text(str(exc), style="red"))
+            return
+        except OSError as exc:
+            result.update(Text(f"{path}: {exc.strerror or exc}", style="red"))
+            return
+        self.written = Path(written)
+        result.update(Text(f"wrote {written}", style="green"))
+        self.app.notify(f"report written: {written}")
+
+    def action_dismiss_none(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,115 @@
+"""Snapshot tests for each screen (pytest-textual-snapshot), from a fixture workspace and a seeded run
+store with fixed ids, times and values. Update baselines with ``pytest --snapshot-update``."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from tui_support import RUN_ID, copy_workspace, seed_store
+
+from llmops_tui.tui.app import LlmopsApp
+from llmops_tui.tui.settings import AppSettings
+
+SIZE = (140, 45)
+
+
+@pytest.fixture(autouse=True)
+def _deterministic(monkeypatch):
+    monkeypatch.setenv("LLMOPS_TUI_CONFIG_DIR", "/tmp/llmops-tui-snapshot-config")
+    monkeypatch.setenv("TZ", "UTC")
+    monkeypatch.setenv("USER", "lead")
+    monkeypatch.setenv("LOGNAME", "lead")
+    monkeypatch.delenv("AOAI_API_KEY", raising=False)
+    time.tzset()
+    import llmops_tui.tui.screens.connections as conn_screen
+
+    monkeypatch.setattr(conn_screen, "keyring_state", lambda: (False, "no keyring available (no backend)"))
+
+
+@pytest.fixture
+def app(tmp_path):
+    root = copy_workspace(tmp_path)
+    cells = seed_store(root)
+    application = LlmopsApp(root, settings=AppSettings(), debug=True)
+    application.cells = cells  # type: ignore[attr-defined]
+    return application
+
+
+async def _settle(pilot) -> None:
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+    await pilot.pause()
+
+
+def _opener(name: str, keys: tuple[str, ...] = (), **kwargs):
+    async def run_before(pilot) -> None:
+        await pilot.pause()
+        extra = {}
+        if "cell_b" in kwargs or "cell_id" in kwargs:
+            extra = {k: pilot.app.cells[v] for k, v in kwargs.items() if k in ("cell_a", "cell_b", "cell_id")}
+        rest = {k: v for k, v in kwargs.items() if k not in ("cell_a", "cell_b", "cell_id")}
+        if name:
+            pilot.app.open_screen(name, **rest, **extra)
+        await _settle(pilot)
+        if keys:
+            await pilot.press(*keys)
+            await _settle(pilot)
+
+    return run_before
+
+
+def test_use_cases_screen(snap_compare, app):
+    assert snap_compare(app, terminal_size=SIZE, run_before=_opener("", ("down",)))
+
+
+def test_use_cases_broken_detail(snap_compare, app):
+    assert snap_compare(app, terminal_size=SIZE, run_before=_opener(""))
+
+
+def test_flow_screen(snap_compare, app):
+    assert snap_compare(app, terminal_size=SIZE, run_before=_opener("flow", use_case="ner"))
+
+
+def test_flow_variant_diff(snap_compare, app):
+    assert snap_compare(app, terminal_size=SIZE, run_before=_opener("flow", ("v",), use_case="ner"))
+
+
+def test_datasets_screen(snap_compare, app):
+    assert snap_compare(app, terminal_size=SIZE, run_before=_opener("datasets", use_case="ner"))
+
+
+def test_connections_screen(snap_compare, app):
+    assert snap_compare(app, terminal_size=SIZE, run_before=_opener("connections"))
+
+
+def test_sweep_builder_screen(snap_compare, app):
+    assert snap_compare(app, terminal_size=SIZE, run_before=_opener("sweep", use_case="ner"))
+
+
+def test_compare_screen(snap_compare, app):
+    assert snap_compare(app, terminal_size=SIZE, run_before=_opener("compare", run_id=RUN_ID))
+
+
+def test_line_diff_screen(snap_compare, app):
+    assert snap_compare(
+        app,
+        terminal_size=SIZE,
+        run_before=_opener("line_diff", run_id=RUN_ID, cell_a="baseline", cell_b="other"),
+    )
+
+
+def test_runs_screen(snap_compare, app):
+    assert snap_compare(app, terminal_size=SIZE, run_before=_opener("runs", use_case="ner"))
+
+
+def test_approval_screen(snap_compare, app):
+    assert snap_compare(
+        app, terminal_size=SIZE, run_before=_opener("approval", run_id=RUN_ID, cell_id="other")
+    )
+
+
+def test_help_screen(snap_compare, app):
+    assert snap_compare(
+        app, terminal_size=SIZE, run_before=_opener("compare", ("question_mark",), run_id=RUN_ID)
+    )
