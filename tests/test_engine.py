@@ -193,6 +193,10 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path):
             assert run.status == "interrupted" and run.resumable
             done = len(store.lines(run.run_id))
         assert 30 <= done < 80
+        # requests the killed process left in flight still reach the server: let them land first
+        deadline = time.monotonic() + 10
+        while sb.stats()["in_flight"] and time.monotonic() < deadline:
+            time.sleep(0.02)
         before = sb.stats()["requests"]
         resumed = list(resume_sweep(killed_ws, run.run_id))[-1]
         resumed_calls = sb.stats()["requests"] - before

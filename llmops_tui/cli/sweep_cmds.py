@@ -70,13 +70,26 @@ def sweep_cmd(
     line_timeout: Annotated[
         float | None, typer.Option("--line-timeout", help="Seconds before a line fails.")
     ] = None,
+    target: Annotated[
+        str, typer.Option("--target", help="local (default) or azureml: the same sweep in an Azure ML workspace.")
+    ] = "local",
     json_out: JsonOpt = False,
 ) -> None:
     """Run a sweep: every variant combination x grid x dataset x repetition, concurrently, cached, resumable."""
     from llmops_tui.core.engine import resume_sweep, run_sweep
 
     cancel = threading.Event()
+    if target not in {"local", "azureml"}:
+        raise LlmopsError(f"unknown target '{target}'", field="--target", hint="use local or azureml")
     if resume:
+        with RunStore.for_workspace(Path(workspace).resolve()) as store:
+            previous = store.get_run(resume)
+        if previous is not None and previous.target != "local":
+            raise LlmopsError(
+                f"run {previous.run_id} ran on {previous.target}; cloud runs cannot be resumed",
+                field="--resume",
+                hint="start a new sweep with --target azureml",
+            )
         events = resume_sweep(workspace, resume, cancel=cancel)
         uc_name = None
     else:
@@ -98,17 +111,31 @@ def sweep_cmd(
             limit=limit,
             line_timeout_s=line_timeout,
         )
-        plan = plan_sweep(uc, options)
-        if dry_run:
+        plan = plan_sweep(uc, options, allow_remote=target == "azureml")
+        if target == "azureml":
+            from llmops_tui.core import cloud
+
+            if dry_run:
+                cplan = cloud.cloud_plan(ws.root, uc, plan, cloud.azure_coords(uc, strict=False))
+                if json_out:
+                    print_json(cplan)
+                else:
+                    for line in cloud.describe_cloud_plan(cplan):
+                        console.print(line, markup=False)
+                return
+            events = cloud.run_cloud_sweep(ws.root, uc, plan, cancel=cancel)
+            uc_name = uc.name
+        elif dry_run:
             est = estimate(uc, plan, latency_s=0.05 if llm_endpoint == "sandbox" else 1.0)
             _print_plan(uc.name, plan, est, json_out)
             return
-        if llm_endpoint is None:
-            from llmops_tui.core.connections import build_connections
+        else:
+            if llm_endpoint is None:
+                from llmops_tui.core.connections import build_connections
 
-            build_connections(uc, ws.root, None)  # fail fast with the fix when a key is missing
-        events = run_sweep(ws.root, uc, plan, cancel=cancel)
-        uc_name = uc.name
+                build_connections(uc, ws.root, None)  # fail fast with the fix when a key is missing
+            events = run_sweep(ws.root, uc, plan, cancel=cancel)
+            uc_name = uc.name
 
     interrupts = {"n": 0}
 

@@ -180,8 +180,10 @@ def _variant_combos(uc: UseCase, mode: str | list[str], source: str) -> list[dic
     )
 
 
-def plan_sweep(uc: UseCase, options: SweepOptions | None = None) -> SweepPlan:
-    """Build the sweep plan for a healthy use case. Raises LlmopsError for bad options."""
+def plan_sweep(uc: UseCase, options: SweepOptions | None = None, *, allow_remote: bool = False) -> SweepPlan:
+    """Build the sweep plan for a healthy use case. Raises LlmopsError for bad options.
+
+    ``allow_remote`` accepts Azure ML data assets (``azureml:`` sources), for cloud sweeps."""
     options = options or SweepOptions()
     if uc.problems:
         raise LlmopsError.from_problem(uc.problems[0])
@@ -230,7 +232,7 @@ def plan_sweep(uc: UseCase, options: SweepOptions | None = None) -> SweepPlan:
                 field="--dataset",
                 hint=f"datasets: {', '.join(d.name for d in uc.datasets) or 'none'}",
             )
-        if ds.remote:
+        if ds.remote and not allow_remote:
             raise LlmopsError(
                 f"dataset '{name}' is an Azure ML data asset ({ds.source})",
                 file=uc.config_file.name,

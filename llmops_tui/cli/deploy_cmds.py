@@ -1,0 +1,256 @@
+"""`llmops deploy`, `llmops deployments`, `llmops undeploy`, `llmops endpoint-test`: thin commands over
+llmops_tui.deploy. Output for people here (rich); ``--json`` prints one object for machines."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+
+from llmops_tui.cli.common import JsonOpt, WorkspaceOpt, console, print_json
+from llmops_tui.core.errors import LlmopsError
+
+
+def _print_result(result: Any) -> None:
+    data = result.to_dict()
+    head = "plan (dry run: nothing was changed)" if result.dry_run else "deployment"
+    console.print(f"[bold]{head}[/bold]: {data['use_case']} env {data['env']} -> {data['target']}")
+    console.print(f"  version        {data['version'][:12]} ({data['version']})")
+    console.print(f"  configuration  {data['configuration']['source']}")
+    variants = data["configuration"]["variants"]
+    params = data["configuration"]["params"]
+    if variants or params:
+        shown = ", ".join([f"{k}.{v}" for k, v in variants.items()] + [f"{k}={v}" for k, v in params.items()])
+        console.print(f"                 {shown}")
+    console.print()
+    for i, step in enumerate(result.steps, 1):
+        mark = "done" if step.done else ("skipped" if step.skipped else ("plan" if result.dry_run else "-"))
+        console.print(f"{i:>2}. [{mark}] {step.action}: {step.summary}", markup=False)
+        if step.command:
+            console.print(f"      $ {shlex.join(step.command)}", markup=False, soft_wrap=True)
+        if step.skipped:
+            console.print(f"      ({step.skipped})", markup=False)
+        if result.dry_run and step.obj is not None:
+            text = step.obj if isinstance(step.obj, str) else yaml.safe_dump(step.obj, sort_keys=False)
+            for line in text.rstrip().splitlines():
+                console.print(f"      | {line}", markup=False, soft_wrap=True)
+    console.print()
+    if data["endpoint_url"]:
+        console.print(f"endpoint: {data['endpoint_url']}", markup=False)
+    if data["test"]:
+        test = data["test"]
+        verdict = "passed" if test["ok"] else f"FAILED: {test['error']}"
+        console.print(f"endpoint test {verdict}", markup=False)
+    for note in data["notes"]:
+        console.print(f"note: {note}", markup=False)
+    console.print(
+        f"{len(data['artifacts'])} file(s){' would be' if result.dry_run else ''} written", markup=False
+    )
+
+
+def register(app: typer.Typer) -> None:
+    """Add the deploy commands to the CLI."""
+
+    @app.command("deploy")
+    def deploy_cmd(
+        use_case: Annotated[str, typer.Argument(help="Use case name.")],
+        env: Annotated[
+            str, typer.Option("--env", "-e", help="Environment (ENV_NAME in deployment_config.json).")
+        ],
+        target: Annotated[
+            str,
+            typer.Option("--target", "-t", help="local | kubernetes | azureml | azureml-kubernetes | webapp"),
+        ] = "local",
+        require_approval: Annotated[
+            bool,
+            typer.Option(
+                "--require-approval", help="Deploy only a verified approval for --env (fail closed)."
+            ),
+        ] = False,
+        dry_run: Annotated[
+            bool, typer.Option("--dry-run", help="Print every object and command; change nothing.")
+        ] = False,
+        out: Annotated[
+            Path | None, typer.Option("--out", help="Folder for the bundle, manifests and commands.")
+        ] = None,
+        llm_endpoint: Annotated[
+            str | None,
+            typer.Option("--llm-endpoint", help="local only: route LLM calls to URL, or 'sandbox'."),
+        ] = None,
+        variants: Annotated[
+            str | None, typer.Option("--variants", help="NODE.variant_id,... (without --require-approval).")
+        ] = None,
+        image: Annotated[
+            str | None, typer.Option("--image", help="kubernetes: container image to run.")
+        ] = None,
+        traffic: Annotated[
+            int | None,
+            typer.Option("--traffic", help="local: % of traffic for this version (A/B with the prior)."),
+        ] = None,
+        prior: Annotated[
+            str | None, typer.Option("--prior", help="local: version of the prior deployment.")
+        ] = None,
+        port: Annotated[
+            int | None, typer.Option("--port", help="local: port to serve on (default: a free one).")
+        ] = None,
+        mirror: Annotated[
+            int | None, typer.Option("--mirror", help="azureml: % of live traffic to mirror first.")
+        ] = None,
+        timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for readiness.")] = 60.0,
+        workspace: WorkspaceOpt = Path("."),
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Deploy a use case's approved (or chosen) configuration to a target and test the endpoint."""
+        from llmops_tui.deploy.api import DeployOptions, deploy
+
+        opts = DeployOptions(
+            use_case=use_case,
+            env=env,
+            target=target,
+            require_approval=require_approval,
+            dry_run=dry_run,
+            out=out,
+            llm_endpoint=llm_endpoint,
+            variants=variants,
+            image=image,
+            traffic=traffic,
+            prior=prior,
+            port=port,
+            mirror=mirror,
+            timeout=timeout,
+        )
+        result = deploy(workspace, opts)
+        if as_json:
+            print_json(result.to_dict())
+        else:
+            _print_result(result)
+        if not result.ok:
+            raise typer.Exit(1)
+
+    @app.command("deployments")
+    def deployments_cmd(workspace: WorkspaceOpt = Path("."), as_json: JsonOpt = False) -> None:
+        """List local deployments (and A/B routers) of the workspace."""
+        from llmops_tui.deploy import registry
+
+        items = registry.load(Path(workspace).resolve())
+        if as_json:
+            print_json({"deployments": [{k: v for k, v in d.items() if k != "marker"} for d in items]})
+            return
+        if not items:
+            console.print("no local deployments")
+            return
+        from rich.table import Table
+
+        table = Table(show_edge=False)
+        for col in ("use case", "env", "kind", "version", "url", "pid", "state"):
+            table.add_column(col)
+        for d in items:
+            version = str(d.get("version", ""))
+            table.add_row(
+                str(d.get("use_case")),
+                str(d.get("env")),
+                str(d.get("kind")),
+                version[:12] if d.get("kind") == "flow" else version,
+                str(d.get("url")),
+                str(d.get("pid")),
+                "running" if d.get("alive") else "stopped",
+            )
+        console.print(table)
+
+    @app.command("undeploy")
+    def undeploy_cmd(
+        use_case: Annotated[str, typer.Argument(help="Use case name.")],
+        version: Annotated[str | None, typer.Option("--version", help="Version (prefix) to stop.")] = None,
+        all_versions: Annotated[
+            bool, typer.Option("--all", help="Stop every local version and router.")
+        ] = False,
+        env: Annotated[str | None, typer.Option("--env", "-e", help="Only this environment.")] = None,
+        workspace: WorkspaceOpt = Path("."),
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Stop local deployments of a use case."""
+        from llmops_tui.deploy.local import undeploy
+
+        if version and all_versions:
+            raise LlmopsError("use --version or --all, not both", field="--all")
+        stopped = undeploy(
+            Path(workspace).resolve(), use_case, env=env, version=version, all_versions=all_versions
+        )
+        if as_json:
+            print_json({"stopped": stopped})
+            return
+        for d in stopped:
+            console.print(
+                f"stopped {d.get('kind')} {str(d.get('version'))[:40]} at {d.get('url')} (pid {d.get('pid')})",
+                markup=False,
+            )
+
+    @app.command("endpoint-test")
+    def endpoint_test_cmd(
+        url: Annotated[str, typer.Argument(help="Endpoint URL (/score is appended when it has no path).")],
+        request: Annotated[Path, typer.Option("--request", "-r", help="JSON request body file.")] = Path(
+            "sample-request.json"
+        ),
+        expect_keys: Annotated[
+            str | None,
+            typer.Option("--expect-keys", help="Comma-separated output keys the response must have."),
+        ] = None,
+        timeout: Annotated[
+            float, typer.Option("--timeout", help="Seconds to keep retrying until ready.")
+        ] = 60.0,
+        use_case: Annotated[
+            str | None,
+            typer.Option("--use-case", help="Default --expect-keys from this use case's flow outputs."),
+        ] = None,
+        header: Annotated[
+            list[str] | None,
+            typer.Option("--header", "-H", help="Extra header 'Name: value' (e.g. authorization)."),
+        ] = None,
+        workspace: WorkspaceOpt = Path("."),
+        as_json: JsonOpt = False,
+    ) -> None:
+        """POST a request to an endpoint until it is ready; assert 200 and the output keys (exit 1 if not)."""
+        from llmops_tui.deploy.endpoint_test import load_request, run_endpoint_test
+
+        body = load_request(request)
+        keys = (
+            [k.strip() for k in expect_keys.split(",") if k.strip()]
+            if expect_keys
+            else _default_keys(Path(workspace), use_case, request)
+        )
+        headers = {}
+        for item in header or []:
+            name, sep, value = item.partition(":")
+            if not sep:
+                raise LlmopsError(f"'{item}' is not 'Name: value'", field="--header")
+            headers[name.strip()] = value.strip()
+        result = run_endpoint_test(url, body, expect_keys=keys, timeout=timeout, headers=headers)
+        if as_json:
+            print_json(result.to_dict())
+        else:
+            console.print(result.summary(), markup=False)
+        if not result.ok:
+            raise typer.Exit(1)
+
+
+def _default_keys(workspace: Path, use_case: str | None, request: Path) -> list[str]:
+    """The standard flow's outputs of ``use_case``, or of the use case whose folder holds ``request``."""
+    from llmops_tui.core.workspace import load_workspace
+
+    try:
+        ws = load_workspace(workspace, inspect_datasets=False)
+    except LlmopsError:
+        return []
+    if use_case:
+        uc = ws.get(use_case)
+    else:
+        req = request.resolve()
+        uc = next((u for u in ws.use_cases if req.is_relative_to(u.path)), None)
+        if uc is None and len(ws.use_cases) == 1:
+            uc = ws.use_cases[0]
+    if uc is None or uc.standard_flow is None:
+        return []
+    return list(uc.standard_flow.outputs)

@@ -1,0 +1,241 @@
+"""``deploy()``: the one entry point the CLI, the app's Deploy screen and CI share.
+
+1. load the use case for the environment and its ``configs/deployment_config.json`` entry for the target;
+2. decide what to deploy (:func:`llmops_tui.deploy.prepare.resolve_configuration`): a verified approval
+   with ``require_approval``, else ``--variants``, else the approval record if any, else default variants;
+3. materialise it into a bundle whose version is the flow's content hash (with an approval, the hash must
+   equal the approved ``flow_hash``, or nothing is deployed);
+4. hand over to the target module, which adds every file, command and call to the plan and, unless
+   ``dry_run``, carries them out and runs the endpoint test.
+
+A dry run materialises into a temporary folder (to know the version) and removes it: the workspace is
+left unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from llmops_tui.core.errors import LlmopsError
+from llmops_tui.core.files import rel
+from llmops_tui.core.workspace import UseCase
+from llmops_tui.deploy.config import CONFIG_REL, TARGETS, EndpointEntry, entry_for
+from llmops_tui.deploy.plan import DeployResult
+from llmops_tui.deploy.prepare import (
+    Bundle,
+    Configuration,
+    materialise,
+    resolve_configuration,
+    use_case_for_env,
+)
+
+META_FILE = "llmops-deployment.json"
+
+
+@dataclass
+class DeployOptions:
+    use_case: str
+    env: str
+    target: str
+    require_approval: bool = False
+    dry_run: bool = False
+    out: Path | None = None
+    llm_endpoint: str | None = None
+    variants: str | None = None
+    image: str | None = None
+    traffic: int | None = None
+    prior: str | None = None
+    port: int | None = None
+    mirror: int | None = None
+    timeout: float = 60.0
+
+
+@dataclass
+class DeployContext:
+    """Everything a target module needs; ``write`` records (and, unless dry-run, writes) a file."""
+
+    root: Path
+    uc: UseCase
+    env: str
+    target: str
+    entry: EndpointEntry | Any
+    config: Configuration
+    bundle: Bundle
+    out: Path
+    opts: DeployOptions
+    result: DeployResult
+    config_file: str
+    request: Any = None
+    expect_keys: list[str] = field(default_factory=list)
+    ml_client: Any = None
+    kubectl_context: Callable[[], str | None] | None = None
+    az_signed_in: Callable[[], bool] | None = None
+
+    def display(self, path: Path) -> str:
+        return rel(path, self.root)
+
+    def write(self, rel_path: str, text: str, *, obj: Any = None) -> None:
+        path = self.out / rel_path
+        shown = self.display(path)
+        if self.opts.dry_run:
+            self.result.add("write", f"write {shown}", obj=obj if obj is not None else text)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+            self.result.add("write", f"write {shown}", obj=obj, done=True)
+        self.result.add_artifact(path, self.root)
+
+
+def default_out(root: Path, uc: UseCase, env: str, target: str, version: str) -> Path:
+    if target == "local":
+        return root / ".llmops" / "deployments" / uc.name / f"{env}-{version[:12]}"
+    return root / ".llmops" / "deploy" / uc.name / env / target
+
+
+def _check_out(out: Path, version: str, target: str) -> str:
+    """'reuse' when ``out`` already holds this version (a running local deployment), 'replace' when it holds
+    an earlier llmops bundle, 'new' when absent or empty. Refuses any other non-empty folder."""
+    if not out.exists() or (out.is_dir() and not any(out.iterdir())):
+        return "new"
+    meta = out / META_FILE
+    if not meta.is_file():
+        raise LlmopsError(
+            "folder exists and was not written by llmops deploy",
+            file=out,
+            field="--out",
+            hint="choose an empty or new folder",
+        )
+    try:
+        same = json.loads(meta.read_text(encoding="utf-8")).get("version") == version
+    except ValueError:
+        same = False
+    return "reuse" if same and target == "local" else "replace"
+
+
+def deploy(
+    root: Path,
+    opts: DeployOptions,
+    *,
+    ml_client: Any = None,
+    kubectl_context: Callable[[], str | None] | None = None,
+    az_signed_in: Callable[[], bool] | None = None,
+) -> DeployResult:
+    """Deploy ``opts.use_case`` to ``opts.target`` (see the module docstring). Raises LlmopsError for bad
+    input (exit 2) and RunFailed when a step or the endpoint test fails (exit 1)."""
+    root = Path(root).resolve()
+    if opts.target not in TARGETS:
+        raise LlmopsError(
+            f"unknown target '{opts.target}'", field="--target", hint=f"use one of: {', '.join(TARGETS)}"
+        )
+    if opts.llm_endpoint and opts.target != "local":
+        raise LlmopsError("--llm-endpoint only applies to --target local", field="--llm-endpoint")
+    uc = use_case_for_env(root, opts.use_case, opts.env)
+    config_path = uc.path / CONFIG_REL
+    entry = entry_for(config_path, opts.target, opts.env, root=root, required=opts.target != "local")
+    config = resolve_configuration(
+        root, uc, opts.env, require_approval=opts.require_approval, variants_text=opts.variants
+    )
+
+    tmp = Path(tempfile.mkdtemp(prefix="llmops-deploy-"))
+    try:
+        bundle = materialise(uc, config, tmp / "bundle", test_file=entry.TEST_FILE_PATH if entry else None)
+        if (
+            config.approval
+            and config.approval.get("verified")
+            and config.approval.get("flow_hash") != bundle.version
+        ):
+            raise LlmopsError(
+                f"the materialised flow's hash {bundle.version[:12]} differs from the approved {str(config.approval.get('flow_hash'))[:12]}",
+                file=config.approval.get("path"),
+                field="flow_hash",
+                hint="nothing was deployed; approve the configuration again",
+            )
+        out = (
+            Path(opts.out).resolve()
+            if opts.out
+            else default_out(root, uc, opts.env, opts.target, bundle.version)
+        )
+        result = DeployResult(
+            target=opts.target,
+            use_case=uc.name,
+            env=opts.env,
+            version=bundle.version,
+            configuration=config.to_dict(),
+            dry_run=opts.dry_run,
+        )
+        result.notes.extend(config.warnings)
+        state = _check_out(out, bundle.version, opts.target)
+        files = [p.relative_to(bundle.folder) for p in bundle.files()]
+        verb = "reuse" if state == "reuse" else "write"
+        step = result.add(
+            "write",
+            f"{verb} the materialised flow ({config.source}; version {bundle.short_version}) in {rel(out, root)}: "
+            f"{len(files)} files",
+        )
+        if not opts.dry_run:
+            if state != "reuse":
+                if out.exists():
+                    shutil.rmtree(out)
+                out.parent.mkdir(parents=True, exist_ok=True)
+                shutil.move(str(bundle.folder), str(out))
+            bundle.folder = out
+            step.done = True
+        for f in files:
+            result.add_artifact(out / f, root)
+        request = None
+        if bundle.sample_request is not None:
+            request = json.loads(bundle.sample_request.read_text(encoding="utf-8"))
+        ctx = DeployContext(
+            root=root,
+            uc=uc,
+            env=opts.env,
+            target=opts.target,
+            entry=entry,
+            config=config,
+            bundle=bundle,
+            out=out,
+            opts=opts,
+            result=result,
+            config_file=rel(config_path, root),
+            request=request,
+            expect_keys=list(bundle.outputs),
+            ml_client=ml_client,
+            kubectl_context=kubectl_context,
+            az_signed_in=az_signed_in,
+        )
+        _dispatch(ctx)
+        return result
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _dispatch(ctx: DeployContext) -> None:
+    if ctx.target == "local":
+        from llmops_tui.deploy.local import deploy_local
+
+        if ctx.request is None:
+            raise LlmopsError(
+                "the endpoint test needs a request file",
+                file=ctx.uc.path / "sample-request.json",
+                field="",
+                hint="add sample-request.json with the flow's inputs",
+            )
+        deploy_local(ctx)
+    elif ctx.target == "kubernetes":
+        from llmops_tui.deploy.kubernetes import deploy_kubernetes
+
+        deploy_kubernetes(ctx)
+    elif ctx.target in {"azureml", "azureml-kubernetes"}:
+        from llmops_tui.deploy.azureml import deploy_azureml
+
+        deploy_azureml(ctx)
+    else:
+        from llmops_tui.deploy.webapp import deploy_webapp
+
+        deploy_webapp(ctx)

@@ -1,0 +1,361 @@
+"""The kubernetes target: manifests for the new version, and weighted routing between versions.
+
+Written to ``<out>/k8s/``:
+
+- ``deployment-<name>.yaml``: a Deployment of the new version (replicas ``DEPLOYMENT_INSTANCE_COUNT``;
+  readiness and liveness probes on ``/health``; requests and limits from ``CPU_ALLOCATION`` /
+  ``MEMORY_ALLOCATION``; env from ``ENVIRONMENT_VARIABLES``; each connection key only as a
+  ``secretKeyRef`` to the Kubernetes Secret ``SECRET_NAME`` (default ``<endpoint>-llm-keys``));
+- ``service-<name>.yaml``: a Service per version (the route's backends);
+- ``httproute.yaml``: a Gateway API HTTPRoute sending ``CURRENT_DEPLOYMENT_TRAFFIC_ALLOCATION`` % to the new
+  version and the rest to ``PRIOR_DEPLOYMENT_NAME``'s Service, in one object, so a rollout is one apply
+  and traffic never drops to zero;
+- ``all.yaml``: everything above in apply order (Services and Deployment before the route).
+
+They are applied with ``kubectl apply -f`` when ``kubectl`` exists and has a current context, otherwise
+only written. The Secret itself is never written: the plan prints the ``kubectl create secret`` command
+that reads the key from your environment.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from llmops_tui.core.errors import LlmopsError, RunFailed
+from llmops_tui.deploy.prepare import HEALTH_ROUTE, SERVING_PORT
+
+if TYPE_CHECKING:
+    from llmops_tui.deploy.api import DeployContext
+
+GATEWAY_GROUP = "gateway.networking.k8s.io"
+SERVICE_PORT = 80
+_DNS = re.compile(r"[^a-z0-9-]+")
+
+
+def dns_name(*parts: str, limit: int = 63) -> str:
+    """A DNS-1123 label from ``parts`` (lowercase, ``-`` separated, at most 63 characters)."""
+    text = _DNS.sub("-", "-".join(p for p in parts if p).lower()).strip("-")
+    return (text[:limit].rstrip("-")) or "llmops"
+
+
+def _labels(endpoint: str, deployment: str, version: str | None = None) -> dict[str, str]:
+    out = {
+        "app.kubernetes.io/name": endpoint,
+        "app.kubernetes.io/managed-by": "llmops",
+        "llmops.io/deployment": deployment,
+    }
+    if version:
+        out["llmops.io/version"] = version[:12]
+    return out
+
+
+def _meta(
+    name: str, namespace: str, labels: dict[str, str], annotations: dict[str, str] | None = None
+) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name, "labels": labels}
+    if namespace:
+        meta["namespace"] = namespace
+    if annotations:
+        meta["annotations"] = annotations
+    return meta
+
+
+def _resources(cpu: str, memory: str) -> dict[str, Any] | None:
+    amounts = {k: v for k, v in (("cpu", cpu.strip()), ("memory", memory.strip())) if v}
+    return {"requests": dict(amounts), "limits": dict(amounts)} if amounts else None
+
+
+def build_manifests(ctx: DeployContext, image: str) -> dict[str, dict[str, Any]]:
+    """File name -> manifest object (plain dicts), for the current version."""
+    entry = ctx.entry
+    bundle = ctx.bundle
+    endpoint = dns_name(entry.ENDPOINT_NAME or ctx.uc.name)
+    current = dns_name(entry.CURRENT_DEPLOYMENT_NAME or f"v-{bundle.short_version}")
+    namespace = entry.NAMESPACE
+    secret = dns_name(entry.SECRET_NAME or f"{endpoint}-llm-keys", limit=253)
+    name = dns_name(endpoint, current)
+    labels = _labels(endpoint, current, bundle.version)
+    selector = _labels(endpoint, current)
+    env: list[dict[str, Any]] = [
+        {"name": k, "value": v} for k, v in sorted(entry.ENVIRONMENT_VARIABLES.items())
+    ]
+    env.append({"name": "LLMOPS_FLOW_VERSION", "value": bundle.version})
+    for ref in bundle.connections:
+        if ref.usable_base:
+            env.append({"name": ref.base_env_var, "value": ref.api_base})
+        env.append(
+            {"name": ref.key_env_var, "valueFrom": {"secretKeyRef": {"name": secret, "key": ref.key_env_var}}}
+        )
+    probe = {
+        "httpGet": {"path": HEALTH_ROUTE, "port": SERVING_PORT},
+        "periodSeconds": 10,
+        "timeoutSeconds": 3,
+    }
+    container: dict[str, Any] = {
+        "name": "flow",
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "ports": [{"name": "http", "containerPort": SERVING_PORT, "protocol": "TCP"}],
+        "env": env,
+        "readinessProbe": {**probe, "initialDelaySeconds": 5, "failureThreshold": 3},
+        "livenessProbe": {**probe, "initialDelaySeconds": 20, "failureThreshold": 6},
+        "securityContext": {"runAsNonRoot": True, "allowPrivilegeEscalation": False},
+    }
+    resources = _resources(entry.CPU_ALLOCATION, entry.MEMORY_ALLOCATION)
+    if resources:
+        container["resources"] = resources
+    annotations = {
+        "llmops.io/use-case": ctx.uc.name,
+        "llmops.io/env": ctx.env,
+        "llmops.io/configuration": ctx.config.source,
+    }
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _meta(name, namespace, labels, annotations),
+        "spec": {
+            "replicas": entry.DEPLOYMENT_INSTANCE_COUNT,
+            "selector": {"matchLabels": selector},
+            "template": {"metadata": {"labels": labels}, "spec": {"containers": [container]}},
+        },
+    }
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _meta(name, namespace, labels),
+        "spec": {
+            "selector": selector,
+            "ports": [{"name": "http", "port": SERVICE_PORT, "targetPort": SERVING_PORT, "protocol": "TCP"}],
+        },
+    }
+    backends = [
+        {"group": "", "kind": "Service", "name": name, "port": SERVICE_PORT, "weight": entry.current_traffic}
+    ]
+    if entry.PRIOR_DEPLOYMENT_NAME:
+        prior = dns_name(endpoint, dns_name(entry.PRIOR_DEPLOYMENT_NAME))
+        backends.append(
+            {
+                "group": "",
+                "kind": "Service",
+                "name": prior,
+                "port": SERVICE_PORT,
+                "weight": entry.prior_traffic,
+            }
+        )
+    parent: dict[str, Any] = {"group": GATEWAY_GROUP, "kind": "Gateway", "name": dns_name(entry.GATEWAY_NAME)}
+    route = {
+        "apiVersion": f"{GATEWAY_GROUP}/v1",
+        "kind": "HTTPRoute",
+        "metadata": _meta(
+            endpoint,
+            namespace,
+            {"app.kubernetes.io/name": endpoint, "app.kubernetes.io/managed-by": "llmops"},
+        ),
+        "spec": {
+            "parentRefs": [parent],
+            "rules": [{"matches": [{"path": {"type": "PathPrefix", "value": "/"}}], "backendRefs": backends}],
+        },
+    }
+    return {
+        f"service-{current}.yaml": service,
+        f"deployment-{current}.yaml": deployment,
+        "httproute.yaml": route,
+    }
+
+
+# A JSON schema for the parts of Gateway API v1 HTTPRoute we write (from the Gateway API spec:
+# backendRef weight 0..1000000, port 1..65535, path match types, at most 16 rules / backendRefs).
+_NAME = {"type": "string", "minLength": 1, "maxLength": 253, "pattern": r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"}
+HTTPROUTE_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "required": ["apiVersion", "kind", "metadata", "spec"],
+    "properties": {
+        "apiVersion": {"const": f"{GATEWAY_GROUP}/v1"},
+        "kind": {"const": "HTTPRoute"},
+        "metadata": {
+            "type": "object",
+            "required": ["name"],
+            "properties": {
+                "name": _NAME,
+                "namespace": {"type": "string"},
+                "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+                "annotations": {"type": "object", "additionalProperties": {"type": "string"}},
+            },
+        },
+        "spec": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "hostnames": {"type": "array", "items": {"type": "string"}, "maxItems": 16},
+                "parentRefs": {
+                    "type": "array",
+                    "maxItems": 32,
+                    "items": {
+                        "type": "object",
+                        "required": ["name"],
+                        "additionalProperties": False,
+                        "properties": {
+                            "group": {"type": "string"},
+                            "kind": {"type": "string"},
+                            "name": _NAME,
+                            "namespace": {"type": "string"},
+                            "sectionName": {"type": "string"},
+                            "port": {"type": "integer", "minimum": 1, "maximum": 65535},
+                        },
+                    },
+                },
+                "rules": {
+                    "type": "array",
+                    "maxItems": 16,
+                    "items": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "properties": {
+                            "matches": {
+                                "type": "array",
+                                "maxItems": 64,
+                                "items": {
+                                    "type": "object",
+                                    "properties": {
+                                        "path": {
+                                            "type": "object",
+                                            "additionalProperties": False,
+                                            "properties": {
+                                                "type": {
+                                                    "enum": ["Exact", "PathPrefix", "RegularExpression"]
+                                                },
+                                                "value": {
+                                                    "type": "string",
+                                                    "pattern": "^/",
+                                                    "maxLength": 1024,
+                                                },
+                                            },
+                                        }
+                                    },
+                                },
+                            },
+                            "backendRefs": {
+                                "type": "array",
+                                "maxItems": 16,
+                                "items": {
+                                    "type": "object",
+                                    "required": ["name"],
+                                    "additionalProperties": False,
+                                    "properties": {
+                                        "group": {"type": "string"},
+                                        "kind": {"type": "string"},
+                                        "name": _NAME,
+                                        "namespace": {"type": "string"},
+                                        "port": {"type": "integer", "minimum": 1, "maximum": 65535},
+                                        "weight": {"type": "integer", "minimum": 0, "maximum": 1000000},
+                                    },
+                                },
+                            },
+                        },
+                    },
+                },
+            },
+        },
+    },
+}
+
+
+def validate_httproute(route: dict[str, Any]) -> None:
+    """Raise ValueError when ``route`` breaks the HTTPRoute schema above, or routes no traffic at all."""
+    import jsonschema
+
+    jsonschema.validate(route, HTTPROUTE_SCHEMA)
+    for rule in route["spec"].get("rules", []):
+        refs = rule.get("backendRefs") or []
+        if refs and sum(int(r.get("weight", 1)) for r in refs) <= 0:
+            raise ValueError("every backendRef has weight 0: the route would drop all traffic")
+
+
+def to_yaml(objects: list[dict[str, Any]]) -> str:
+    return "---\n".join(yaml.safe_dump(o, sort_keys=False) for o in objects)
+
+
+def kubectl_context() -> str | None:
+    """The current kubectl context, or None when kubectl is missing or has none."""
+    if not shutil.which("kubectl"):
+        return None
+    try:
+        proc = subprocess.run(
+            ["kubectl", "config", "current-context"], capture_output=True, text=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return proc.stdout.strip() if proc.returncode == 0 and proc.stdout.strip() else None
+
+
+def deploy_kubernetes(ctx: DeployContext) -> None:
+    """Write (and, with a kubectl context, apply) the manifests. Fills ``ctx.result``."""
+    from llmops_tui.deploy.container import build_context_files
+
+    entry, result, bundle = ctx.entry, ctx.result, ctx.bundle
+    if not entry.ENDPOINT_NAME:
+        raise LlmopsError("missing", file=ctx.config_file, field="kubernetes_endpoint[].ENDPOINT_NAME")
+    registry = entry.REGISTRY_NAME
+    default_repo = (
+        f"{registry}.azurecr.io/{dns_name(ctx.uc.name)}" if registry else f"llmops/{dns_name(ctx.uc.name)}"
+    )
+    image = ctx.opts.image or entry.IMAGE or f"{default_repo}:{bundle.short_version}"
+    if ":" not in image.rsplit("/", 1)[-1]:
+        image = f"{image}:{bundle.short_version}"
+    for rel_path, text in build_context_files(bundle, ctx.uc.name).items():
+        ctx.write(rel_path, text)
+    result.add(
+        "run",
+        "build and push the image from the deploy folder",
+        command=["docker", "build", "-t", image, str(ctx.out)],
+    )
+    result.add("run", "push the image", command=["docker", "push", image])
+    manifests = build_manifests(ctx, image)
+    validate_httproute(manifests["httproute.yaml"])
+    deployment = manifests[next(k for k in manifests if k.startswith("deployment-"))]
+    container_env = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+    secret_refs = [e["valueFrom"]["secretKeyRef"] for e in container_env if "valueFrom" in e]
+    if secret_refs:
+        literal = [f"--from-literal={r['key']}=${{{r['key']}}}" for r in secret_refs]
+        ns = ["--namespace", entry.NAMESPACE] if entry.NAMESPACE else []
+        result.add(
+            "note",
+            "create the Secret once, from your environment (the value is never written by llmops)",
+            command=["kubectl", "create", "secret", "generic", secret_refs[0]["name"], *ns, *literal],
+        )
+    for name, obj in manifests.items():
+        ctx.write(f"k8s/{name}", yaml.safe_dump(obj, sort_keys=False), obj=obj)
+    ctx.write("k8s/all.yaml", to_yaml(list(manifests.values())))
+    apply_cmd = ["kubectl", "apply", "-f", str(ctx.out / "k8s" / "all.yaml")]
+    context = None if ctx.opts.dry_run else (ctx.kubectl_context or kubectl_context)()
+    step = result.add(
+        "run", "apply the manifests (Services and Deployment, then the route)", command=apply_cmd
+    )
+    result.deployment = {
+        "image": image,
+        "objects": [f"{o['kind']}/{o['metadata']['name']}" for o in manifests.values()],
+        "traffic": {
+            b["name"]: b["weight"] for b in manifests["httproute.yaml"]["spec"]["rules"][0]["backendRefs"]
+        },
+    }
+    if ctx.opts.dry_run:
+        return
+    if context is None:
+        step.skipped = "kubectl has no current context: manifests written only"
+        result.notes.append(
+            f"manifests written to {ctx.display(ctx.out / 'k8s')}; apply them with: {' '.join(apply_cmd)}"
+        )
+        return
+    proc = subprocess.run(apply_cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RunFailed(f"kubectl apply failed in context {context}: {proc.stderr.strip()[:400]}")
+    step.done = True
+    result.notes.append(
+        f"applied in kubectl context {context}; test through the gateway with `llmops endpoint-test URL`"
+    )

@@ -1,0 +1,345 @@
+"""What gets deployed: the configuration (approved, chosen or default) materialised into a bundle folder.
+
+A bundle is the same for every target::
+
+    <bundle>/flow/                 the standard flow with the chosen variants applied, others removed,
+                                   parameter overrides baked in (core.materialize.export_flow)
+    <bundle>/connections/<n>.yaml  each connection the flow uses, by name, with its key as an environment
+                                   reference (``api_key: ${env:AOAI_API_KEY}``): never a value
+    <bundle>/serve_flow.py         the serving entry (a copy of llmops_tui/deploy/serve_flow.py)
+    <bundle>/sample-request.json   the endpoint test's request (TEST_FILE_PATH)
+    <bundle>/requirements.txt      what the serving image installs (promptflow pinned)
+
+The version of a deployment is the content hash of ``flow/``: the same hash the approval record binds
+(core.approval.approved_flow_hash), so a deployed version can be traced to its approval.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from llmops_tui.core.errors import LlmopsError
+from llmops_tui.core.files import rel
+from llmops_tui.core.workspace import UseCase, load_workspace
+
+SERVE_SCRIPT = Path(__file__).with_name("serve_flow.py")
+SERVING_PORT = 8080
+HEALTH_ROUTE = "/health"
+SCORE_ROUTE = "/score"
+
+
+def use_case_for_env(root: Path, name: str, env: str) -> UseCase:
+    """The use case as deployed to ``env``: with its ``experiment.<env>.yaml`` overlay when there is one,
+    else the base configuration. Raises LlmopsError for an unknown or broken use case."""
+    ws = load_workspace(root, env=env)
+    uc = ws.get(name)
+    if any(p.field == "--env" for p in uc.problems):
+        uc = load_workspace(root, env=None).get(name)
+    if uc.problems:
+        raise LlmopsError.from_problem(uc.problems[0])
+    if uc.standard_flow is None or uc.standard_flow.kind != "dag":
+        raise LlmopsError("only DAG flows (flow.dag.yaml) can be deployed", file=uc.config_file, field="flow")
+    return uc
+
+
+# ------------------------------------------------------------------------------------- configuration
+
+
+@dataclass
+class Configuration:
+    """The variants and parameter overrides that will be deployed, and where they came from."""
+
+    variants: dict[str, str]
+    params: dict[str, Any]
+    source: str
+    approval: dict[str, Any] | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "variants": self.variants,
+            "params": self.params,
+            "source": self.source,
+            "approval": self.approval,
+            "warnings": self.warnings,
+        }
+
+
+def parse_variants(text: str | None, uc: UseCase) -> dict[str, str]:
+    """``NODE.variant_id,NODE2.variant_id`` -> {node: variant}; checked against the flow."""
+    if not text:
+        return {}
+    known = uc.standard_flow.variants if uc.standard_flow else {}
+    out: dict[str, str] = {}
+    for part in [p.strip() for p in text.split(",") if p.strip()]:
+        node, _, variant = part.partition(".")
+        if not variant:
+            raise LlmopsError(f"'{part}' is not NODE.variant_id", field="--variants")
+        if variant not in known.get(node, []):
+            options = (
+                ", ".join(f"{n}.{v}" for n, vs in known.items() for v in vs) or "the flow has no variants"
+            )
+            raise LlmopsError(
+                f"no variant '{part}' in the standard flow", field="--variants", hint=f"known: {options}"
+            )
+        out[node] = variant
+    return out
+
+
+def _approval_summary(result: Any) -> dict[str, Any]:
+    record = result.record or {}
+    keys = ("run_id", "cell_id", "approver", "decided_at", "flow_hash", "decision")
+    out = {k: record.get(k) for k in keys}
+    out["path"] = getattr(result, "path", None)
+    out["verified"] = bool(result.ok)
+    return out
+
+
+def _verify(root: Path, uc: UseCase, env: str) -> Any:
+    """core.approval.verify_approval, imported lazily; None when that module is not available."""
+    try:
+        from llmops_tui.core.approval import verify_approval
+    except ImportError:
+        return None
+    return verify_approval(root, uc, env)
+
+
+def resolve_configuration(
+    root: Path, uc: UseCase, env: str, *, require_approval: bool, variants_text: str | None = None
+) -> Configuration:
+    """Pick what to deploy.
+
+    - ``require_approval``: the current approval record for ``env`` must verify (signature, flow and
+      dataset hashes); its variants and parameters are deployed. Anything else fails closed.
+    - else ``--variants``: exactly those (other nodes at their default variant), no parameter overrides.
+    - else the current approval record when one exists (verified if the approval key is at hand; a
+      record that does not verify is still used, with a warning);
+    - else every node's default variant.
+    """
+    if require_approval:
+        if variants_text:
+            raise LlmopsError(
+                "--variants cannot be combined with --require-approval",
+                field="--variants",
+                hint="the approved record decides the variants",
+            )
+        result = _verify(root, uc, env)
+        if result is None:
+            raise LlmopsError(
+                "cannot verify approvals: llmops_tui.core.approval is not available",
+                field="--require-approval",
+                hint="install the complete llmops-tui package; deploying without a verified approval is refused",
+            )
+        if not result.ok:
+            reasons = "; ".join(result.reasons) or "unknown reason"
+            raise LlmopsError(
+                f"approval for '{uc.name}' env '{env}' does not verify: {reasons}",
+                file=result.path or None,
+                field="--require-approval",
+                hint=f"see `llmops verify-approval {uc.name} --env {env}`",
+            )
+        record = result.record or {}
+        return Configuration(
+            variants=dict(record.get("variants") or {}),
+            params=dict(record.get("params") or {}),
+            source=f"approval record {result.path} (verified)",
+            approval=_approval_summary(result),
+        )
+    chosen = parse_variants(variants_text, uc)
+    if chosen:
+        return Configuration(variants=chosen, params={}, source="--variants")
+    record_path = uc.path / "approvals" / f"{env}.json"
+    if record_path.is_file():
+        try:
+            result = _verify(root, uc, env)
+        except Exception:  # a broken record must not stop an unenforced deploy; it is reported
+            result = None
+        if result is not None and result.record:
+            record = result.record
+            config = Configuration(
+                variants=dict(record.get("variants") or {}),
+                params=dict(record.get("params") or {}),
+                source=f"approval record {result.path} ({'verified' if result.ok else 'NOT verified'})",
+                approval=_approval_summary(result),
+            )
+            if not result.ok:
+                config.warnings.append(
+                    "the approval record does not verify (" + "; ".join(result.reasons) + "); "
+                    "use --require-approval to refuse such deployments"
+                )
+            return config
+    return Configuration(
+        variants={}, params={}, source="default variants (no approval record, no --variants)"
+    )
+
+
+# -------------------------------------------------------------------------------------------- bundle
+
+
+@dataclass
+class ConnectionRef:
+    """A connection the deployed flow uses: its settings and the *name* of the variable holding its key."""
+
+    name: str
+    kind: str  # azure_open_ai | open_ai
+    api_base: str
+    api_version: str | None
+    key_env_var: str
+    base_env_var: str
+
+    @property
+    def usable_base(self) -> bool:
+        return bool(self.api_base) and "YOUR-RESOURCE" not in self.api_base
+
+    def to_yaml_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "type": self.kind}
+        if self.kind == "open_ai":
+            out["base_url"] = self.api_base
+        else:
+            out["api_base"] = self.api_base
+            out["api_type"] = "azure"
+            out["api_version"] = self.api_version or "2024-02-01"
+        out["api_key"] = "${env:" + self.key_env_var + "}"
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "type": self.kind,
+            "api_base": self.api_base,
+            "key_env_var": self.key_env_var,
+            "base_env_var": self.base_env_var,
+        }
+
+
+def _env_name(name: str, suffix: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]", "_", name).upper() + "_" + suffix
+
+
+def connection_refs(dag: dict[str, Any], uc: UseCase) -> list[ConnectionRef]:
+    """Every connection an LLM node of the materialised flow calls, with the use case's declared settings."""
+    names: dict[str, str] = {}
+    for node in dag.get("nodes") or []:
+        if node.get("type") == "llm" and node.get("connection"):
+            names.setdefault(str(node["connection"]), str(node.get("provider") or "AzureOpenAI"))
+    out = []
+    for name, provider in names.items():
+        declared = uc.connection(name)
+        ctype = declared.connection_type if declared else f"{provider}Connection"
+        kind = "open_ai" if ctype.startswith("OpenAI") or provider == "OpenAI" else "azure_open_ai"
+        out.append(
+            ConnectionRef(
+                name=name,
+                kind=kind,
+                api_base=(declared.api_base if declared else "") or "",
+                api_version=declared.api_version if declared else None,
+                key_env_var=declared.key_env_var if declared else _env_name(name, "API_KEY"),
+                base_env_var=_env_name(name, "API_BASE"),
+            )
+        )
+    return out
+
+
+@dataclass
+class Bundle:
+    """A materialised, deployable folder (see the module docstring)."""
+
+    folder: Path
+    version: str
+    connections: list[ConnectionRef]
+    outputs: list[str]
+
+    @property
+    def sample_request(self) -> Path | None:
+        path = self.folder / "sample-request.json"
+        return path if path.is_file() else None
+
+    @property
+    def flow_dir(self) -> Path:
+        return self.folder / "flow"
+
+    @property
+    def short_version(self) -> str:
+        return self.version[:12]
+
+    def files(self) -> list[Path]:
+        return sorted(p for p in self.folder.rglob("*") if p.is_file())
+
+
+def pinned_requirements(flow_dir: Path) -> list[str]:
+    """The serving image's requirements: promptflow and its tools pinned to the versions here, plus the
+    flow's own requirements.txt (minus unpinned promptflow lines, which the pins replace)."""
+
+    def version(dist: str, fallback: str) -> str:
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            return fallback
+
+    lines = [
+        f"promptflow=={version('promptflow', '1.18.5')}",
+        f"promptflow-tools=={version('promptflow-tools', '1.6.1')}",
+        f"waitress=={version('waitress', '3.0.2')}",
+        "pyyaml>=6",
+    ]
+    req = Path(flow_dir) / "requirements.txt"
+    if req.is_file():
+        for line in req.read_text(encoding="utf-8").splitlines():
+            text = line.strip()
+            base = re.split(r"[<>=!~\[ ;]", text, maxsplit=1)[0].lower() if text else ""
+            if (
+                not text
+                or text.startswith("#")
+                or base in {"promptflow", "promptflow-tools", "waitress", "pyyaml"}
+            ):
+                continue
+            lines.append(text)
+    return lines
+
+
+def materialise(uc: UseCase, config: Configuration, dest: Path, *, test_file: str | None = None) -> Bundle:
+    """Write the bundle for ``config`` into ``dest`` (replaced if present) and return it."""
+    from llmops_tui.core.materialize import export_flow, materialized_dag
+
+    flow_src = uc.standard_flow.path  # type: ignore[union-attr]
+    dag = materialized_dag(flow_src, config.variants, config.params)
+    dest = Path(dest)
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    version = export_flow(flow_src, dest / "flow", config.variants, config.params)
+    refs = connection_refs(dag, uc)
+    (dest / "connections").mkdir()
+    for ref in refs:
+        text = yaml.safe_dump(ref.to_yaml_dict(), sort_keys=False)
+        (dest / "connections" / f"{ref.name}.yaml").write_text(text, encoding="utf-8")
+    shutil.copyfile(SERVE_SCRIPT, dest / "serve_flow.py")
+    (dest / "requirements.txt").write_text(
+        "\n".join(pinned_requirements(dest / "flow")) + "\n", encoding="utf-8"
+    )
+    sample = uc.path / (test_file or "sample-request.json")
+    if sample.is_file():
+        shutil.copyfile(sample, dest / "sample-request.json")
+    meta = {
+        "use_case": uc.name,
+        "version": version,
+        "configuration": config.to_dict(),
+        "connections": [r.to_dict() for r in refs],
+    }
+    (dest / "llmops-deployment.json").write_text(
+        json.dumps(meta, indent=2, default=str) + "\n", encoding="utf-8"
+    )
+    outputs = list((dag.get("outputs") or {}).keys())
+    return Bundle(folder=dest, version=version, connections=refs, outputs=outputs)
+
+
+def display(path: Path, root: Path) -> str:
+    return rel(path, root)

@@ -1,0 +1,151 @@
+"""Serve a materialised flow with Prompt flow's own serving app, with connections from YAML files.
+
+This file is self-contained on purpose (standard library, PyYAML and promptflow only): the deploy module
+runs it for local deployments and copies it into container build contexts (web app, Kubernetes, Azure
+ML), so every target serves a flow the same way.
+
+Why not plain ``pf flow serve``: it reads connections from Prompt flow's local connection store, whose
+secrets are encrypted with a key kept in the OS keyring; headless machines, CI runners and containers
+have no keyring daemon. Here each ``connections/<name>.yaml`` holds the connection's settings with the
+key as an environment reference (``api_key: ${env:AOAI_API_KEY}``); the value is read from this process's
+environment at start-up and kept in memory only. ``<NAME>_API_BASE`` in the environment overrides a
+connection's ``api_base`` (this is how a local deployment is pointed at the sandbox model).
+
+    python serve_flow.py --flow flow --connections connections --host 127.0.0.1 --port 8080
+
+Routes are Prompt flow's: ``GET /health``, ``POST /score``, ``GET /swagger.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+ENV_REF = re.compile(r"^\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}$")
+
+_OFFLINE_ENV = {
+    "PF_TRACING_SKIP_LOCAL_SETUP": "true",
+    "PF_DISABLE_TELEMETRY": "true",
+    "PROMPTFLOW_DISABLE_TELEMETRY": "true",
+    "APPLICATIONINSIGHTS_CONTROLPLANE_DISABLED": "true",
+    "APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL": "true",
+    "PF_DISABLE_TRACING": "true",
+}
+
+
+def env_var_name(connection_name: str, field: str) -> str:
+    """``aoai`` + ``api_key`` -> ``AOAI_API_KEY`` (the same rule as Prompt flow's connection overrides)."""
+    return re.sub(r"[^A-Za-z0-9]", "_", connection_name).upper() + "_" + field.upper()
+
+
+def _resolve(value: Any, what: str) -> Any:
+    if not isinstance(value, str):
+        return value
+    match = ENV_REF.match(value.strip())
+    if not match:
+        return value
+    name = match.group(1)
+    if not os.environ.get(name):
+        # The name of the variable only: never a value.
+        raise SystemExit(f"error: {what} needs the environment variable {name}, which is not set")
+    return os.environ[name]
+
+
+def load_connections(folder: Path) -> list[Any]:
+    """In-memory Prompt flow connection objects for every ``*.yaml`` in ``folder``."""
+    import yaml
+    from promptflow.connections import AzureOpenAIConnection, CustomConnection, OpenAIConnection
+
+    out = []
+    for path in sorted(Path(folder).glob("*.y*ml")) if folder and Path(folder).is_dir() else []:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        name = str(data.get("name") or path.stem)
+        kind = str(data.get("type") or "azure_open_ai").lower()
+        fields = {
+            k: _resolve(v, f"connection '{name}' field '{k}'")
+            for k, v in data.items()
+            if k not in {"name", "type"}
+        }
+        base_override = os.environ.get(env_var_name(name, "api_base"))
+        if kind in {"azure_open_ai", "azureopenai", "azureopenaiconnection"}:
+            out.append(
+                AzureOpenAIConnection(
+                    name=name,
+                    api_key=fields.get("api_key") or "",
+                    api_base=base_override or fields.get("api_base") or "",
+                    api_type=fields.get("api_type") or "azure",
+                    api_version=str(fields.get("api_version") or "2024-02-01"),
+                )
+            )
+        elif kind in {"open_ai", "openai", "openaiconnection"}:
+            base = (base_override or fields.get("base_url") or fields.get("api_base") or "").rstrip("/")
+            if base and not base.endswith("/v1"):
+                base += "/v1"
+            out.append(
+                OpenAIConnection(name=name, api_key=fields.get("api_key") or "", base_url=base or None)
+            )
+        else:
+            secrets = fields.pop("secrets", {}) or {}
+            configs = fields.pop("configs", {}) or {}
+            out.append(
+                CustomConnection(
+                    name=name,
+                    secrets={k: _resolve(v, f"connection '{name}' secret '{k}'") for k, v in secrets.items()},
+                    configs=configs,
+                )
+            )
+    for conn in out:
+        # Prompt flow 1.18.5's serving path for a connection-provider callable calls a public
+        # ``to_execution_connection_dict`` that its connection classes only have with a leading underscore.
+        if not hasattr(conn, "to_execution_connection_dict"):
+            object.__setattr__(conn, "to_execution_connection_dict", conn._to_execution_connection_dict)
+    return out
+
+
+def create_serving_app(flow_dir: Path, connections_dir: Path | None) -> Any:
+    """Prompt flow's Flask serving app for ``flow_dir`` with in-memory connections."""
+    for key, value in _OFFLINE_ENV.items():
+        os.environ.setdefault(key, value)
+    flow_dir = Path(flow_dir).resolve()
+    # On Azure ML the workspace's connections are used by name (Prompt flow's own provider, managed identity).
+    provider: Any = os.environ.get("PROMPTFLOW_CONNECTION_PROVIDER", "")
+    if not provider.startswith("azureml:"):
+        connections = load_connections(Path(connections_dir).resolve()) if connections_dir else []
+        provider = functools.partial(list, connections)  # a callable returning connection objects
+    os.environ["PROMPTFLOW_PROJECT_PATH"] = flow_dir.as_posix()
+    os.chdir(flow_dir)
+    from promptflow.core._serving.app import create_app
+
+    return create_app(
+        connection_provider=provider,
+        flow_file_path=(flow_dir / "flow.dag.yaml").as_posix(),
+        engine="flask",
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Serve a materialised Prompt flow flow.")
+    parser.add_argument("--flow", default="flow", help="the flow folder (with flow.dag.yaml)")
+    parser.add_argument("--connections", default="connections", help="folder of connection YAML files")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--threads", type=int, default=8)
+    args = parser.parse_args(argv)
+    app = create_serving_app(Path(args.flow), Path(args.connections))
+    try:
+        from waitress import serve
+    except ImportError:  # Flask's own server is enough for trying things out
+        app.run(host=args.host, port=args.port, threaded=True)
+        return 0
+    print(f"serving {args.flow} on http://{args.host}:{args.port}", file=sys.stderr, flush=True)
+    serve(app, host=args.host, port=args.port, threads=args.threads, ident="llmops-flow")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
