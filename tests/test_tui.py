@@ -372,6 +372,94 @@ async def test_palette_and_unusable_workspace_do_not_crash(tmp_path):
         assert type(app.screen).__name__ == "CommandPalette"
 
 
+async def test_line_table_loads_pages_as_the_cursor_moves_and_filters_all_lines(ws, monkeypatch):
+    from llmops_tui.tui.screens.line_diff import LineTable
+
+    cells = seed_store(ws)
+    monkeypatch.setattr(LineTable, "PAGE", 3)
+    monkeypatch.setattr(LineTable, "MARGIN", 1)
+    app = make_app(ws)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        app.open_screen("line_diff", run_id=RUN_ID, cell_a=cells["baseline"], cell_b=cells["other"])
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        screen = app.screen
+        table = screen.query_one("#ld-table", LineTable)
+        total = len(screen.diffs)
+        assert total == 8 and table.row_count == 3
+        assert "8 lines" in _plain(screen.query_one("#ld-head")) and "showing the first 3" in _plain(
+            screen.query_one("#ld-head")
+        )
+        table.focus()
+        await pilot.press("down")
+        await pilot.pause()
+        assert table.row_count == 6  # the cursor neared the end of the loaded rows
+        assert "line 1" in _plain(screen.query_one("#ld-detail"))  # selection still shows the detail
+        await pilot.press("ctrl+end")
+        await pilot.pause()
+        assert table.row_count == total and table.cursor_row == total - 1
+        assert "showing" not in _plain(screen.query_one("#ld-head"))
+        await pilot.press("f")  # differ: decided over all lines, not only the loaded ones
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        differ = [d for d in screen.diffs if d.differs]
+        assert screen.only == "differ" and screen.diffs == differ and len(differ) == screen.differ
+        assert table.row_count == min(3, len(differ))
+
+
+async def test_unexpected_error_in_a_screen_leaves_the_app_usable(ws, monkeypatch):
+    """An action and a message handler of a screen raise: each time the error box appears, and after it
+    closes the same screen still answers its bindings and its own messages."""
+    from llmops_tui.tui.screens.flow import FlowScreen
+
+    monkeypatch.setattr("llmops_tui.tui.app.log_dir", lambda: ws / "logs")
+    app = LlmopsApp(ws, settings=AppSettings())  # not --debug: errors are shown, not raised
+
+    def broken_action(self) -> None:
+        raise RuntimeError("action went wrong")
+
+    def broken_handler(self, event) -> None:
+        raise RuntimeError("handler went wrong")
+
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        app.open_screen("flow", use_case="ner")
+        await pilot.pause()
+        screen = app.screen
+        with monkeypatch.context() as patch:
+            patch.setattr(FlowScreen, "action_toggle_diff", broken_action)
+            await pilot.press("v")
+            await pilot.pause()
+        assert type(app.screen).__name__ == "ErrorScreen"
+        assert "action went wrong" in _plain(app.screen.query_one("#error-message"))
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.screen is screen
+        await pilot.press("n")  # a binding of the same screen
+        await pilot.pause()
+        assert screen.flow_index == 1
+        await pilot.press("n")
+        await pilot.pause()
+
+        with monkeypatch.context() as patch:
+            patch.setattr(FlowScreen, "on_data_table_row_highlighted", broken_handler)
+            await pilot.press("down")  # the table posts RowHighlighted, handled by the screen's own loop
+            await pilot.pause()
+        assert type(app.screen).__name__ == "ErrorScreen"
+        assert "handler went wrong" in _plain(app.screen.query_one("#error-message"))
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.screen is screen and screen.is_running
+        await pilot.press("up", "down")  # the screen handles its messages again: the prompt follows
+        await pilot.pause()
+        assert "careful annotator" in _plain(screen.query_one("#prompt"))
+        await pilot.press("v")
+        await pilot.pause()
+        assert "careful annotator" in _plain(screen.query_one("#diff"))
+        assert (ws / "logs" / "errors.log").is_file()
+
+
 def _plain(widget) -> str:
     rendered = widget.render()
     if hasattr(rendered, "plain"):

@@ -6,7 +6,7 @@ Never imports promptflow: everything comes from the run store and the use case's
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -14,9 +14,11 @@ from rich.table import Table
 from rich.text import Text
 
 from llmops_tui.cli.common import JsonOpt, WorkspaceOpt, console, print_json
-from llmops_tui.core.compare import Comparison, build_comparison
 from llmops_tui.core.errors import LlmopsError
 from llmops_tui.core.store import RunStore
+
+if TYPE_CHECKING:  # scipy-backed statistics load only when a command needs them
+    from llmops_tui.core.compare import Comparison
 
 FORMATS = ("csv", "html", "markdown", "junit", "json")
 BaselineOpt = Annotated[
@@ -49,6 +51,8 @@ def _comparison(
     workspace: Path, run_ids: list[str], baseline: str | None
 ) -> tuple[Path, RunStore, Comparison]:
     root, store = _open(workspace)
+    from llmops_tui.core.compare import build_comparison
+
     return root, store, build_comparison(store, run_ids, workspace_root=root, baseline=baseline)
 
 

@@ -110,6 +110,7 @@ def sweep_cmd(
             env=env,
             limit=limit,
             line_timeout_s=line_timeout,
+            target=target,
         )
         plan = plan_sweep(uc, options, allow_remote=target == "azureml")
         if target == "azureml":

@@ -37,6 +37,7 @@ class SweepOptions:
     max_retries: int | None = None
     limit: int | None = None  # first N lines of each dataset (quick trials)
     sandbox_latency_ms: float = 0.0
+    target: str = "local"  # local | azureml (cloud sweep, see core.cloud)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

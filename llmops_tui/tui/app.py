@@ -14,7 +14,10 @@ from typing import Any
 
 from textual.app import App
 from textual.binding import Binding
+from textual.message import Message
+from textual.message_pump import MessagePump
 from textual.reactive import reactive
+from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
 from llmops_tui.core.errors import LlmopsError
@@ -105,7 +108,9 @@ class LlmopsApp(App):
     def get_default_screen(self):
         from llmops_tui.tui.screens.use_cases import UseCasesScreen
 
-        return UseCasesScreen()
+        screen = UseCasesScreen()
+        self.keep_alive(screen)
+        return screen
 
     def on_mount(self) -> None:
         self.workspace  # noqa: B018 - load now so a bad folder is reported at once
@@ -148,20 +153,69 @@ class LlmopsApp(App):
         if event.state == WorkerState.ERROR and event.worker.error is not None:
             self.show_error(event.worker.error, title=f"Background task '{event.worker.name}' failed")
 
-    def _handle_exception(self, error: Exception) -> None:
-        # An unexpected error in a handler would end the app with a traceback in the shell. Show it in
-        # the error screen instead (traceback in the log file) and keep going; --debug keeps the
-        # default behaviour for developers and tests.
+    # Why errors are caught at dispatch: Textual reports an exception raised while a message pump (the app,
+    # a screen, a widget) handles a message to ``App._handle_exception`` and then *leaves that pump's
+    # message loop for good* (it expects the app to exit). Showing the error box from
+    # ``_handle_exception`` alone therefore left the failing pump dead: after an action bound to a key
+    # raised (actions run in the app's own loop) nothing answered keys any more, and after a screen's
+    # handler raised that screen stopped handling its messages (no repaint, no worker results). So the
+    # app's and every screen's message dispatch is wrapped: the error is shown and the loop goes on.
+
+    def recover_from(self, error: Exception) -> bool:
+        """Show an unexpected error in the error screen and keep the app running. False when it must
+        take Textual's default path instead (``--debug``, shutting down, or the error screen itself failing)."""
         if self.debug_errors or self._showing_error or not self.is_running or not self.screen_stack:
-            super()._handle_exception(error)
-            return
+            return False
         self._showing_error = True
         try:
             self.show_error(error, title="Unexpected error (the app is still running)")
-        except Exception:  # noqa: BLE001
-            super()._handle_exception(error)
+        except Exception:  # noqa: BLE001 - fall back to the default handling
+            return False
         finally:
             self._showing_error = False
+        return True
+
+    def keep_alive(self, pump: MessagePump) -> None:
+        """Wrap ``pump``'s message dispatch so an error in its handlers is shown instead of ending its loop."""
+        if getattr(pump, "_llmops_guarded", False):
+            return
+        dispatch = pump._dispatch_message
+
+        async def guarded_dispatch(message: Message) -> None:
+            try:
+                await dispatch(message)
+            except Exception as error:
+                if not self.recover_from(error):
+                    raise
+
+        pump._dispatch_message = guarded_dispatch  # type: ignore[method-assign]
+        pump._llmops_guarded = True  # type: ignore[attr-defined]
+
+    async def _dispatch_message(self, message: Message) -> None:
+        # The app's own loop: key bindings and actions (also those of screens) run here.
+        try:
+            await super()._dispatch_message(message)
+        except Exception as error:
+            if not self.recover_from(error):
+                raise
+
+    def push_screen(self, screen: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(screen, Screen):
+            self.keep_alive(screen)
+        return super().push_screen(screen, *args, **kwargs)
+
+    def switch_screen(self, screen: Any) -> Any:
+        if isinstance(screen, Screen):
+            self.keep_alive(screen)
+        return super().switch_screen(screen)
+
+    def _handle_exception(self, error: Exception) -> None:
+        # Last resort for errors that do not pass through a guarded dispatch (timers, compose, widgets'
+        # own handlers): show them rather than end the app with a traceback in the shell. The pump that
+        # raised may stop (Textual ends its loop), but the app and the other screens go on. --debug keeps
+        # the default behaviour for developers and tests.
+        if not self.recover_from(error):
+            super()._handle_exception(error)
 
     # --------------------------------------------------------------------------------------- actions
 

@@ -1,5 +1,9 @@
 """Line-level view of two cells: inputs, both outputs with the word diff coloured, per-line scores.
-Built for big runs: rows are added in bulk; the selected line's detail is rendered on demand."""
+
+Built for big runs: the filter runs over all lines, but the table only holds the rows loaded so far (one
+page at first, another page whenever the cursor or the scroll position nears the end), because adding
+thousands of rows to a DataTable at once takes over a second. The selected line's detail is rendered on
+demand."""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
+from textual.message import Message
 from textual.widgets import DataTable, Static
 
 from llmops_tui.core.errors import LlmopsError
@@ -68,6 +73,76 @@ def line_rows(diffs: list[Any]) -> list[list[Any]]:
     return rows
 
 
+class LineTable(DataTable):
+    """A DataTable over a list of line diffs that adds rows a page at a time, as they come into view.
+
+    ``diffs`` always holds every line of the current filter; ``loaded`` rows of them are in the table.
+    Row ``i`` of the table is ``diffs[i]``.
+    """
+
+    PAGE = 300  # rows added at a time (a page costs a few tens of milliseconds)
+    MARGIN = 100  # load the next page when the cursor or the scroll position is this close to the end
+
+    class Paged(Message):
+        """More rows were added (or the table was refilled)."""
+
+        def __init__(self, loaded: int, total: int) -> None:
+            super().__init__()
+            self.loaded = loaded
+            self.total = total
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("cursor_type", "row")
+        kwargs.setdefault("zebra_stripes", True)
+        super().__init__(**kwargs)
+        self.diffs: list[Any] = []
+        self.loaded = 0
+        self._adding = False  # add_row moves the cursor, which must not start another page meanwhile
+
+    def on_mount(self) -> None:
+        self.watch(self, "cursor_coordinate", self._check_more, init=False)
+        self.watch(self, "scroll_y", self._check_more, init=False)
+
+    def set_columns(self, labels: list[str]) -> None:
+        for (_, width), label in zip(LINE_COLUMNS, labels, strict=True):
+            self.add_column(label, width=width)
+
+    def show(self, diffs: list[Any]) -> None:
+        """Replace the rows with ``diffs`` (only the first page is added now)."""
+        self.clear()
+        self.diffs = diffs
+        self.loaded = 0
+        self.load_more()
+
+    @property
+    def complete(self) -> bool:
+        return self.loaded >= len(self.diffs)
+
+    def load_more(self, upto: int = 0) -> None:
+        """Add the next page of rows (or, with ``upto``, every row before that index)."""
+        end = min(len(self.diffs), max(self.loaded + self.PAGE, upto))
+        if end > self.loaded or not self.diffs:
+            self._adding = True
+            try:
+                self.add_rows(line_rows(self.diffs[self.loaded : end]))
+            finally:
+                self._adding = False
+            self.loaded = end
+            self.post_message(self.Paged(self.loaded, len(self.diffs)))
+
+    def _check_more(self) -> None:
+        if self._adding or self.complete:
+            return
+        last_visible = int(self.scroll_y) + self.scrollable_content_region.height
+        if max(self.cursor_row, last_visible) >= self.loaded - self.MARGIN:
+            self.load_more()
+
+    def action_scroll_bottom(self) -> None:
+        # ctrl+end means the last line of the filter, not the last loaded row.
+        self.load_more(upto=len(self.diffs))
+        super().action_scroll_bottom()
+
+
 class LineDiffScreen(BaseScreen):
     TITLE = "Lines"
     BINDINGS = [
@@ -90,6 +165,7 @@ class LineDiffScreen(BaseScreen):
         self.comparison = comparison
         self.only = only
         self.diffs: list[Any] = []
+        self.differ = 0
 
     def header_title(self) -> str:
         return f"Lines · {self.cell_a} vs {self.cell_b}"
@@ -97,15 +173,13 @@ class LineDiffScreen(BaseScreen):
     def compose_body(self) -> ComposeResult:
         with Vertical(classes="body"):
             yield Static(id="ld-head", markup=False)
-            yield DataTable(id="ld-table", cursor_type="row", zebra_stripes=True)
+            yield LineTable(id="ld-table")
             with VerticalScroll(id="ld-detail-box"):
                 yield Static(id="ld-detail", markup=False)
 
     def on_mount(self) -> None:
-        table = self.query_one("#ld-table", DataTable)
-        labels = ["#", "", "A", "B", f"output {self.cell_a}", f"output {self.cell_b}", "scores A→B"]
-        for (_, width), label in zip(LINE_COLUMNS, labels, strict=True):
-            table.add_column(label, width=width)
+        table = self.query_one("#ld-table", LineTable)
+        table.set_columns(["#", "", "A", "B", f"output {self.cell_a}", f"output {self.cell_b}", "scores A→B"])
         store = self.llmops.store()
         run = store.get_run(self.run_id) if store else None
         if run is not None:
@@ -123,32 +197,35 @@ class LineDiffScreen(BaseScreen):
         except LlmopsError as exc:
             self.post_message(DataLoaded("error", str(exc)))
             return
-        self.post_message(DataLoaded("lines", (diffs, line_rows(diffs))))
+        self.post_message(DataLoaded("lines", diffs))
 
     def on_data_loaded(self, message: DataLoaded) -> None:
         head = self.query_one("#ld-head", Static)
         if message.key == "error":
             head.update(Text(message.payload, style="red"))
             return
-        diffs, rows = message.payload
-        self.show_lines(diffs, rows)
+        self.show_lines(message.payload)
 
-    def show_lines(self, diffs: list[Any], rows: list[list[Any]]) -> None:
+    def show_lines(self, diffs: list[Any]) -> None:
         self.diffs = diffs
-        table = self.query_one("#ld-table", DataTable)
-        table.clear()
-        table.add_rows(rows)
-        differ = sum(1 for d in diffs if d.differs)
-        self.query_one("#ld-head", Static).update(
-            Text(
-                f"A = {self.cell_a}   B = {self.cell_b}   filter: {self.only}   {len(diffs):,} lines, {differ:,} differ",
-                style="bold",
-            )
-        )
+        self.differ = sum(1 for d in diffs if d.differs)
+        self.query_one("#ld-table", LineTable).show(diffs)
         if diffs:
             self._detail(0)
         else:
             self.query_one("#ld-detail", Static).update(Text("no lines match this filter", style="dim"))
+
+    def on_line_table_paged(self, message: LineTable.Paged) -> None:
+        showing = ""
+        if message.loaded < message.total:
+            showing = f", showing the first {message.loaded:,} (more load as you scroll)"
+        self.query_one("#ld-head", Static).update(
+            Text(
+                f"A = {self.cell_a}   B = {self.cell_b}   filter: {self.only}   "
+                f"{message.total:,} lines, {self.differ:,} differ{showing}",
+                style="bold",
+            )
+        )
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         self._detail(event.cursor_row)
@@ -179,6 +256,6 @@ class LineDiffScreen(BaseScreen):
 
     def action_swap(self) -> None:
         self.cell_a, self.cell_b = self.cell_b, self.cell_a
-        table = self.query_one("#ld-table", DataTable)
+        table = self.query_one("#ld-table", LineTable)
         table.clear(columns=True)
         self.on_mount()

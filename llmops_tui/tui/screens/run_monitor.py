@@ -145,7 +145,12 @@ class RunMonitorScreen(BaseScreen):
                 events = resume_sweep(root, resume_run_id, cancel=worker.cancelled_event)
             else:
                 uc = self.llmops.use_case(self.use_case_name or "")
-                events = run_sweep(root, uc, plan, cancel=worker.cancelled_event)
+                if plan is not None and plan.options.target == "azureml":
+                    from llmops_tui.core.cloud import run_cloud_sweep
+
+                    events = run_cloud_sweep(root, uc, plan, cancel=worker.cancelled_event)
+                else:
+                    events = run_sweep(root, uc, plan, cancel=worker.cancelled_event)
             for event in events:
                 if isinstance(event, ev.Progress):
                     self.post_message(SweepProgressed(event))

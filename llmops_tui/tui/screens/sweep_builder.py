@@ -27,6 +27,7 @@ ENDPOINTS = [
     ("sandbox", "sandbox model (offline, no key)"),
     ("connections", "configured connections"),
     ("url", "OpenAI-compatible URL"),
+    ("azureml", "Azure ML workspace (cloud sweep)"),
 ]
 
 
@@ -202,6 +203,7 @@ class SweepBuilderScreen(BaseScreen):
                 )
         else:
             endpoint = None
+        target = "azureml" if endpoint_kind == "azureml" else "local"
         limit = self._int("limit", "first N lines")
         if limit is not None and limit < 1:
             raise LlmopsError("must be at least 1", field="first N lines")
@@ -214,13 +216,14 @@ class SweepBuilderScreen(BaseScreen):
             llm_endpoint=endpoint,
             limit=limit,
             sandbox_latency_ms=self.llmops.settings.sandbox_latency_ms,
+            target=target,
         )
 
     def recompute(self) -> None:
         error = self.query_one("#plan-error", Static)
         try:
             options = self.options()
-            plan = plan_sweep(self.uc, options)
+            plan = plan_sweep(self.uc, options, allow_remote=options.target == "azureml")
             est = estimate(self.uc, plan, latency_s=0.05 if options.llm_endpoint == "sandbox" else 1.0)
         except LlmopsError as exc:
             self.plan = self.estimate = None
@@ -253,6 +256,8 @@ class SweepBuilderScreen(BaseScreen):
         )
         t.add_row("cost", cost)
         t.add_row("time", f"~{fmt_duration(est.wall_s)} at concurrency {est.concurrency}")
+        if options.target == "azureml":
+            t.add_row("target", "Azure ML workspace: one cloud run per cell, results pulled home")
         t.add_row("endpoint", options.llm_endpoint or "configured connections")
         t.add_row("", "")
         shown = plan.cells[:12]
