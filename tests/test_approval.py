@@ -594,3 +594,35 @@ def test_preview_shows_the_record_without_writing(ws: Path):
     }
     assert record.model_targets["classify"]["deployment_name"] == "gpt-4o"
     assert not (ws / "use_cases/demo/approvals").exists()
+
+
+def test_plaintext_keyring_backends_are_not_offered_for_secrets(monkeypatch):
+    """A file-based keyring would put the key on disk: storing is refused and the status says so."""
+    import keyring
+    from keyring.backend import KeyringBackend
+
+    from llmops_tui.core import secrets
+
+    class FileBackend(KeyringBackend):
+        priority = 1
+        stored: dict = {}
+
+        def get_password(self, service, username):
+            return self.stored.get((service, username))
+
+        def set_password(self, service, username, password):
+            self.stored[(service, username)] = password
+
+        def delete_password(self, service, username):
+            self.stored.pop((service, username), None)
+
+    FileBackend.__module__ = "keyrings.alt.file"
+    previous = keyring.get_keyring()
+    keyring.set_keyring(FileBackend())
+    try:
+        assert "no secure keyring" in secrets.keyring_status()
+        with pytest.raises(LlmopsError, match="no secure keyring"):
+            secrets.set_keyring_secret("AOAI_API_KEY", "sk-canary-plaintext")
+        assert FileBackend.stored == {}
+    finally:
+        keyring.set_keyring(previous)

@@ -34,22 +34,21 @@ class KeyLookup:
 
 
 def _dotenv_value(paths: list[Path], name: str) -> str | None:
-    from dotenv import dotenv_values
+    from llmops_tui.core.secrets import _dotenv_value as read_one
 
     for path in paths:
-        if path.is_file():
-            value = dotenv_values(path).get(name)
-            if value:
-                return value
+        value = read_one(path, name)
+        if value:
+            return value
     return None
 
 
 def _keyring_value(name: str) -> str | None:
-    try:
-        import keyring
+    from llmops_tui.core.secrets import KeyringUnavailable, get_keyring_secret
 
-        return keyring.get_password(KEYRING_SERVICE, name)
-    except Exception:  # no backend / no daemon: treated as "not found"
+    try:
+        return get_keyring_secret(name, service=KEYRING_SERVICE)
+    except KeyringUnavailable:  # no backend / no daemon: treated as "not found"
         return None
 
 

@@ -57,6 +57,12 @@ def get_keyring_secret(name: str, *, service: str = KEYRING_SERVICE) -> str | No
         raise KeyringUnavailable(_describe(exc)) from None
 
 
+def _plaintext_backend(backend: object) -> bool:
+    """Backends that would write a secret to a plain file (keyrings.alt's file backends) or drop it."""
+    module = type(backend).__module__
+    return module.startswith("keyrings.alt") or module.endswith(("backends.null", "backends.fail"))
+
+
 def set_keyring_secret(name: str, value: str, *, service: str = KEYRING_SERVICE) -> str:
     """Store ``value`` in the OS keyring under (``service``, ``name``); returns the source label.
 
@@ -65,6 +71,10 @@ def set_keyring_secret(name: str, value: str, *, service: str = KEYRING_SERVICE)
         raise LlmopsError("refusing to store an empty secret", field=name)
     try:
         keyring = _keyring()
+        if _plaintext_backend(keyring.get_keyring()):
+            raise KeyringUnavailable(
+                f"no secure keyring (backend {type(keyring.get_keyring()).__module__} would not protect it)"
+            )
         keyring.set_password(service, name, value)
     except KeyringUnavailable as exc:
         raise LlmopsError(
@@ -85,6 +95,8 @@ def keyring_status(*, service: str = KEYRING_SERVICE) -> str:
         # The "fail" backend is what keyring picks when nothing usable exists.
         if type(backend).__module__.endswith("backends.fail"):
             return "no keyring available (no backend)"
+        if _plaintext_backend(backend):
+            return f"no secure keyring (backend {type(backend).__module__} stores secrets in plain files)"
         return f"keyring backend {type(backend).__module__}.{type(backend).__name__}"
     except KeyringUnavailable as exc:
         return str(exc)
