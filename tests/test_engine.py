@@ -302,3 +302,19 @@ def test_cli_dry_run_prints_plan(tmp_path, capsys):
     assert code == 0 and len(data["cells"]) == 4
     assert data["estimate"]["llm_calls"] == 20 and data["estimate"]["cost"] > 0
     assert not (tmp_path / ".llmops" / "store.sqlite").exists()
+
+
+def test_rate_limits_from_llmops_yaml_reach_the_connection(tmp_path, sandbox):
+    from llmops_tui.core.engine import SweepRunner
+
+    uc_dir = make_use_case(tmp_path, rows=2)
+    (uc_dir / "llmops.yaml").write_text("rate_limits:\n  aoai: {rpm: 30, tpm: 5000}\n")
+    uc = load_workspace(tmp_path).use_cases[0]
+    runner = SweepRunner(tmp_path, uc, plan_sweep(uc, SweepOptions(llm_endpoint=sandbox.url)))
+    try:
+        runner._setup()
+        limiter = runner._limiter_for(sandbox.url + "/openai/deployments/gpt-35-turbo")
+        assert (limiter.rpm, limiter.tpm) == (30, 5000)
+        assert runner._limiter_for("http://127.0.0.1:1/v1").rpm is None
+    finally:
+        runner.store.close()
