@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -13,6 +15,7 @@ REPO = Path(__file__).resolve().parent.parent
 # Before anything imports promptflow: a private home under $HOME (pf flow build needs that), no telemetry.
 _PF_HOME = Path(tempfile.mkdtemp(prefix="llmops-test-pf-", dir=os.path.expanduser("~")))
 os.environ["PF_HOME_DIRECTORY"] = str(_PF_HOME)
+atexit.register(shutil.rmtree, _PF_HOME, ignore_errors=True)
 os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
 os.environ.setdefault("no_proxy", "127.0.0.1,localhost")
 
