@@ -318,3 +318,37 @@ def test_rate_limits_from_llmops_yaml_reach_the_connection(tmp_path, sandbox):
         assert runner._limiter_for("http://127.0.0.1:1/v1").rpm is None
     finally:
         runner.store.close()
+
+
+def test_ctrl_c_cancels_cleanly_and_says_how_to_resume(tmp_path):
+    from llmops_tui.sandbox import start_sandbox
+
+    make_use_case(tmp_path, rows=40)
+    with start_sandbox(latency_ms=100) as slow:
+        cmd = [
+            sys.executable,
+            "-m",
+            "llmops_tui.cli",
+            "sweep",
+            "tickets",
+            "--workspace",
+            str(tmp_path),
+            "--llm-endpoint",
+            slow.url,
+            "--concurrency",
+            "2",
+        ]
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            _wait_lines(tmp_path / ".llmops" / "store.sqlite", 4)
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "llmops sweep --resume" in err
+    with RunStore.for_workspace(tmp_path) as store:
+        [run] = store.list_runs()
+        assert run.status == "cancelled" and run.resumable
+        assert len(store.lines(run.run_id)) < 80
