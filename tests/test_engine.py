@@ -352,3 +352,19 @@ def test_ctrl_c_cancels_cleanly_and_says_how_to_resume(tmp_path):
         [run] = store.list_runs()
         assert run.status == "cancelled" and run.resumable
         assert len(store.lines(run.run_id)) < 80
+
+
+@pytest.mark.parametrize("name", ["math_coding", "web_classification"])
+def test_both_config_formats_sweep_and_match_evaluators(tmp_path, sandbox, name):
+    """Older layout (RELATED_EXP_DATASET, two evaluation flows) and experiment.yaml (reference)."""
+    shutil.copytree(REPO / "tests" / "fixtures" / "template_repo", tmp_path / "repo")
+    ws = load_workspace(tmp_path / "repo")
+    uc = ws.get(name)
+    plan = plan_sweep(uc, SweepOptions(llm_endpoint=sandbox.url))
+    final = list(run_sweep(ws.root, uc, plan))[-1]
+    assert final.status == "completed" and final.summary["errors"] == 0
+    expected = {e.name for e in uc.evaluators if e.datasets_for(plan.cells[0].dataset)}
+    assert expected and (len(expected) == 2 if name == "math_coding" else len(expected) == 1)
+    for cell in final.summary["cells"]:
+        assert set(cell["metrics"]) == expected
+        assert all(cell["metrics"][e] for e in expected)
