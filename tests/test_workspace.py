@@ -235,3 +235,16 @@ def test_old_layout_unknown_related_dataset(tmp_path):
 def test_version():
     proc = run_cli("--version")
     assert proc.returncode == 0 and proc.stdout.startswith("llmops ")
+
+
+def test_env_without_overlay_uses_experiment_yaml_when_declared(tmp_path):
+    uc_dir = make_use_case(tmp_path)
+    (uc_dir / "configs").mkdir()
+    (uc_dir / "configs" / "deployment_config.json").write_text(
+        json.dumps({"azure_managed_endpoint": [{"ENV_NAME": "prod", "ENDPOINT_NAME": "x"}]})
+    )
+    uc = load_workspace(tmp_path, env="prod").use_cases[0]
+    assert uc.ok and "prod" in uc.environments and uc.datasets[0].rows == 12
+    typo = load_workspace(tmp_path, env="prdo").use_cases[0]
+    assert not typo.ok and "no overlay experiment.prdo.yaml" in typo.problems[0].message
+    assert "prod" in typo.problems[0].hint

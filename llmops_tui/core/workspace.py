@@ -324,12 +324,14 @@ def _overlay(uc: UseCase, root: Path, base: dict[str, Any], env: str | None) -> 
         for p in uc.path.glob("experiment.*.yaml")
         if p.name != EXPERIMENT_FILE
     )
-    uc.environments = sorted(set(envs) | set(uc.extras.environments))
+    uc.environments = sorted(set(envs) | set(uc.extras.environments) | set(_deployment_envs(uc)))
     if not env:
         return base
     path = uc.path / f"experiment.{env}.yaml"
     if not path.is_file():
-        if env in uc.extras.environments:
+        # The template uses experiment.yaml as it is when an environment has no overlay; an env name
+        # nothing declares is more likely a typo, so that one is refused.
+        if env in uc.environments:
             return base
         raise ConfigError(
             Problem(
@@ -345,6 +347,25 @@ def _overlay(uc: UseCase, root: Path, base: dict[str, Any], env: str | None) -> 
     merged = dict(base)
     merged.update(overlay)  # whole top-level blocks are replaced
     return merged
+
+
+def _deployment_envs(uc: UseCase) -> list[str]:
+    """ENV_NAMEs declared in configs/deployment_config.json (best effort: deploy validates the file)."""
+    path = uc.path / "configs" / "deployment_config.json"
+    if not path.is_file():
+        return []
+    try:
+        data = load_json(path, allow_comments=True)
+    except ConfigError:
+        return []
+    out: list[str] = []
+    if isinstance(data, dict):
+        for entries in data.values():
+            for entry in entries if isinstance(entries, list) else []:
+                name = entry.get("ENV_NAME") if isinstance(entry, dict) else None
+                if isinstance(name, str) and name and name not in out:
+                    out.append(name)
+    return out
 
 
 def _as_list(value: Any, config: Path, root: Path, field_name: str) -> list[Any]:
