@@ -313,7 +313,7 @@ def test_rate_limits_from_llmops_yaml_reach_the_connection(tmp_path, sandbox):
     runner = SweepRunner(tmp_path, uc, plan_sweep(uc, SweepOptions(llm_endpoint=sandbox.url)))
     try:
         runner._setup()
-        limiter = runner._limiter_for(sandbox.url + "/openai/deployments/gpt-35-turbo")
+        limiter = runner._limiter_for(sandbox.url + "/v1/")
         assert (limiter.rpm, limiter.tpm) == (30, 5000)
         assert runner._limiter_for("http://127.0.0.1:1/v1").rpm is None
     finally:
@@ -368,3 +368,30 @@ def test_both_config_formats_sweep_and_match_evaluators(tmp_path, sandbox, name)
     for cell in final.summary["cells"]:
         assert set(cell["metrics"]) == expected
         assert all(cell["metrics"][e] for e in expected)
+
+
+def test_openai_compatible_endpoint_runs_azure_flows_via_the_openai_provider(tmp_path, sandbox):
+    """--llm-endpoint URL: any OpenAI-compatible server; Azure OpenAI nodes run through the OpenAI tool,
+    while the recorded cell version stays the flow as written (approvals compare with it)."""
+    import yaml
+
+    from llmops_tui.core.materialize import materialize_flow
+
+    uc_dir = make_use_case(tmp_path, rows=4)
+    final, _ = sweep(tmp_path, SweepOptions(llm_endpoint=sandbox.url + "/v1", variants="defaults"))
+    assert final.status == "completed" and final.summary["errors"] == 0
+    with RunStore.for_workspace(tmp_path) as store:
+        [cell] = store.cells(final.run_id)
+    _, as_written = materialize_flow(
+        uc_dir / "flows" / "standard", tmp_path / "m", cell.variants, cell.params
+    )
+    assert cell.flow_hash == as_written
+    executed = [
+        yaml.safe_load((d / "flow.dag.yaml").read_text())
+        for d in (tmp_path / ".llmops" / "flows").iterdir()
+        if (d / "flow.dag.yaml").is_file()
+    ]
+    providers = {n.get("provider") for dag in executed for n in dag["nodes"] if n.get("type") == "llm"}
+    assert "OpenAI" in providers
+    openai_node = next(n for dag in executed for n in dag["nodes"] if n.get("provider") == "OpenAI")
+    assert openai_node["inputs"]["model"] == "gpt-35-turbo" and "deployment_name" not in openai_node["inputs"]

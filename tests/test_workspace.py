@@ -248,3 +248,44 @@ def test_env_without_overlay_uses_experiment_yaml_when_declared(tmp_path):
     typo = load_workspace(tmp_path, env="prdo").use_cases[0]
     assert not typo.ok and "no overlay experiment.prdo.yaml" in typo.problems[0].message
     assert "prod" in typo.problems[0].hint
+
+
+def test_usage_errors_exit_2_without_debug_hint(tmp_path):
+    for args in (["list", "--bogus"], ["show"]):
+        proc = run_cli(*args, "--workspace", str(tmp_path)) if args[0] == "list" else run_cli(*args)
+        assert proc.returncode == 2, (args, proc.stderr)
+        assert "--debug" not in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_llmops_yaml_dataset_missing_under_overlay_names_the_file(tmp_path):
+    from llmops_tui.core.errors import LlmopsError
+    from llmops_tui.core.sweep import plan_sweep
+
+    uc_dir = make_use_case(tmp_path)
+    (uc_dir / "data" / "small.jsonl").write_text('{"ticket": "a", "label": "other"}\n')
+    (uc_dir / "experiment.dev.yaml").write_text(
+        "datasets:\n- name: small\n  source: data/small.jsonl\n  mappings:\n    ticket: ${data.ticket}\n"
+        "evaluators: []\n"
+    )
+    (uc_dir / "llmops.yaml").write_text("sweep:\n  datasets: [tickets_train]\n")
+    uc = load_workspace(tmp_path, env="dev").use_cases[0]
+    with pytest.raises(LlmopsError) as err:
+        plan_sweep(uc)
+    assert (
+        "llmops.yaml" in str(err.value)
+        and "sweep.datasets" in str(err.value)
+        and "under env dev" in str(err.value)
+    )
+
+
+def test_ambiguous_run_prefix(tmp_path):
+    from llmops_tui.core.errors import LlmopsError
+    from llmops_tui.core.store import RunStore
+
+    with RunStore.for_workspace(tmp_path) as store:
+        store.create_run("20260101-000000-aaaaaa", "x", None, {})
+        store.create_run("20260101-000000-bbbbbb", "x", None, {})
+        assert store.get_run("20260101-000000-a").run_id == "20260101-000000-aaaaaa"
+        with pytest.raises(LlmopsError, match="matches 2 runs"):
+            store.get_run("20260101")
+        assert store.get_run("nope") is None

@@ -95,11 +95,20 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # click usage errors and the unexpected
         import click
 
-        if isinstance(exc, click.exceptions.Abort):
+        # typer ships its own copy of click: its exceptions are not the installed click's.
+        aborts: tuple[type, ...] = (click.exceptions.Abort, typer.Abort)
+        usage: tuple[type, ...] = (click.ClickException,)
+        try:
+            from typer._click.exceptions import ClickException as TyperClickException
+
+            usage += (TyperClickException,)
+        except ImportError:
+            pass
+        if isinstance(exc, aborts):
             print("aborted", file=sys.stderr)
             return 130
-        if isinstance(exc, click.ClickException):
-            exc.show()
+        if isinstance(exc, usage):
+            exc.show()  # type: ignore[attr-defined]
             return 2
         if debug:
             raise

@@ -105,8 +105,11 @@ def _make(conn_type: str, name: str, base: str, key: str, api_version: str | Non
     )
 
 
-def build_connections(uc: UseCase, ws_root: Path | None, llm_endpoint: str | None) -> dict[str, Any]:
-    """name -> promptflow connection object (in memory). ``llm_endpoint`` is a base URL or None.
+def build_connections(
+    uc: UseCase, ws_root: Path | None, llm_endpoint: str | None, *, openai_compatible: bool = False
+) -> dict[str, Any]:
+    """name -> promptflow connection object (in memory). ``llm_endpoint`` is a base URL or None;
+    with ``openai_compatible`` every connection is an OpenAIConnection to it.
 
     Raises LlmopsError naming the missing variable and how to use the sandbox when a key is missing."""
     needed = referenced_connections(uc)
@@ -117,6 +120,8 @@ def build_connections(uc: UseCase, ws_root: Path | None, llm_endpoint: str | Non
         if provider == "OpenAI":
             conn_type = "OpenAIConnection"
         if llm_endpoint:
+            if openai_compatible:
+                conn_type = "OpenAIConnection"
             key = os.environ.get("LLMOPS_LLM_API_KEY") or "sandbox-no-key"
             out[name] = _make(conn_type, name, llm_endpoint, key, declared.api_version if declared else None)
             continue
@@ -134,16 +139,19 @@ def build_connections(uc: UseCase, ws_root: Path | None, llm_endpoint: str | Non
                 file=uc.config_file,
                 field=f"connections.{name}.api_key",
                 hint=f"set {declared.key_env_var} (env or .env) or store it in the keyring from the app's "
-                "Settings screen; or try it offline with --llm-endpoint sandbox",
+                "Connections and keys screen (k); or try it offline with --llm-endpoint sandbox",
             )
-        if not declared.api_base or "YOUR-RESOURCE" in declared.api_base:
+        api_base = declared.api_base
+        if not api_base and conn_type.startswith("OpenAI"):
+            api_base = "https://api.openai.com/v1"  # OpenAI itself when no base is given
+        if not api_base or "YOUR-RESOURCE" in api_base:
             raise LlmopsError(
                 f"connection '{name}' has no usable api_base ({declared.api_base})",
                 file=uc.config_file,
                 field=f"connections.{name}.api_base",
                 hint="set your endpoint URL, or use --llm-endpoint sandbox",
             )
-        out[name] = _make(conn_type, name, declared.api_base, key, declared.api_version)
+        out[name] = _make(conn_type, name, api_base, key, declared.api_version)
     return out
 
 

@@ -136,6 +136,7 @@ class _CellState:
     done: int = 0
     errors: int = 0
     finished: bool = False
+    exec_hash: str | None = None  # the executed copy's hash, when it differs from flow_hash
 
 
 class SweepRunner:
@@ -177,6 +178,12 @@ class SweepRunner:
         self._executors: dict[Path, Any] = {}
         self._exec_lock = threading.Lock()
         self._target = ""
+        # --llm-endpoint URL means any OpenAI-compatible server: Azure OpenAI nodes are switched to the
+        # OpenAI provider for execution (the sandbox speaks both, so it keeps the flows as written).
+        endpoint = self.options.llm_endpoint
+        self._openai_compatible = (
+            bool(endpoint) and endpoint != "sandbox" and "/openai/deployments" not in str(endpoint)
+        )
 
     # ------------------------------------------------------------------------------------- set-up
 
@@ -201,7 +208,7 @@ class SweepRunner:
             self._target = endpoint
         else:
             base = None
-        conns = build_connections(self.uc, self.ws_root, base)
+        conns = build_connections(self.uc, self.ws_root, base, openai_compatible=self._openai_compatible)
         for c in conns.values():
             key = getattr(c, "api_key", None)
             if key:
@@ -264,7 +271,7 @@ class SweepRunner:
         if self.cancel.is_set():
             return
         cell = state.cell
-        key = self._cache_key(state.flow_hash, inputs, cell.repeat)
+        key = self._cache_key(state.exec_hash or state.flow_hash, inputs, cell.repeat)
         started = time.perf_counter()
         if not self.options.no_cache:
             hit = self.store.cache_get(key)
@@ -391,6 +398,10 @@ class SweepRunner:
 
         assert evaluator.flow is not None
         flow_dir = evaluator.flow.path
+        if self._openai_compatible and evaluator.flow.llm_nodes:
+            flow_dir, _ = materialize_flow(
+                flow_dir, self.ws_root / ".llmops" / "flows", openai_compatible=True
+            )
         executor = self._executor(flow_dir)
         eval_hash = hash_folder(flow_dir)
         line_ids = sorted(i for i in lines if i < len(rows))
@@ -453,10 +464,15 @@ class SweepRunner:
         dest = self.ws_root / ".llmops" / "flows"
         states = []
         for cell in self.plan.cells:
+            # The recorded version is the flow as written (approvals and deploys compare with it); the
+            # executed copy may differ only by the provider switch for OpenAI-compatible endpoints.
             flow_dir, version = materialize_flow(flow.path, dest, cell.variants, cell.params)
-            states.append(
-                _CellState(cell=cell, flow_dir=flow_dir, flow_hash=version, total=cell.lines, pending=0)
-            )
+            state = _CellState(cell=cell, flow_dir=flow_dir, flow_hash=version, total=cell.lines, pending=0)
+            if self._openai_compatible:
+                state.flow_dir, state.exec_hash = materialize_flow(
+                    flow.path, dest, cell.variants, cell.params, openai_compatible=True
+                )
+            states.append(state)
         return states
 
     def _dataset_rows(self) -> dict[str, list[dict[str, Any]]]:

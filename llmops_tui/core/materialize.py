@@ -21,6 +21,23 @@ from llmops_tui.core.flows import DAG_FILE
 from llmops_tui.core.hashing import IGNORED_DIRS, hash_folder, hash_value
 
 
+def to_openai_compatible(data: dict[str, Any]) -> dict[str, Any]:
+    """Switch Azure OpenAI LLM nodes to the OpenAI provider (``deployment_name`` becomes ``model``), so a
+    flow written for Azure OpenAI runs against any OpenAI-compatible server (vLLM, Ollama, LM Studio...)."""
+    for node in data.get("nodes") or []:
+        if node.get("type") != "llm":
+            continue
+        if node.get("provider") in (None, "AzureOpenAI") or str(node.get("module", "")).endswith(".aoai"):
+            node["provider"] = "OpenAI"
+            node["module"] = "promptflow.tools.openai"
+            inputs = dict(node.get("inputs") or {})
+            deployment = inputs.pop("deployment_name", None)
+            if "model" not in inputs and deployment is not None:
+                inputs["model"] = deployment
+            node["inputs"] = inputs
+    return data
+
+
 def materialized_dag(
     flow_dir: Path, variants: dict[str, str] | None = None, overrides: dict[str, Any] | None = None
 ) -> dict[str, Any]:
@@ -117,12 +134,18 @@ def materialize_flow(
     dest_root: Path,
     variants: dict[str, str] | None = None,
     overrides: dict[str, Any] | None = None,
+    *,
+    openai_compatible: bool = False,
 ) -> tuple[Path, str]:
     """Write the materialised flow under ``dest_root/<hash>/`` (reused if present); returns (folder, hash).
 
-    The hash is the content hash of the resulting folder, so it works as a version for deployments."""
+    The hash is the content hash of the resulting folder, so it works as a version for deployments.
+    ``openai_compatible`` switches Azure OpenAI LLM nodes to the OpenAI provider (see
+    :func:`to_openai_compatible`)."""
     flow_dir = Path(flow_dir)
     data = materialized_dag(flow_dir, variants, overrides)
+    if openai_compatible:
+        data = to_openai_compatible(data)
     dest_root = Path(dest_root)
     dest_root.mkdir(parents=True, exist_ok=True)
     unused = unused_variant_files(flow_dir, data)

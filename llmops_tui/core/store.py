@@ -299,7 +299,16 @@ class RunStore:
             rows = self._query(
                 "SELECT * FROM runs WHERE run_id LIKE ? ORDER BY started_at DESC", (run_id + "%",)
             )
-            if len(rows) != 1:
+            if len(rows) > 1:
+                from llmops_tui.core.errors import LlmopsError
+
+                shown = ", ".join(r["run_id"] for r in rows[:5]) + (", ..." if len(rows) > 5 else "")
+                raise LlmopsError(
+                    f"run id prefix '{run_id}' matches {len(rows)} runs ({shown})",
+                    field="RUN_ID",
+                    hint="give more of the run id",
+                )
+            if not rows:
                 return None
         return self._run(rows[0])
 

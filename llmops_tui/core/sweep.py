@@ -223,14 +223,16 @@ def plan_sweep(uc: UseCase, options: SweepOptions | None = None, *, allow_remote
     ]
 
     names = options.datasets or spec.datasets or [d.name for d in uc.datasets]
+    from_extras = not options.datasets and bool(spec.datasets)
     datasets = []
     for name in names:
         ds = uc.dataset(name)
         if ds is None:
+            env_note = f" under env {uc.env}" if uc.env else ""
             raise LlmopsError(
-                f"no experiment dataset named '{name}'",
-                file=uc.config_file.name,
-                field="--dataset",
+                f"no experiment dataset named '{name}'{env_note}",
+                file=f"{uc.path.name}/llmops.yaml" if from_extras else uc.config_file.name,
+                field="sweep.datasets" if from_extras else "--dataset",
                 hint=f"datasets: {', '.join(d.name for d in uc.datasets) or 'none'}",
             )
         if ds.remote and not allow_remote:

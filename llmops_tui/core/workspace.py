@@ -390,12 +390,21 @@ def _load_experiment_yaml(uc: UseCase, root: Path, env: str | None) -> None:
         if not isinstance(raw, dict) or not raw.get("name"):
             uc.problems.append(Problem(rel(config, root), f"connections[{i}]", "a connection needs a name"))
             continue
-        known = {"name", "connection_type", "api_base", "api_endpoint", "api_version", "api_type", "api_key"}
+        known = {
+            "name",
+            "connection_type",
+            "api_base",
+            "api_endpoint",
+            "base_url",
+            "api_version",
+            "api_type",
+            "api_key",
+        }
         uc.connections.append(
             Connection(
                 name=str(raw["name"]),
                 connection_type=str(raw.get("connection_type", "AzureOpenAIConnection")),
-                api_base=raw.get("api_base") or raw.get("api_endpoint"),
+                api_base=raw.get("api_base") or raw.get("api_endpoint") or raw.get("base_url"),
                 api_version=str(raw["api_version"]) if raw.get("api_version") is not None else None,
                 api_type=raw.get("api_type"),
                 api_key_ref=raw.get("api_key"),
