@@ -21,13 +21,26 @@ def test_cloud_dry_run_offline(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(socket.socket, "connect", no_network)
     for var in ("SUBSCRIPTION_ID", "RESOURCE_GROUP_NAME", "WORKSPACE_NAME"):
         monkeypatch.delenv(var, raising=False)
-    code = main(["sweep", "support_ticket_classification", "-w", str(tmp_path), "--target", "azureml", "--dry-run", "--json"])
+    code = main(
+        [
+            "sweep",
+            "support_ticket_classification",
+            "-w",
+            str(tmp_path),
+            "--target",
+            "azureml",
+            "--dry-run",
+            "--json",
+        ]
+    )
     out = capsys.readouterr()
     assert code == 0, out.err
     plan = json.loads(out.out)
     text = json.dumps(plan)
     assert "azureml:" in text and "api_key" not in text.lower().replace("api_key_ref", "")
-    code = main(["sweep", "support_ticket_classification", "-w", str(tmp_path), "--target", "azureml", "--dry-run"])
+    code = main(
+        ["sweep", "support_ticket_classification", "-w", str(tmp_path), "--target", "azureml", "--dry-run"]
+    )
     assert code == 0
 
 

@@ -57,7 +57,14 @@ def test_bad_traffic_names_the_field(ws):
 def test_unknown_env_via_cli_exit_2(ws, capsys):
     code = main(["deploy", USE_CASE, "--env", "nope", "--target", "webapp", "--dry-run", "-w", str(ws)])
     err = capsys.readouterr().err
-    assert code == 2 and "webapp_endpoint[].ENV_NAME" in err
+    assert code == 2 and "unknown environment 'nope'" in err and "--env" in err
+
+
+def test_declared_env_without_target_entry_names_the_list(ws, capsys):
+    # prod is declared (azure_managed_endpoint) but has no webapp entry: the error names that list.
+    code = main(["deploy", USE_CASE, "--env", "prod", "--target", "webapp", "--dry-run", "-w", str(ws)])
+    err = capsys.readouterr().err
+    assert code == 2 and "webapp_endpoint[].ENV_NAME" in err and "known: dev" in err
 
 
 def test_dry_run_changes_nothing_and_prints_json(ws, capsys):

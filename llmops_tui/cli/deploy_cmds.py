@@ -8,13 +8,14 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-import yaml
 
 from llmops_tui.cli.common import JsonOpt, WorkspaceOpt, console, print_json
 from llmops_tui.core.errors import LlmopsError
 
 
 def _print_result(result: Any) -> None:
+    from llmops_tui.deploy.kubernetes import manifest_yaml
+
     data = result.to_dict()
     head = "plan (dry run: nothing was changed)" if result.dry_run else "deployment"
     console.print(f"[bold]{head}[/bold]: {data['use_case']} env {data['env']} -> {data['target']}")
@@ -34,7 +35,7 @@ def _print_result(result: Any) -> None:
         if step.skipped:
             console.print(f"      ({step.skipped})", markup=False)
         if result.dry_run and step.obj is not None:
-            text = step.obj if isinstance(step.obj, str) else yaml.safe_dump(step.obj, sort_keys=False)
+            text = step.obj if isinstance(step.obj, str) else manifest_yaml(step.obj)
             for line in text.rstrip().splitlines():
                 console.print(f"      | {line}", markup=False, soft_wrap=True)
     console.print()
@@ -182,6 +183,8 @@ def register(app: typer.Typer) -> None:
         if as_json:
             print_json({"stopped": stopped})
             return
+        if not stopped:
+            console.print(f"no local deployment of {use_case} to stop", markup=False)
         for d in stopped:
             console.print(
                 f"stopped {d.get('kind')} {str(d.get('version'))[:40]} at {d.get('url')} (pid {d.get('pid')})",
@@ -213,8 +216,9 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
     ) -> None:
         """POST a request to an endpoint until it is ready; assert 200 and the output keys (exit 1 if not)."""
-        from llmops_tui.deploy.endpoint_test import load_request, run_endpoint_test
+        from llmops_tui.deploy.endpoint_test import check_url, load_request, run_endpoint_test
 
+        check_url(url)
         body = load_request(request)
         keys = (
             [k.strip() for k in expect_keys.split(",") if k.strip()]
@@ -225,7 +229,7 @@ def register(app: typer.Typer) -> None:
         for item in header or []:
             name, sep, value = item.partition(":")
             if not sep:
-                raise LlmopsError(f"'{item}' is not 'Name: value'", field="--header")
+                raise LlmopsError(f"--header '{item}' is not 'Name: value'", field="--header")
             headers[name.strip()] = value.strip()
         result = run_endpoint_test(url, body, expect_keys=keys, timeout=timeout, headers=headers)
         if as_json:

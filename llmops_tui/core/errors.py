@@ -33,11 +33,12 @@ class LlmopsError(Exception):
 
     def __init__(self, message: str, *, file: str | Path | None = None, field: str = "", hint: str = ""):
         self.problem = Problem(str(file) if file is not None else "", field, message, hint)
-        super().__init__(str(self.problem) if file is not None else self._plain(message, hint))
+        super().__init__(str(self.problem) if file is not None else self._plain(message, field, hint))
 
     @staticmethod
-    def _plain(message: str, hint: str) -> str:
-        return f"{message} ({hint})" if hint else message
+    def _plain(message: str, field: str, hint: str) -> str:
+        text = f"{field}: {message}" if field else message
+        return f"{text} ({hint})" if hint else text
 
     @classmethod
     def from_problem(cls, problem: Problem) -> LlmopsError:

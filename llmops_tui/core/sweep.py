@@ -129,7 +129,9 @@ def parse_grid_args(items: list[str] | None) -> dict[str, list[Any]]:
     return grid
 
 
-def _variant_combos(uc: UseCase, mode: str | list[str], source: str) -> list[dict[str, str]]:
+def _variant_combos(
+    uc: UseCase, mode: str | list[str], source: str | None, field: str
+) -> list[dict[str, str]]:
     flow = uc.standard_flow
     assert flow is not None
     per_node = {n.name: n.variant_ids for n in flow.nodes if n.variants}
@@ -157,14 +159,14 @@ def _variant_combos(uc: UseCase, mode: str | list[str], source: str) -> list[dic
                 raise LlmopsError(
                     f"'{item}': node '{node}' has no variants",
                     file=source,
-                    field="variants",
+                    field=field,
                     hint=f"nodes with variants: {', '.join(per_node) or 'none'}",
                 )
             if vid not in per_node[node]:
                 raise LlmopsError(
                     f"'{item}': node '{node}' has no variant '{vid}'",
                     file=source,
-                    field="variants",
+                    field=field,
                     hint=f"variants of {node}: {', '.join(per_node[node])}",
                 )
             chosen.setdefault(node, [])
@@ -176,7 +178,7 @@ def _variant_combos(uc: UseCase, mode: str | list[str], source: str) -> list[dic
     raise LlmopsError(
         f"unknown variants mode '{mode}'",
         file=source,
-        field="variants",
+        field=field,
         hint="use all, one-at-a-time, defaults or NODE.variant,...",
     )
 
@@ -199,9 +201,12 @@ def plan_sweep(uc: UseCase, options: SweepOptions | None = None, *, allow_remote
             hint="use a DAG flow (flow.dag.yaml)",
         )
     spec = uc.extras.sweep
-    source = str(Path(uc.path.name) / "llmops.yaml") if options.variants is None else "--variants"
+    if options.variants is None:
+        source, vfield = str(Path(uc.path.name) / "llmops.yaml"), "sweep.variants"
+    else:
+        source, vfield = None, "--variants"
     mode = options.variants if options.variants is not None else spec.variants
-    combos = _variant_combos(uc, mode, source)
+    combos = _variant_combos(uc, mode, source, vfield)
     defaults = {n.name: n.variant_ids[0] for n in flow.nodes if n.variants}
 
     grid = options.grid if options.grid is not None else dict(spec.grid)

@@ -133,8 +133,7 @@ def deploy(
         raise LlmopsError(
             f"unknown target '{opts.target}'", field="--target", hint=f"use one of: {', '.join(TARGETS)}"
         )
-    if opts.llm_endpoint and opts.target != "local":
-        raise LlmopsError("--llm-endpoint only applies to --target local", field="--llm-endpoint")
+    _check_target_options(opts)
     uc = use_case_for_env(root, opts.use_case, opts.env)
     config_path = uc.path / CONFIG_REL
     entry = entry_for(config_path, opts.target, opts.env, root=root, required=opts.target != "local")
@@ -213,6 +212,32 @@ def deploy(
         return result
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+# Options that only one kind of target reads: given to another target they would be silently ignored
+# (``--traffic 20 --target azureml`` would roll out the config file's share), so they are refused.
+_TARGET_OPTIONS = {
+    "llm_endpoint": ("--llm-endpoint", {"local"}),
+    "traffic": ("--traffic", {"local"}),
+    "prior": ("--prior", {"local"}),
+    "port": ("--port", {"local"}),
+    "image": ("--image", {"kubernetes"}),
+    "mirror": ("--mirror", {"azureml", "azureml-kubernetes"}),
+}
+
+
+def _check_target_options(opts: DeployOptions) -> None:
+    for attr, (option, targets) in _TARGET_OPTIONS.items():
+        if getattr(opts, attr) is not None and opts.target not in targets:
+            raise LlmopsError(
+                f"{option} only applies to --target {' or '.join(sorted(targets))}",
+                field=option,
+                hint=f"drop it, or set the target's entry in {CONFIG_REL.as_posix()}",
+            )
+    if opts.traffic is not None and not 0 < opts.traffic <= 100:
+        raise LlmopsError(f"--traffic {opts.traffic} must be from 1 to 100", field="--traffic")
+    if opts.port is not None and not 0 < opts.port < 65536:
+        raise LlmopsError(f"--port {opts.port} must be from 1 to 65535", field="--port")
 
 
 def _dispatch(ctx: DeployContext) -> None:

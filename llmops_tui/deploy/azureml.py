@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +37,24 @@ from llmops_tui.deploy.prepare import HEALTH_ROUTE, SCORE_ROUTE, SERVING_PORT
 
 if TYPE_CHECKING:
     from llmops_tui.deploy.api import DeployContext
+
+
+# Azure ML online endpoint and deployment names: 3-32 characters, letters, digits and hyphens, starting
+# with a letter and not ending with a hyphen. Azure refuses anything else only after the image is built.
+_AZUREML_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{1,30}[A-Za-z0-9]$")
+# Azure ML mirrors at most 50 % of live traffic to a deployment.
+MAX_MIRROR_PERCENT = 50
+
+
+def check_azureml_name(value: str, *, file: str, field: str) -> None:
+    """Raise LlmopsError unless ``value`` is a name Azure ML accepts for an endpoint or deployment."""
+    if not _AZUREML_NAME.match(value):
+        raise LlmopsError(
+            f"'{value}' is not a valid Azure ML name",
+            file=file,
+            field=field,
+            hint="3-32 letters, digits or hyphens, starting with a letter and not ending with a hyphen",
+        )
 
 
 class TrafficError(RuntimeError):
@@ -337,6 +356,20 @@ def deploy_azureml(ctx: DeployContext) -> None:
     for field in ("ENDPOINT_NAME", "CURRENT_DEPLOYMENT_NAME"):
         if not getattr(e, field):
             raise LlmopsError("missing", file=ctx.config_file, field=f"{block}.{field}")
+    for field in ("ENDPOINT_NAME", "CURRENT_DEPLOYMENT_NAME", "PRIOR_DEPLOYMENT_NAME"):
+        if getattr(e, field):
+            check_azureml_name(getattr(e, field), file=ctx.config_file, field=f"{block}.{field}")
+    mirror = ctx.opts.mirror if ctx.opts.mirror is not None else (e.MIRROR_TRAFFIC_PERCENT or 0)
+    if not 0 <= mirror <= MAX_MIRROR_PERCENT:
+        hint = f"Azure ML mirrors from 0 to {MAX_MIRROR_PERCENT}% of live traffic"
+        if ctx.opts.mirror is not None:
+            raise LlmopsError(f"--mirror {mirror} is out of range", field="--mirror", hint=hint)
+        raise LlmopsError(
+            f"{mirror}% is out of range",
+            file=ctx.config_file,
+            field=f"{block}.MIRROR_TRAFFIC_PERCENT",
+            hint=hint,
+        )
     coords = workspace_coordinates(ctx, required=not ctx.opts.dry_run and ctx.ml_client is None)
     for rel_path, text in build_context_files(ctx.bundle, ctx.uc.name).items():
         ctx.write(rel_path, text)
@@ -357,7 +390,6 @@ def deploy_azureml(ctx: DeployContext) -> None:
     )
     traffic = e.current_traffic
     prior = e.PRIOR_DEPLOYMENT_NAME or None
-    mirror = ctx.opts.mirror if ctx.opts.mirror is not None else (e.MIRROR_TRAFFIC_PERCENT or 0)
     split = {
         e.CURRENT_DEPLOYMENT_NAME: traffic,
         **({prior: 100 - traffic} if prior and traffic < 100 else {}),

@@ -35,6 +35,8 @@ TARGETS = tuple(TARGET_BLOCKS)
 def _percent(value: Any) -> int | None:
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
+    if isinstance(value, bool):  # JSON true/false would otherwise pass as 1/0
+        raise ValueError("must be a whole number from 0 to 100")
     try:
         number = float(value)
     except (TypeError, ValueError):

@@ -58,6 +58,24 @@ def score_url(url: str) -> str:
     return base + "/score"
 
 
+def check_url(url: str) -> str:
+    """``url`` if it is an http(s) URL with a host; LlmopsError (exit 2) otherwise, before any waiting."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise LlmopsError(
+            f"'{url}' is not an http(s) URL",
+            field="URL",
+            hint="e.g. http://127.0.0.1:8080 or https://HOST/score",
+        )
+    return url
+
+
 def load_request(path: Path) -> Any:
     path = Path(path)
     if not path.is_file():

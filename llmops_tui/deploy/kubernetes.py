@@ -19,6 +19,7 @@ that reads the key from your environment.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import shutil
 import subprocess
@@ -38,9 +39,28 @@ _DNS = re.compile(r"[^a-z0-9-]+")
 
 
 def dns_name(*parts: str, limit: int = 63) -> str:
-    """A DNS-1123 label from ``parts`` (lowercase, ``-`` separated, at most 63 characters)."""
+    """A DNS-1035 label from ``parts``: lowercase letters, digits and ``-``, starting with a letter, at most
+    ``limit`` characters. A name that has to be shortened ends with a hash of the full name, so two long
+    names that share a prefix (``<endpoint>-blue`` and ``<endpoint>-green``) never collide."""
     text = _DNS.sub("-", "-".join(p for p in parts if p).lower()).strip("-")
-    return (text[:limit].rstrip("-")) or "llmops"
+    text = re.sub("-{2,}", "-", text) or "llmops"
+    if not text[0].isalpha():  # Service names (DNS-1035) must start with a letter
+        text = f"x-{text}"
+    if len(text) > limit:
+        digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:8]
+        text = f"{text[: limit - 9].rstrip('-')}-{digest}"
+    return text
+
+
+def _check_namespace(ctx: DeployContext) -> None:
+    namespace = ctx.entry.NAMESPACE
+    if namespace and not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", namespace):
+        raise LlmopsError(
+            f"'{namespace}' is not a valid Kubernetes namespace",
+            file=ctx.config_file,
+            field="kubernetes_endpoint[].NAMESPACE",
+            hint="up to 63 lowercase letters, digits or '-', starting and ending with a letter or digit",
+        )
 
 
 def _labels(endpoint: str, deployment: str, version: str | None = None) -> dict[str, str]:
@@ -277,8 +297,19 @@ def validate_httproute(route: dict[str, Any]) -> None:
             raise ValueError("every backendRef has weight 0: the route would drop all traffic")
 
 
+class _PlainDumper(yaml.SafeDumper):
+    """No ``&id001`` anchors or ``*id001`` aliases for shared sub-objects: manifests are read by people."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def manifest_yaml(obj: dict[str, Any]) -> str:
+    return yaml.dump(obj, Dumper=_PlainDumper, sort_keys=False)
+
+
 def to_yaml(objects: list[dict[str, Any]]) -> str:
-    return "---\n".join(yaml.safe_dump(o, sort_keys=False) for o in objects)
+    return "---\n".join(manifest_yaml(o) for o in objects)
 
 
 def kubectl_context() -> str | None:
@@ -301,6 +332,7 @@ def deploy_kubernetes(ctx: DeployContext) -> None:
     entry, result, bundle = ctx.entry, ctx.result, ctx.bundle
     if not entry.ENDPOINT_NAME:
         raise LlmopsError("missing", file=ctx.config_file, field="kubernetes_endpoint[].ENDPOINT_NAME")
+    _check_namespace(ctx)
     registry = entry.REGISTRY_NAME
     default_repo = (
         f"{registry}.azurecr.io/{dns_name(ctx.uc.name)}" if registry else f"llmops/{dns_name(ctx.uc.name)}"
@@ -330,7 +362,7 @@ def deploy_kubernetes(ctx: DeployContext) -> None:
             command=["kubectl", "create", "secret", "generic", secret_refs[0]["name"], *ns, *literal],
         )
     for name, obj in manifests.items():
-        ctx.write(f"k8s/{name}", yaml.safe_dump(obj, sort_keys=False), obj=obj)
+        ctx.write(f"k8s/{name}", manifest_yaml(obj), obj=obj)
     ctx.write("k8s/all.yaml", to_yaml(list(manifests.values())))
     apply_cmd = ["kubectl", "apply", "-f", str(ctx.out / "k8s" / "all.yaml")]
     context = None if ctx.opts.dry_run else (ctx.kubectl_context or kubectl_context)()

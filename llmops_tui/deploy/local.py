@@ -133,8 +133,8 @@ def _llm_env(ctx: DeployContext, base_url: str | None) -> tuple[dict[str, str], 
     for ref in ctx.bundle.connections:
         if base_url is not None:
             env[ref.base_env_var] = base_url
-            if not os.environ.get(ref.key_env_var):
-                env[ref.key_env_var] = os.environ.get("LLMOPS_LLM_API_KEY") or "sandbox-no-key"
+            # Never forward the connection's real key (e.g. AOAI_API_KEY) to another server.
+            env[ref.key_env_var] = os.environ.get("LLMOPS_LLM_API_KEY") or "sandbox-no-key"
             continue
         declared = ctx.uc.connection(ref.name)
         if declared is None or not ref.usable_base:
@@ -171,7 +171,11 @@ def deploy_local(ctx: DeployContext) -> None:
     folder = ctx.out
     traffic = opts.traffic if opts.traffic is not None else (ctx.entry.current_traffic if ctx.entry else 100)
     if not 0 < traffic <= 100:
-        raise LlmopsError("must be from 1 to 100", field="--traffic")
+        raise LlmopsError(
+            f"CURRENT_DEPLOYMENT_TRAFFIC_ALLOCATION {traffic} must be from 1 to 100 for a local deployment",
+            file=ctx.config_file,
+            field="local_endpoint[].CURRENT_DEPLOYMENT_TRAFFIC_ALLOCATION",
+        )
     running = _running(root, ctx.uc.name, ctx.env)
     same = [d for d in running if d.get("kind") == "flow" and d.get("version") == ctx.bundle.version]
     priors = [d for d in running if d.get("kind") == "flow" and d.get("version") != ctx.bundle.version]
@@ -355,6 +359,8 @@ def undeploy(
         if d.get("use_case") == use_case and (env is None or d.get("env") == env)
     ]
     flows = [d for d in items if d.get("kind") == "flow"]
+    if not items and all_versions:
+        return []  # --all is a clean-up: nothing running is success (scripts run it unconditionally)
     if not items:
         raise LlmopsError(
             f"no local deployment of '{use_case}'", field="USE_CASE", hint="see `llmops deployments`"

@@ -41,7 +41,20 @@ def use_case_for_env(root: Path, name: str, env: str) -> UseCase:
     else the base configuration. Raises LlmopsError for an unknown or broken use case."""
     ws = load_workspace(root, env=env)
     uc = ws.get(name)
-    if any(p.field == "--env" for p in uc.problems):
+    env_problems = [p for p in uc.problems if p.field == "--env"]
+    if env_problems:
+        # An environment nothing declares (no overlay, no llmops.yaml entry, no deployment_config.json
+        # entry) is most likely a typo: refuse it rather than start a parallel deployment under that name,
+        # unless an approval was recorded for it.
+        if not (uc.path / "approvals" / f"{env}.json").is_file():
+            problem = env_problems[0]
+            raise LlmopsError(
+                f"unknown environment '{env}'",
+                file=problem.file,
+                field="--env",
+                hint=f"{problem.hint or 'known: none'}; declare it in llmops.yaml environments "
+                "or configs/deployment_config.json",
+            )
         uc = load_workspace(root, env=None).get(name)
     if uc.problems:
         raise LlmopsError.from_problem(uc.problems[0])
