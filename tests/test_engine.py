@@ -395,3 +395,18 @@ def test_openai_compatible_endpoint_runs_azure_flows_via_the_openai_provider(tmp
     assert "OpenAI" in providers
     openai_node = next(n for dag in executed for n in dag["nodes"] if n.get("provider") == "OpenAI")
     assert openai_node["inputs"]["model"] == "gpt-35-turbo" and "deployment_name" not in openai_node["inputs"]
+
+
+def test_unreachable_endpoint_fails_fast_with_a_clear_error(tmp_path):
+    import socket
+
+    with socket.socket() as s:  # a loopback port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    make_use_case(tmp_path, rows=30)
+    final, _ = sweep(tmp_path, SweepOptions(llm_endpoint=f"http://127.0.0.1:{port}/v1", variants="defaults"))
+    assert final.status == "completed" and final.summary["errors"] == 30
+    with RunStore.for_workspace(tmp_path) as store:
+        errors = [r.error for r in store.lines(final.run_id)]
+    assert sum("unreachable" in e for e in errors) >= 15
+    assert final.summary["llm_calls"] < 30 * 7  # most lines did not retry at all

@@ -65,3 +65,17 @@ def test_retry_classification_and_retry_after():
     assert _retry_after(_status_error(429, {"retry-after": "2"})) == 2.0
     assert _retry_after(_status_error(429, {"retry-after-ms": "250"})) == 0.25
     assert _retry_after(_status_error(429)) is None
+
+
+def test_circuit_breaker_only_for_endpoints_never_reached():
+    limiter = RateLimiter()
+    for _ in range(11):
+        limiter.record("connection error")
+    assert not limiter.unreachable
+    limiter.record("connection error")
+    assert limiter.unreachable
+    answered = RateLimiter()
+    answered.record(None)
+    for _ in range(50):
+        answered.record("connection error")
+    assert not answered.unreachable  # it answered once: transient errors keep their retries

@@ -40,6 +40,23 @@ class RateLimiter:
         self._tokens: deque[tuple[float, int]] = deque()
         self._token_sum = 0
         self.paused_until = 0.0
+        # Circuit breaker for an endpoint that was never reached: after this many connection errors in a
+        # row without a single answer, calls fail at once instead of each line retrying for half a minute.
+        self.unreachable_after = 12
+        self._conn_errors = 0
+        self._answers = 0
+
+    def record(self, reason: str | None) -> None:
+        with self._lock:
+            if reason is None:
+                self._answers += 1
+                self._conn_errors = 0
+            elif reason == "connection error":
+                self._conn_errors += 1
+
+    @property
+    def unreachable(self) -> bool:
+        return self._answers == 0 and self._conn_errors >= self.unreachable_after
 
     def cool_down(self, seconds: float) -> None:
         with self._lock:
@@ -178,11 +195,17 @@ def _wrap(original: Callable[..., Any]) -> Callable[..., Any]:
                 limiter.acquire(tokens, ctx.cancel)
             except LineCancelled:
                 raise UserErrorException("cancelled") from None
+            if limiter.unreachable:
+                raise UserErrorException(
+                    f"endpoint {base_url or '(unknown)'} unreachable: no answer, only connection errors "
+                    "(check the endpoint URL or api_base, and that the server is running)"
+                )
             try:
                 response = original(self, *args, **kwargs)
             except Exception as exc:  # openai errors
                 ctx.count_call()
                 reason = _classify(exc)
+                limiter.record(reason or "other")
                 if reason is None:
                     raise
                 if attempt >= ctx.policy.max_retries:
@@ -202,6 +225,7 @@ def _wrap(original: Callable[..., Any]) -> Callable[..., Any]:
                 if ctx.cancel.wait(delay):
                     raise UserErrorException("cancelled") from None
                 continue
+            limiter.record(None)
             ctx.add_usage(getattr(response, "usage", None))
             return response
 
