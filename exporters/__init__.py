@@ -32,10 +32,12 @@ EXPORTERS: dict[str, Callable[..., Path]] = {
 SUFFIXES = {"csv": "-csv", "html": ".html", "markdown": ".md", "junit": ".junit.xml", "json": ".json"}
 
 
-def default_name(name: str, run_ids: str | list[str]) -> str:
-    """``report-<run id>[+<run id>...]<suffix>``: the run id keeps reports of different runs apart."""
+def default_name(name: str, run_ids: str | list[str], baseline: str | None = None) -> str:
+    """``report-<run id>[+<run id>...][-vs-<baseline>]<suffix>``: the run id keeps reports of different
+    runs apart, and a baseline chosen by hand keeps a report against it apart from the default one."""
     ids = [run_ids] if isinstance(run_ids, str) else list(run_ids)
-    return "report-" + "+".join(ids) + SUFFIXES[name]
+    vs = f"-vs-{baseline.replace(':', '_')}" if baseline else ""
+    return "report-" + "+".join(ids) + vs + SUFFIXES[name]
 
 
 def export(name: str, comparison: Comparison, out_path: Path | str, **options: Any) -> Path:

@@ -23,7 +23,12 @@ def _writer(path: Path, header: list[str], rows: list[list[Any]]) -> Path:
 
 
 def export_csv(
-    comparison: Comparison, out_path: Path, *, line_diffs: list[Any] | None = None, **_: Any
+    comparison: Comparison,
+    out_path: Path,
+    *,
+    line_diffs: list[Any] | None = None,
+    line_cells: tuple[str, str] | None = None,
+    **_: Any,
 ) -> Path:
     """Write the CSV tables; returns the folder (or the first file's folder for the suffix form)."""
     out_path = Path(out_path)
@@ -137,6 +142,8 @@ def export_csv(
                 "scores_a",
                 "scores_b",
                 "differs",
+                "cell_a",
+                "cell_b",
             ],
             [
                 [
@@ -151,6 +158,8 @@ def export_csv(
                     json.dumps(d.scores_a),
                     json.dumps(d.scores_b),
                     d.differs,
+                    line_cells[0] if line_cells else "",
+                    line_cells[1] if line_cells else "",
                 ]
                 for d in line_diffs
             ],

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from llmops_tui.core.compare import Comparison, build_comparison
+from llmops_tui.core.errors import LlmopsError
 from llmops_tui.core.store import RunStore
 from llmops_tui.core.sweep import SweepOptions, SweepPlan, plan_sweep
 from llmops_tui.core.workspace import Workspace, load_workspace
@@ -86,6 +87,14 @@ def _store(ws: Workspace | str | Path) -> RunStore:
     return RunStore.for_workspace(_ws(ws).root)
 
 
+def _run_id(store: RunStore, run_id: str) -> str:
+    """The full id of run ``run_id`` (or a unique prefix of it); LlmopsError when there is none."""
+    run_rec = store.get_run(run_id)
+    if run_rec is None:
+        raise LlmopsError(f"no run '{run_id}' in {store.path}", field="run_id", hint="see api.runs(ws)")
+    return run_rec.run_id
+
+
 def runs(ws: Workspace | str | Path) -> pd.DataFrame:
     """Every run in the workspace's store, newest first."""
     import pandas as pd
@@ -100,10 +109,7 @@ def lines(ws: Workspace | str | Path, run_id: str, cell_id: str | None = None) -
     import pandas as pd
 
     with _store(ws) as store:
-        run_rec = store.get_run(run_id)
-        if run_rec is None:
-            raise KeyError(f"no run '{run_id}'")
-        rid = run_rec.run_id
+        rid = _run_id(store, run_id)
         records = []
         cells = [c for c in store.cells(rid) if cell_id is None or c.cell_id == cell_id]
         for cell in cells:
@@ -194,7 +200,7 @@ def line_diff_frame(
     from llmops_tui.core.linediff import line_diff, output_text
 
     with _store(ws) as store:
-        diffs = line_diff(store, run_id, cell_a, cell_b, only=only)
+        diffs = line_diff(store, _run_id(store, run_id), cell_a, cell_b, only=only)
     return pd.DataFrame(
         [
             {

@@ -381,6 +381,36 @@ def test_rejecting_a_failing_cell_needs_no_override(ws: Path):
     assert _verify(ws).reasons[0].startswith(core.REJECTED)
 
 
+def test_cell_of_a_cancelled_run_needs_override(ws: Path):
+    with RunStore.for_workspace(ws) as store:
+        store.finish_run(RUN, "cancelled")
+    with pytest.raises(LlmopsError) as err:
+        _approve(ws)
+    text = str(err.value)
+    assert "run completed" in text and f"run {RUN} is cancelled, not completed" in text
+    assert f"llmops sweep --resume {RUN}" in text and "--override-gates" in text and "\n" not in text
+    assert not (ws / "use_cases/demo/approvals").exists()
+    # the preview (Approval screen) shows it as a failing check, so the screen asks for a reason
+    assert [g["gate"] for g in core.preview(ws, RUN, GOOD, "prod").failing_gates] == [core.RUN_COMPLETED_GATE]
+    [(record, _)] = _approve(ws, override_reason="cancelled after this cell finished")
+    assert [g["gate"] for g in record.failing_gates] == [core.RUN_COMPLETED_GATE]
+    assert _verify(ws).ok
+    core.reject(ws, RUN, GOOD, ["dev"], by="Lead", comment="not from a cancelled run")  # no override needed
+
+
+def test_partly_run_cell_needs_override(ws: Path):
+    with RunStore.for_workspace(ws) as store:
+        store._exec("DELETE FROM lines WHERE run_id=? AND cell_id=? AND line>=2", (RUN, GOOD))
+        store._exec("UPDATE runs SET status='running', pid=NULL WHERE run_id=?", (RUN,))
+    with pytest.raises(LlmopsError, match=f"cell {GOOD} ran 2 of 4 lines"):
+        _approve(ws)
+    with RunStore.for_workspace(ws) as store:
+        store.finish_run(RUN, "completed")  # e.g. a line lost from the store: still not a full measurement
+    with pytest.raises(LlmopsError) as err:
+        _approve(ws)
+    assert f"run completed (cell {GOOD} ran 2 of 4 lines; resume it" in str(err.value)
+
+
 class FakeGate:
     def __init__(self, passed: bool):
         self.gate, self.cell_id, self.metric, self.op = "latency_p95_ms <= 100", GOOD, "latency_p95_ms", "<="

@@ -88,3 +88,35 @@ def test_gate_exit_codes(ws, capsys):
 def test_no_store_is_a_person_error(tmp_path, capsys):
     assert main(["compare", "x", "-w", str(tmp_path)]) == 2
     assert "no run store" in capsys.readouterr().err
+
+
+def test_report_lines_pair_within_one_dataset(tmp_path, capsys):
+    # Baseline on the second dataset, best cell on the first: the line table must compare the best cell
+    # with the baseline configuration on the best cell's own dataset, never line n of another dataset.
+    root = write_workspace(tmp_path / "ws")
+    with RunStore.for_workspace(root) as store:
+        cells = make_run(store, n_cells=2, n_lines=25, datasets=("main", "hard"))
+    out = tmp_path / "r.json"
+    args = ["report", "run-0001", "--format", "json", "--baseline", cells[2], "--out", str(out)]
+    assert main([*args, "-w", str(root)]) == 0
+    data = json.loads(out.read_text(encoding="utf-8"))
+    a, b = data["line_cells"]
+    assert data["references"][b] == a
+    datasets = {c["cell_id"]: c["dataset"] for c in data["cells"]}
+    assert datasets[a] == datasets[b]
+    assert data["lines"] and all(d["status_a"] is not None for d in data["lines"])
+    csv_dir = tmp_path / "csv"
+    assert main(["report", "run-0001", "--format", "csv", "--out", str(csv_dir), "-w", str(root)]) == 0
+    header = (csv_dir / "lines.csv").read_text(encoding="utf-8").splitlines()[0]
+    assert header.endswith("cell_a,cell_b")
+
+
+def test_report_with_another_baseline_does_not_overwrite_the_default(ws, capsys):
+    root, cells = ws
+    reports = root / ".llmops" / "reports"
+    assert main(["report", "run-0001", "--format", "markdown", "-w", str(root)]) == 0
+    assert main(["report", "run-0001", "--format", "markdown", "-b", cells[2], "-w", str(root)]) == 0
+    default, other = reports / "report-run-0001.md", reports / f"report-run-0001-vs-{cells[2]}.md"
+    assert default.is_file() and other.is_file()
+    assert f"`{cells[2]}` (baseline" not in default.read_text(encoding="utf-8")
+    assert f"`{cells[2]}` (baseline" in other.read_text(encoding="utf-8")

@@ -101,3 +101,26 @@ def test_few_lines_are_flagged():
     res = stats.paired_test([0.1, 0.5, 0.9], [0.3, 0.6, 0.95])
     assert res.too_few
     assert "too few" in res.note
+
+
+def test_one_pair_of_continuous_scores_does_not_crash():
+    # `llmops sweep ... --limit 1` gives one line per cell: the bootstrap cannot resample one value.
+    res = stats.paired_test([0.5], [0.7])
+    assert res.n == 1 and res.p_value == 1.0 and res.significant is False and res.too_few
+
+
+@pytest.mark.parametrize("n", [2, 3, 5])
+def test_few_pairs_of_one_sign_are_not_significant(n):
+    # Every difference positive: the plain shifted bootstrap says p ~ 0.0005 even for 2 lines; the exact
+    # sign-flip permutation test cannot go below 2 / 2^n.
+    a = np.linspace(0.1, 0.5, n)
+    res = stats.paired_test(a, a + np.linspace(0.1, 0.2, n))
+    assert res.p_value == pytest.approx(2.0 ** (1 - n))
+    assert res.significant is False
+
+
+def test_many_pairs_are_unchanged_by_the_small_sample_floor():
+    rng = np.random.default_rng(3)
+    a = rng.random(40)
+    res = stats.paired_test(a, a + 0.2 + rng.normal(0, 0.05, 40))
+    assert res.significant is True and res.p_value < 0.001

@@ -133,6 +133,19 @@ def compare_cmd(
         console.print(f"[yellow]warning:[/yellow] {escape(w)}", soft_wrap=True)
 
 
+def line_pair(comparison: Comparison) -> tuple[str, str] | None:
+    """The two cells the report's line-by-line table shows: the best cell (else the first other cell)
+    against the cell it is compared with, which is the baseline's configuration on the same dataset, so
+    that line numbers pair up (line 3 of one dataset is not line 3 of another)."""
+    best = comparison.best_cell()
+    candidates = ([best] if best else []) + [c.cell_id for c in comparison.cells]
+    for cid in candidates:
+        ref = comparison.references.get(cid)
+        if ref is not None:
+            return ref, cid
+    return None
+
+
 def report_cmd(
     run_ids: Annotated[list[str], typer.Argument(help="Run id(s) of one use case.")],
     fmt: Annotated[str, typer.Option("--format", "-f", help="csv, html, markdown, junit or json.")] = "html",
@@ -141,7 +154,8 @@ def report_cmd(
         typer.Option(
             "--out",
             "-o",
-            help="Output file (csv: folder). Default: <workspace>/.llmops/reports/report-<run id>.*",
+            help="Output file (csv: folder). Default: <workspace>/.llmops/reports/report-<run id>"
+            "[-vs-<baseline>].*",
         ),
     ] = None,
     baseline: BaselineOpt = None,
@@ -159,27 +173,26 @@ def report_cmd(
     root, store, comparison = _comparison(workspace, run_ids, baseline)
     options: dict = {}
     if fmt in ("html", "json", "csv"):
-        best = comparison.best_cell()
-        other = best if best and best != comparison.baseline else None
-        if other is None:
-            other = next((c.cell_id for c in comparison.cells if c.cell_id != comparison.baseline), None)
-        if other is not None:
-            base_col = comparison.cell(comparison.baseline)
-            other_col = comparison.cell(other)
-            assert base_col is not None and other_col is not None
+        pair = line_pair(comparison)
+        if pair is not None:
+            ref_col, other_col = (comparison.cell(cid) for cid in pair)
+            assert ref_col is not None and other_col is not None
             options["line_diffs"] = line_diff(
                 store,
-                base_col.run_id,
-                comparison.baseline.split(":")[-1],
-                other.split(":")[-1],
+                ref_col.run_id,
+                pair[0].split(":")[-1],
+                pair[1].split(":")[-1],
                 run_id_b=other_col.run_id,
             )
-            options["line_cells"] = (comparison.baseline, other)
+            options["line_cells"] = pair
     store.close()
     path = (
         out
         if out is not None
-        else root / ".llmops" / "reports" / exporters.default_name(fmt, comparison.run_ids)
+        else root
+        / ".llmops"
+        / "reports"
+        / exporters.default_name(fmt, comparison.run_ids, comparison.baseline if baseline else None)
     )
     written = exporters.export(fmt, comparison, path, **options)
     if json_out:

@@ -372,6 +372,11 @@ def build_record(
                 hint="wait for the run to finish or resume it",
             )
         gates, measurements = _evidence(store, run.run_id, cell.cell_id, root, comparison)
+        lines_run = int(line_stats.get("lines") or 0)
+        if run.status != "completed" or lines_run < cell.lines_total:
+            # Evidence from a run that did not finish is not what a full sweep would have measured: it
+            # shows as a failing check, so approving it needs an override reason like a failing gate.
+            gates.append(_completion_check(run.run_id, run.status, cell.cell_id, lines_run, cell.lines_total))
 
     flow_dir = _flow_dir(uc)
     variants = dict(cell.variants)
@@ -424,6 +429,26 @@ def build_record(
     return record
 
 
+RUN_COMPLETED_GATE = "run completed"
+
+
+def _completion_check(run_id: str, status: str, cell_id: str, lines_run: int, lines_total: int) -> dict:
+    """A failing pseudo-gate for a cell of an unfinished run (so the override rule applies to it)."""
+    parts = [f"run {run_id} is {status}, not completed"] if status != "completed" else []
+    if lines_run < lines_total:
+        parts.append(f"cell {cell_id} ran {lines_run} of {lines_total} lines")
+    reason = "; ".join(parts)
+    return {
+        "gate": RUN_COMPLETED_GATE,
+        "metric": "run_status",
+        "op": "==",
+        "threshold": None,
+        "value": None,
+        "passed": False,
+        "reason": f"{reason}; resume it with `llmops sweep --resume {run_id}`",
+    }
+
+
 def preview(
     workspace_root: Path, run_id: str, cell_id: str, env: str, *, comparison: Any = None
 ) -> ApprovalRecord:
@@ -443,6 +468,8 @@ def preview(
 
 
 def _gate_text(g: dict[str, Any]) -> str:
+    if g.get("gate") == RUN_COMPLETED_GATE:
+        return f"{RUN_COMPLETED_GATE} ({g.get('reason')})"
     value = "no value" if g.get("value") is None else f"value {g['value']:g}"
     return f"{g.get('gate') or g.get('metric')} ({value})"
 

@@ -63,6 +63,14 @@ class CellColumn:
     repeat: int
     run_id: str
     is_baseline: bool
+    lines_done: int = 0  # lines with a stored result (ok or failed)
+    lines_total: int = 0  # lines the cell should run
+    # evaluator -> lines whose evaluation failed (only evaluators with at least one failure)
+    eval_failures: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def complete(self) -> bool:
+        return self.lines_done >= self.lines_total
 
 
 @dataclass
@@ -114,6 +122,9 @@ class Comparison:
     # Latency histogram over shared bins, for the report's distribution chart:
     # {"edges": [...], "counts": {cell_id: [...]}}
     latency_hist: dict[str, Any] = field(default_factory=dict)
+    # cell_id -> the cell it is compared with (the baseline's configuration on the cell's own dataset);
+    # None for the baseline itself and for cells whose dataset has no baseline configuration.
+    references: dict[str, str | None] = field(default_factory=dict)
 
     def row(self, key: str) -> Row | None:
         for r in self.rows:
@@ -181,6 +192,7 @@ class Comparison:
                 "gates": [asdict(g) for g in self.gates],
                 "warnings": list(self.warnings),
                 "latency_hist": self.latency_hist,
+                "references": dict(self.references),
             }
         )
 
@@ -218,7 +230,7 @@ def _num(value: Any) -> float | None:
         return float(value)
     if isinstance(value, int | float):
         f = float(value)
-        return None if math.isnan(f) else f
+        return f if math.isfinite(f) else None
     return None
 
 
@@ -324,8 +336,9 @@ def _pick_baseline(runs: list[RunRecord], cells: list[_CellData], requested: str
         ]
         if len(matches) == 1:
             return matches[0]
+        what = f"cell '{requested}' is ambiguous" if matches else f"no cell '{requested}'"
         raise LlmopsError(
-            f"no cell '{requested}' in the compared runs",
+            f"{what} in the compared runs",
             field="--baseline",
             hint="cells: "
             + ", ".join(c.col.cell_id for c in cells[:12])
@@ -380,9 +393,13 @@ def build_comparison(
                 run_id=run.run_id,
                 is_baseline=False,
             )
+            lines = by_cell.get(rec.cell_id, {})
+            col.lines_done = len(lines)
+            col.lines_total = max(rec.lines_total, len(lines))
             scores: dict[str, dict[int, float]] = {}
             for ev in store.eval_lines(run.run_id, rec.cell_id):
                 if ev["status"] != "ok" or not isinstance(ev["outputs"], dict):
+                    col.eval_failures[ev["evaluator"]] = col.eval_failures.get(ev["evaluator"], 0) + 1
                     continue
                 for name, raw in ev["outputs"].items():
                     val = _num(raw)
@@ -394,7 +411,12 @@ def build_comparison(
                 for name, value in named.items()
                 if value is not None
             }
-            cells.append(_CellData(col, rec, by_cell.get(rec.cell_id, {}), scores, aggregates))
+            cells.append(_CellData(col, rec, lines, scores, aggregates))
+            for evaluator, failed in sorted(col.eval_failures.items()):
+                warnings.append(
+                    f"cell {cid}: evaluator '{evaluator}' failed on {failed} line(s): its metrics leave "
+                    "those lines out, and gates on them fail"
+                )
     if not cells:
         raise LlmopsError(f"run '{runs[0].run_id}' has no cells", field="RUN_ID")
 
@@ -407,16 +429,16 @@ def build_comparison(
         if c.rec.dataset == base.rec.dataset:
             base_for[c.col.cell_id] = base
             continue
-        twin = next(
-            (
-                o
-                for o in cells
-                if o.rec.dataset == c.rec.dataset
-                and o.rec.variants == base.rec.variants
-                and o.rec.params == base.rec.params
-                and o.rec.repeat == 0
-            ),
-            None,
+        twins = [
+            o
+            for o in cells
+            if o.rec.dataset == c.rec.dataset
+            and o.rec.variants == base.rec.variants
+            and o.rec.params == base.rec.params
+        ]
+        # The same repetition as the baseline when there is one, else the first repetition.
+        twin = next((o for o in twins if o.rec.repeat == base.rec.repeat), None) or next(
+            (o for o in twins if o.rec.repeat == 0), None
         )
         base_for[c.col.cell_id] = twin
         if twin is None:
@@ -436,8 +458,13 @@ def build_comparison(
     for key in keys:
         metric_name = key.split(".", 1)[1] if "." in key else key
         row = Row(key, "metric", key, metric_direction(metric_name), {})
+        evaluator = key.split(".", 1)[0]
         for c in cells:
-            row.values[c.col.cell_id] = _metric_value(c, key)
+            mv = _metric_value(c, key)
+            failed = c.col.eval_failures.get(evaluator)
+            if failed:
+                mv.note = "; ".join(x for x in (f"evaluator failed on {failed} line(s)", mv.note) if x)
+            row.values[c.col.cell_id] = mv
         _add_tests(row, cells, base_for, lambda c, k=key: c.scores.get(k), few_warned, warnings)
         rows.append(row)
 
@@ -541,6 +568,9 @@ def build_comparison(
         gates=[],
         warnings=warnings,
         latency_hist=_latency_hist(lat),
+        references={
+            cid: (None if b is None or b.col.cell_id == cid else b.col.cell_id) for cid, b in base_for.items()
+        },
     )
     if uc is not None:
         from llmops_tui.core.gates import evaluate_gates

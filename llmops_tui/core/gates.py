@@ -1,8 +1,12 @@
 """Quality gates: ``metric op threshold`` from the use case's ``llmops.yaml``, evaluated per cell.
 
 A gate's metric is a comparison row key (``matcher.f1``, ``latency_p95_ms``, ``error_rate``) or a bare
-evaluation-metric name (``f1``) matched against ``<evaluator>.f1``. A gate whose metric is missing, or whose
-value is unknown for a cell, fails for that cell and says why: a gate can never pass by accident.
+evaluation-metric name (``f1``) matched against ``<evaluator>.f1``. A gate whose metric is missing or
+ambiguous (several evaluators have it), or whose value is unknown for a cell, fails for that cell and says
+why: a gate can never pass by accident. For the
+same reason every gate fails for a cell whose lines did not all run (a cancelled or interrupted run), and a
+gate on an evaluation metric fails for a cell where that evaluator failed on some lines (the metric would
+describe only the lines it could grade).
 """
 
 from __future__ import annotations
@@ -32,7 +36,8 @@ def resolve_metric(comparison: Comparison, metric: str) -> tuple[Row | None, str
     if len(matches) == 1:
         return matches[0], ""
     if matches:
-        return matches[0], f"'{metric}' matches {', '.join(r.key for r in matches)}; used {matches[0].key}"
+        # Picking one would let a gate pass on a metric nobody meant: fail and ask for the full name.
+        return None, f"'{metric}' is ambiguous ({', '.join(r.key for r in matches)}): write the full name"
     return None, f"no metric '{metric}' in this run"
 
 
@@ -65,6 +70,14 @@ def evaluate_gates(comparison: Comparison, specs: Iterable[Any]) -> list[GateRes
             reason = f"{row.key} = {value:.6g} {'meets' if passed else 'fails'} {spec.op} {spec.value:g}"
             if note:
                 reason += f" ({note})"
+            evaluator = row.key.split(".", 1)[0] if row.group == "metric" else ""
+            failed_evals = cell.eval_failures.get(evaluator, 0) if evaluator else 0
+            if not cell.complete:
+                passed = False
+                reason += f", but the cell is incomplete ({cell.lines_done} of {cell.lines_total} lines run)"
+            elif failed_evals:
+                passed = False
+                reason += f", but evaluator '{evaluator}' failed on {failed_evals} line(s)"
             results.append(
                 GateResult(text, cell.cell_id, row.key, spec.op, spec.value, value, passed, reason)
             )

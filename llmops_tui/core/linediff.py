@@ -117,10 +117,20 @@ def line_diff(
         rb, cell_b = cell_b.split(":", 1)
     lines_a = {ln.line: ln for ln in store.lines(run_id, cell_a)}
     lines_b = {ln.line: ln for ln in store.lines(rb, cell_b)}
-    if not lines_a and not any(c.cell_id == cell_a for c in store.cells(run_id)):
+    rec_a = next((c for c in store.cells(run_id) if c.cell_id == cell_a), None)
+    rec_b = next((c for c in store.cells(rb) if c.cell_id == cell_b), None)
+    if rec_a is None and not lines_a:
         raise LlmopsError(f"no cell '{cell_a}' in run '{run_id}'", field="cell")
-    if not lines_b and not any(c.cell_id == cell_b for c in store.cells(rb)):
+    if rec_b is None and not lines_b:
         raise LlmopsError(f"no cell '{cell_b}' in run '{rb}'", field="cell")
+    if rec_a is not None and rec_b is not None and rec_a.dataset != rec_b.dataset:
+        # Line n of one dataset is another input than line n of the other: pairing them would mislead.
+        raise LlmopsError(
+            f"cells {cell_a} and {cell_b} ran different datasets ({rec_a.dataset}, {rec_b.dataset}), "
+            "so their lines do not pair",
+            field="cell",
+            hint="compare two cells of the same dataset",
+        )
     scores_a = _scores(store, run_id, cell_a)
     scores_b = _scores(store, rb, cell_b)
     out: list[LineDiff] = []

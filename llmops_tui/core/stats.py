@@ -10,7 +10,8 @@ Every function is deterministic (a seeded numpy Generator) so a report is the sa
   per-line differences are resampled (``scipy.stats.bootstrap``, 2,000 resamples), the resampled means are
   shifted to a zero mean (the null hypothesis) and p is the share at least as far from zero as the observed
   mean difference. (scipy's ``permutation_test`` gives the same answers but is about 6x slower, and
-  ``llmops compare`` must answer a 20-cell x 1,000-line run in under 2 s.)
+  ``llmops compare`` must answer a 20-cell x 1,000-line run in under 2 s.) With few pairs, p is never
+  below 2 / 2^n, the smallest p the exact sign-flip permutation test can give; one pair gives p = 1.
 """
 
 from __future__ import annotations
@@ -124,6 +125,9 @@ def paired_test(
         c_count = int(np.sum((x == 0) & (y == 1)))
         p = mcnemar_exact(b_count, c_count)
         return PairedResult(n, delta, p, p < alpha, "mcnemar", too_few)
+    if n < 2:
+        # One pair: nothing to resample, and no test can tell a difference from noise.
+        return PairedResult(n, delta, 1.0, False, "bootstrap", too_few)
     d = y - x
     res = _st.bootstrap(
         (d,),
@@ -138,6 +142,10 @@ def paired_test(
     dist = np.asarray(res.bootstrap_distribution, dtype=float)
     extreme = int(np.sum(np.abs(dist - delta) >= abs(delta) - 1e-12))
     p = (extreme + 1) / (dist.size + 1)
+    # With few pairs the bootstrap distribution is too narrow (all differences of one sign give p ~ 0
+    # even for 2 lines). The exact sign-flip permutation test cannot go below 2 / 2^n, so neither do we:
+    # this keeps small samples from being called significant, and changes nothing from 12 pairs on.
+    p = max(p, min(1.0, 2.0 ** (1 - n)))
     return PairedResult(n, delta, p, p < alpha, "bootstrap", too_few)
 
 
