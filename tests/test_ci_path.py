@@ -67,7 +67,10 @@ def test_ci_path_end_to_end(tmp_path):
         env=env,
     )
     assert (ws / "use_cases" / UC / "approvals" / "dev.json").is_file(), approve.stdout
-    llmops("verify-approval", UC, "--env", "dev", *w, env=env)
+    verified = llmops("verify-approval", UC, "--env", "dev", *w, env=env)
+    assert "measured with the offline sandbox model" in verified.stderr
+    record = json.loads((ws / "use_cases" / UC / "approvals" / "dev.json").read_text())
+    assert record["measured_with"] == "sandbox model"
 
     out = tmp_path / "deploy-out"
     deployed = json.loads(
@@ -130,3 +133,11 @@ def test_ci_path_end_to_end(tmp_path):
         check=False,
     )
     assert refused.returncode != 0 and "flow edited after approval" in refused.stdout + refused.stderr
+
+
+def test_verify_warns_when_approval_was_measured_with_the_sandbox():
+    from llmops_tui.core.approval import sandbox_warning
+
+    assert "sandbox model" in sandbox_warning({"measured_with": "sandbox model"})
+    assert sandbox_warning({"measured_with": "configured connections"}) is None
+    assert sandbox_warning(None) is None

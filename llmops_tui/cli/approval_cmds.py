@@ -6,6 +6,7 @@ Thin commands over ``core.approval``. Nothing here ever prints the approval key,
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -172,6 +173,9 @@ def verify_cmd(
             f"ok: {uc.name} {env} approved by {rec.get('approver')} at {rec.get('decided_at')} "
             f"(run {rec.get('run_id')}, cell {rec.get('cell_id')}, flow {str(rec.get('flow_hash'))[:16]})"
         )
+        warning = core.sandbox_warning(rec)
+        if warning:
+            print(f"warning: {warning}", file=sys.stderr)
     else:
         for reason in result.reasons:
             print(f"{uc.name} {env}: {reason}")

@@ -232,6 +232,7 @@ class ApprovalRecord:
     override_reason: str | None = None
     baseline_cell_id: str | None = None
     line_stats: dict[str, Any] = field(default_factory=dict)
+    measured_with: str | None = None  # "sandbox model", an endpoint URL, or "configured connections"
     key_id: str = ""
     signature: str = ""
     schema_version: int = SCHEMA_VERSION
@@ -243,6 +244,25 @@ class ApprovalRecord:
     @property
     def failing_gates(self) -> list[dict[str, Any]]:
         return [g for g in self.gates if not g.get("passed")]
+
+
+def _measured_with(config: dict[str, Any]) -> str:
+    endpoint = config.get("llm_endpoint")
+    if endpoint == "sandbox":
+        return "sandbox model"
+    if config.get("target") == "azureml":
+        return "azureml"
+    return str(endpoint) if endpoint else "configured connections"
+
+
+def sandbox_warning(record: dict[str, Any] | None) -> str | None:
+    """A warning for people when the approved metrics came from the sandbox model, not a real one."""
+    if record and record.get("measured_with") == "sandbox model":
+        return (
+            "the approved metrics were measured with the offline sandbox model, not a real model: "
+            "they say nothing about the quality of the deployed flow"
+        )
+    return None
 
 
 def _clean_number(value: Any) -> float | None:
@@ -417,6 +437,7 @@ def build_record(
         override_reason=(override_reason or "").strip() or None,
         baseline_cell_id=(run.config or {}).get("baseline"),
         line_stats=line_stats,
+        measured_with=_measured_with(run.config or {}),
     )
     failing = record.failing_gates
     if check_gates and decision == "approved" and failing and not record.override_reason:

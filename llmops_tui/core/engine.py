@@ -14,6 +14,7 @@ The engine reports through events (:mod:`llmops_tui.core.events`) and stops when
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import re
 import statistics
@@ -257,7 +258,7 @@ class SweepRunner:
                     self._conn_dicts,
                     working_dir=flow_dir,
                     raise_ex=False,
-                    line_timeout_sec=int(self._line_timeout),
+                    line_timeout_sec=max(1, math.ceil(self._line_timeout)),  # Prompt flow takes whole seconds
                 )
                 self._executors[flow_dir] = executor
             return executor

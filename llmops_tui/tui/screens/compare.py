@@ -263,7 +263,10 @@ class CompareScreen(BaseScreen):
         if not self._ready():
             return
         b = self._cursor_cell()
-        a = self.marked or self.comparison.baseline
+        # Without a marked cell, compare with the cell this one is measured against: the baseline
+        # configuration on the same dataset (lines only pair within one dataset).
+        reference = self.comparison.references.get(b) if b is not None else None
+        a = self.marked or reference or self.comparison.baseline
         if b is None or a is None:
             self.notify("put the cursor on a cell column (m marks the other one)", severity="warning")
             return
