@@ -140,3 +140,18 @@ def test_ambiguous_bare_gate_name_fails(tmp_path):
     [gate] = comp.gates_for(cells[0])
     assert not gate.passed
     assert "'f1' is ambiguous (judge.f1, matcher.f1): write the full name" in gate.reason
+
+
+def test_sandbox_runs_say_so_in_the_comparison_and_reports(tmp_path):
+    from exporters import export
+    from llmops_tui.core.compare import build_comparison
+    from llmops_tui.core.store import CellRecord, LineRecord, RunStore
+
+    with RunStore.for_workspace(tmp_path) as store:
+        store.create_run("r1", "uc", None, {"llm_endpoint": "sandbox"})
+        store.add_cells("r1", [CellRecord("r1", "c1", 0, {}, {}, "d", 0, None, 1, "done")])
+        store.record_line(LineRecord("r1", "c1", 0, "ok", {"q": 1}, {"a": "x"}, latency_ms=1.0))
+        cmp = build_comparison(store, "r1")
+    assert any(w.startswith("sandbox model:") for w in cmp.warnings)
+    out = export("html", cmp, tmp_path / "r.html")
+    assert "offline sandbox model" in Path(out).read_text()

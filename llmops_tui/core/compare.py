@@ -370,6 +370,15 @@ def build_comparison(
     """
     runs = _resolve_runs(store, run_ids)
     warnings: list[str] = []
+    sandboxed = [r.run_id for r in runs if (r.config or {}).get("llm_endpoint") == "sandbox"]
+    if sandboxed:
+        # Answers shown from these runs come from a stand-in: say so wherever they are shown.
+        warnings.append(
+            "sandbox model: the answers and metrics of "
+            + ("this run" if len(runs) == 1 else "run(s) " + ", ".join(sandboxed))
+            + " come from the offline sandbox model, a deterministic stand-in; they say nothing about a real"
+            " model's quality"
+        )
     multi = len(runs) > 1
     uc = _load_use_case(workspace_root, runs[0].use_case, runs[0].env, warnings)
 

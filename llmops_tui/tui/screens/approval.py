@@ -162,12 +162,16 @@ class ApprovalScreen(BaseScreen):
                 if c is None or c.delta is None or (isinstance(c.delta, float) and math.isnan(c.delta))
                 else f"{c.delta:+.3g}"
             )
-            ci = "" if c is None or c.ci_low is None else f"[{fmt_value(c.ci_low)}, {fmt_value(c.ci_high)}]"
+            ci = (
+                ""
+                if c is None or c.ci_low is None
+                else f"[{fmt_value(c.ci_low, row.key)}, {fmt_value(c.ci_high, row.key)}]"
+            )
             sig = "" if c is None or c.significant is None else ("yes" if c.significant else "no")
             t.add_row(
                 row.label,
-                fmt_value(b.value if b else None),
-                fmt_value(c.value if c else None),
+                fmt_value(b.value if b else None, row.key),
+                fmt_value(c.value if c else None, row.key),
                 delta,
                 ci,
                 sig,

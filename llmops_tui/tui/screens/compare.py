@@ -21,9 +21,14 @@ from llmops_tui.tui.messages import DataLoaded
 from llmops_tui.tui.screens.base import BaseScreen
 
 
-def fmt_value(value: float | None) -> str:
+def fmt_value(value: float | None, key: str | None = None) -> str:
+    """A value as people read it; with the row ``key``, the same units as the reports (%, ms, $, counts)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
+    if key is not None:
+        from exporters._format import fmt
+
+        return fmt(key, value)
     if abs(value) >= 1000:
         return f"{value:,.0f}"
     if abs(value) >= 100:
@@ -31,13 +36,15 @@ def fmt_value(value: float | None) -> str:
     return f"{value:.3f}"
 
 
-def value_text(mv: Any, *, best: bool, baseline: bool, higher_is_better: bool | None) -> Text:
+def value_text(
+    mv: Any, *, best: bool, baseline: bool, higher_is_better: bool | None, key: str | None = None
+) -> Text:
     """``0.812 [0.70, 0.90] +0.050*``: value, CI, delta to the baseline, * when significant."""
     if mv is None:
         return Text("-", style="dim")
-    text = Text(fmt_value(mv.value), style="bold green" if best else "")
+    text = Text(fmt_value(mv.value, key), style="bold green" if best else "")
     if mv.ci_low is not None and mv.ci_high is not None:
-        text.append(f" [{fmt_value(mv.ci_low)}, {fmt_value(mv.ci_high)}]", style="dim")
+        text.append(f" [{fmt_value(mv.ci_low, key)}, {fmt_value(mv.ci_high, key)}]", style="dim")
     if baseline:
         text.append(" base", style="cyan")
     elif mv.delta is not None and not (isinstance(mv.delta, float) and math.isnan(mv.delta)):
@@ -154,6 +161,7 @@ class CompareScreen(BaseScreen):
                         best=cid == best,
                         baseline=cid == cmp.baseline,
                         higher_is_better=row.higher_is_better,
+                        key=row.key,
                     )
                 )
             rows.append(cells)
