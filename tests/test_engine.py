@@ -410,3 +410,22 @@ def test_unreachable_endpoint_fails_fast_with_a_clear_error(tmp_path):
         errors = [r.error for r in store.lines(final.run_id)]
     assert sum("unreachable" in e for e in errors) >= 15
     assert final.summary["llm_calls"] < 30 * 7  # most lines did not retry at all
+
+
+def test_sandbox_repetitions_differ_at_high_temperature(tmp_path):
+    shutil.copytree(REPO / "use_cases" / "support_ticket_classification", tmp_path / "use_cases" / "stc")
+    options = SweepOptions(
+        llm_endpoint="sandbox",
+        variants="defaults",
+        grid={"classify_llm.temperature": [1.0]},
+        repeat=3,
+        limit=40,
+    )
+    final, _ = sweep(tmp_path, options)
+    assert final.status == "completed" and final.summary["cell_count"] == 3
+    with RunStore.for_workspace(tmp_path) as store:
+        outputs = [
+            tuple(json.dumps(r.outputs, sort_keys=True) for r in store.lines(final.run_id, c["cell_id"]))
+            for c in final.summary["cells"]
+        ]
+    assert len(set(outputs)) > 1  # the repetitions are not copies of each other

@@ -304,8 +304,15 @@ class SweepRunner:
             retries_seen.append((attempt, reason, delay))
             self._events.put(("retry", state, index, attempt, reason, delay))
 
+        # The sandbox is deterministic per request; repetitions carry their index as the request seed so
+        # that at temperature > 0 they differ as a real model's would (real models vary on their own).
+        seed = cell.repeat if (self._target == "sandbox" and cell.repeat) else None
         ctx = llmhooks.LineContext(
-            policy=self._policy, cancel=self.cancel, limiter_for=self._limiter_for, on_retry=on_retry
+            policy=self._policy,
+            cancel=self.cancel,
+            limiter_for=self._limiter_for,
+            on_retry=on_retry,
+            request_seed=seed,
         )
         token = llmhooks.current_line.set(ctx)
         run_id = f"{self.run_id}-{cell.cell_id}-{index}-{uuid.uuid4().hex[:6]}"

@@ -100,6 +100,7 @@ class LineContext:
     cancel: threading.Event
     limiter_for: Callable[[str], RateLimiter]
     on_retry: Callable[[int, str, float], None] | None = None
+    request_seed: int | None = None  # sent as the request's `seed` (sandbox repetitions)
     llm_calls: int = 0
     retries: int = 0
     prompt_tokens: int = 0
@@ -184,6 +185,8 @@ def _wrap(original: Callable[..., Any]) -> Callable[..., Any]:
         from promptflow.exceptions import UserErrorException
 
         kwargs.setdefault("timeout", ctx.policy.request_timeout_s)
+        if ctx.request_seed is not None:
+            kwargs.setdefault("seed", ctx.request_seed)
         base_url = str(getattr(getattr(self, "_client", None), "base_url", ""))
         limiter = ctx.limiter_for(base_url)
         tokens = _estimate_tokens(kwargs)
