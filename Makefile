@@ -18,10 +18,12 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml constraints.txt
 run: $(VENV)/.installed
 	$(BIN)/llmops-tui --workspace $(WORKSPACE)
 
-## Install and run the whole test suite (lint, import contracts, types, tests).
+## Install and run the whole test suite (lint, format, import contracts, types, tests).
 test: $(VENV)/.installed
 	$(BIN)/ruff check llmops_tui exporters tests benchmarks
+	$(BIN)/ruff format --check llmops_tui exporters tests benchmarks
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile -p no:cacheprovider
 
 lint: $(VENV)/.installed

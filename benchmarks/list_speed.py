@@ -38,7 +38,10 @@ def main() -> None:
     for label, cmd in (
         ("llmops list --json", ["list", "--workspace", ws, "--json"]),
         ("llmops list", ["list", "--workspace", ws]),
-        ("llmops show support_ticket_classification --json", ["show", "support_ticket_classification", "--workspace", ws, "--json"]),
+        (
+            "llmops show support_ticket_classification --json",
+            ["show", "support_ticket_classification", "--workspace", ws, "--json"],
+        ),
     ):
         times = timed(cmd, args.repeat)
         print(f"{label}: median {statistics.median(times):.3f} s, max {max(times):.3f} s (target < 1 s)")

@@ -31,7 +31,16 @@ class SandboxProcess:
         import subprocess
 
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "llmops_tui.cli", "sandbox", "--port", "0", "--latency-ms", str(latency_ms)],
+            [
+                sys.executable,
+                "-m",
+                "llmops_tui.cli",
+                "sandbox",
+                "--port",
+                "0",
+                "--latency-ms",
+                str(latency_ms),
+            ],
             stdout=subprocess.PIPE,
             text=True,
         )
@@ -59,9 +68,12 @@ def make_workspace(root: Path, lines: int) -> Path:
     block = text[text.index("      variant_1:") :]
     for i in (2, 3):
         (uc / "flows" / "standard" / f"prompt_v{i}.jinja2").write_text(
-            (uc / "flows" / "standard" / "prompt_v1.jinja2").read_text() + f"\nVariant {i}: think step by step.\n"
+            (uc / "flows" / "standard" / "prompt_v1.jinja2").read_text()
+            + f"\nVariant {i}: think step by step.\n"
         )
-        text += block.replace("variant_1:", f"variant_{i}:").replace("prompt_v1.jinja2", f"prompt_v{i}.jinja2")
+        text += block.replace("variant_1:", f"variant_{i}:").replace(
+            "prompt_v1.jinja2", f"prompt_v{i}.jinja2"
+        )
     dag.write_text(text)
     return uc
 
@@ -79,7 +91,9 @@ def template_way(uc: Path, url: str) -> tuple[float, int]:
 
     pf = PFClient()
     pf.connections.create_or_update(
-        AzureOpenAIConnection(name="aoai", api_key="sandbox", api_base=url, api_type="azure", api_version="2024-02-01")
+        AzureOpenAIConnection(
+            name="aoai", api_key="sandbox", api_base=url, api_type="azure", api_version="2024-02-01"
+        )
     )
     data = str(uc / "data" / "tickets.jsonl")
     started = time.perf_counter()
@@ -140,18 +154,24 @@ def main() -> None:
         t_ours, summary = ours(ws, sb.url, args.concurrency, no_cache=True)
         calls = summary["llm_calls"]
         limit = calls * args.latency_ms / 1000 / args.concurrency
-        print(f"ours: {t_ours:.2f} s for {summary['cell_count']} cells x {args.lines} lines, {calls} LLM calls, "
-              f"errors {summary['errors']}")
-        print(f"physical limit (calls x latency / concurrency): {limit:.2f} s -> ours at {limit / t_ours:.2f} of the limit "
-              f"(target >= 0.8)")
+        print(
+            f"ours: {t_ours:.2f} s for {summary['cell_count']} cells x {args.lines} lines, {calls} LLM calls, "
+            f"errors {summary['errors']}"
+        )
+        print(
+            f"physical limit (calls x latency / concurrency): {limit:.2f} s -> ours at {limit / t_ours:.2f} of the limit "
+            f"(target >= 0.8)"
+        )
         for c in summary["cells"]:
             print(f"  {c['label']}: {c['metrics']}")
         before = sb.stats()["requests"]
         t_warm, warm = ours(ws, sb.url, args.concurrency, no_cache=False)
         before = sb.stats()["requests"] if warm["llm_calls"] else before
         t_warm2, warm2 = ours(ws, sb.url, args.concurrency, no_cache=False)
-        print(f"warm re-run: {t_warm2:.2f} s, LLM calls {warm2['llm_calls']}, cache hits {warm2['cache_hits']}, "
-              f"sandbox requests during it: {sb.stats()['requests'] - before} (target 0)")
+        print(
+            f"warm re-run: {t_warm2:.2f} s, LLM calls {warm2['llm_calls']}, cache hits {warm2['cache_hits']}, "
+            f"sandbox requests during it: {sb.stats()['requests'] - before} (target 0)"
+        )
         if not args.skip_template:
             t_tpl, runs = template_way(uc, sb.url)
             print(f"template's way: {t_tpl:.2f} s ({runs} pf.run calls, sequential)")

@@ -71,7 +71,8 @@ def sweep_cmd(
         float | None, typer.Option("--line-timeout", help="Seconds before a line fails.")
     ] = None,
     target: Annotated[
-        str, typer.Option("--target", help="local (default) or azureml: the same sweep in an Azure ML workspace.")
+        str,
+        typer.Option("--target", help="local (default) or azureml: the same sweep in an Azure ML workspace."),
     ] = "local",
     json_out: JsonOpt = False,
 ) -> None:

@@ -549,7 +549,8 @@ def decide(
     that a missing key fails before anything is written. Returns (record, current file) per env."""
     if not envs:
         raise LlmopsError("name at least one environment", field="--env")
-    key = key or load_approval_key()
+    signing_key = key or load_approval_key()
+    assert signing_key is not None  # required=True raises instead of returning None
     records = [
         build_record(
             workspace_root,
@@ -568,7 +569,7 @@ def decide(
     uc = ws.get(records[0].use_case)
     out = []
     for record in records:
-        current, _ = write_record(uc, record, key)
+        current, _ = write_record(uc, record, signing_key)
         out.append((record, current))
     return out
 
@@ -696,8 +697,9 @@ def verify_approval(
             )
 
     flow = use_case.standard_flow
-    variants = record.get("variants") if isinstance(record.get("variants"), dict) else {}
-    params = record.get("params") if isinstance(record.get("params"), dict) else {}
+    raw_variants, raw_params = record.get("variants"), record.get("params")
+    variants: dict[str, Any] = raw_variants if isinstance(raw_variants, dict) else {}
+    params: dict[str, Any] = raw_params if isinstance(raw_params, dict) else {}
     if flow is None:
         reasons.append("the use case has no standard flow")
     else:
@@ -720,7 +722,8 @@ def verify_approval(
                 detail = changed or f"flow hash {str(record.get('flow_hash'))[:12]} is now {now_hash[:12]}"
                 reasons.append(f"{FLOW_EDITED}: {detail}")
 
-    hashes = record.get("dataset_hashes") if isinstance(record.get("dataset_hashes"), dict) else {}
+    raw_hashes = record.get("dataset_hashes")
+    hashes: dict[str, Any] = raw_hashes if isinstance(raw_hashes, dict) else {}
     if not hashes:
         reasons.append("record names no dataset hashes")
     for rel_path, expected in sorted(hashes.items()):

@@ -470,9 +470,9 @@ def build_comparison(
         evaluator = key.split(".", 1)[0]
         for c in cells:
             mv = _metric_value(c, key)
-            failed = c.col.eval_failures.get(evaluator)
-            if failed:
-                mv.note = "; ".join(x for x in (f"evaluator failed on {failed} line(s)", mv.note) if x)
+            eval_failed = c.col.eval_failures.get(evaluator)
+            if eval_failed:
+                mv.note = "; ".join(x for x in (f"evaluator failed on {eval_failed} line(s)", mv.note) if x)
             row.values[c.col.cell_id] = mv
         _add_tests(row, cells, base_for, lambda c, k=key: c.scores.get(k), few_warned, warnings)
         rows.append(row)

@@ -132,8 +132,8 @@ def build_connections(
                 field="connections",
                 hint="declare it in experiment.yaml or run with --llm-endpoint sandbox",
             )
-        key, _source = find_key(declared, uc.path, ws_root)
-        if not key:
+        found, _source = find_key(declared, uc.path, ws_root)
+        if not found:
             raise LlmopsError(
                 f"no API key for connection '{name}'",
                 file=uc.config_file,
@@ -151,7 +151,7 @@ def build_connections(
                 field=f"connections.{name}.api_base",
                 hint="set your endpoint URL, or use --llm-endpoint sandbox",
             )
-        out[name] = _make(conn_type, name, api_base, key, declared.api_version)
+        out[name] = _make(conn_type, name, api_base, found, declared.api_version)
     return out
 
 

@@ -316,6 +316,7 @@ class SweepRunner:
         )
         token = llmhooks.current_line.set(ctx)
         run_id = f"{self.run_id}-{cell.cell_id}-{index}-{uuid.uuid4().hex[:6]}"
+        error: str | None = None
         try:
             result = executor.exec_line(inputs, index=index, run_id=run_id)
         except Exception as exc:  # the executor itself failed: record, never stop the sweep

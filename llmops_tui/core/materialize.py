@@ -52,7 +52,7 @@ def materialized_dag(
         name = node.get("name")
         if node.pop("use_variants", False):
             spec = node_variants.get(name) or {}
-            chosen = variants.pop(name, None) or spec.get("default_variant_id")
+            chosen = variants.pop(str(name), None) or spec.get("default_variant_id")
             body = (spec.get("variants") or {}).get(chosen)
             if not body or not isinstance(body.get("node"), dict):
                 raise LlmopsError(
@@ -73,8 +73,8 @@ def materialized_dag(
         if node_name.startswith("nodes") and param:  # promptflow style nodes.NODE.inputs.param
             parts = key.split(".")
             node_name, param = parts[1], parts[-1]
-        node = by_name.get(node_name)
-        if node is None or not param:
+        target = by_name.get(node_name)
+        if target is None or not param:
             raise LlmopsError(
                 f"override '{key}' names no node of the flow",
                 file=Path(flow_dir) / DAG_FILE,
@@ -82,10 +82,10 @@ def materialized_dag(
                 hint=f"use NODE.param with NODE one of: {', '.join(map(str, by_name))}",
             )
         if param in {"connection", "deployment_name_node"}:
-            node[param] = value
+            target[param] = value
         else:
-            node.setdefault("inputs", {})
-            node["inputs"] = {**node["inputs"], param: value}
+            target.setdefault("inputs", {})
+            target["inputs"] = {**target["inputs"], param: value}
     data["nodes"] = nodes
     return data
 

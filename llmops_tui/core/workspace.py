@@ -532,12 +532,13 @@ def _load_old_layout(uc: UseCase, root: Path, env: str | None) -> None:
     eval_mappings = mapping.get("evaluation") or {}
 
     data_file = uc.path / "configs" / "data_config.json"
-    rows = []
+    rows: list[Any] = []
     if data_file.is_file():
         dc = load_json(data_file, root, allow_comments=True)
-        rows = dc.get("datasets") if isinstance(dc, dict) else None
-        if not isinstance(rows, list):
+        found = dc.get("datasets") if isinstance(dc, dict) else None
+        if not isinstance(found, list):
             raise ConfigError(Problem(rel(data_file, root), "datasets", "must be a list"))
+        rows = found
     else:
         uc.problems.append(
             Problem(rel(data_file, root), "", "file not found", "add configs/data_config.json")
