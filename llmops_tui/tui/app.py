@@ -283,6 +283,8 @@ def _make_screen(name: str, **kwargs: Any):
         from llmops_tui.tui.screens.approval import ApprovalScreen as cls
     elif name == "line_diff":
         from llmops_tui.tui.screens.line_diff import LineDiffScreen as cls
+    elif name == "deploy":
+        from llmops_tui.tui.screens.deploy import DeployScreen as cls
     else:
         raise LlmopsError(f"unknown screen '{name}'")
     return cls(**kwargs)

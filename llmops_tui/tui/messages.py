@@ -41,3 +41,13 @@ class DataLoaded(Message):
         super().__init__()
         self.key = key
         self.payload = payload
+
+
+class DeployFinished(Message):
+    """A deployment from the Deploy screen ended: ``result`` is ``DeployResult.to_dict()``, or ``error`` is
+    the one-line reason nothing (or not everything) was deployed."""
+
+    def __init__(self, result: dict[str, Any] | None, error: str | None) -> None:
+        super().__init__()
+        self.result = result
+        self.error = error

@@ -12,6 +12,7 @@ SCREEN_ACTIONS = [
     ("datasets", "Datasets", "schema, rows and mappings"),
     ("sweep", "Sweep builder", "plan and start a sweep"),
     ("runs", "Runs", "run history: open, resume, delete"),
+    ("deploy", "Deploy", "dry-run plan, deploy, local deployments"),
 ]
 
 

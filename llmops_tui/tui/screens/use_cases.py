@@ -36,6 +36,8 @@ class UseCasesScreen(BaseScreen):
         Binding("c", "compare", "Compare last", id="compare_last"),
         Binding("a", "approve", "Approve", id="approval"),
         Binding("k", "connections", "Keys", id="connections"),
+        # Listed by ? and in the palette (not yet in the footer).
+        Binding("D", "open('deploy')", "Deploy", id="deploy"),
     ]
 
     def __init__(self) -> None:
@@ -120,7 +122,9 @@ class UseCasesScreen(BaseScreen):
             text.append(f"  flows: {row.flows}   datasets: {row.datasets}\n")
             text.append(f"  last run: {row.last_run} ({row.last_status})   best: {row.best_cell}\n")
             text.append(f"  approvals: {row.approvals}   deployed: {row.deployments}\n")
-            text.append("  f flow  d datasets  s sweep  r runs  c compare  a approve  k keys", style="dim")
+            text.append(
+                "  f flow  d datasets  s sweep  r runs  c compare  a approve  k keys  D deploy", style="dim"
+            )
         self.query_one("#detail", Static).update(text)
 
     def _require(self, healthy: bool = True) -> UseCaseRow | None:
@@ -134,7 +138,7 @@ class UseCasesScreen(BaseScreen):
         return row
 
     def action_open(self, screen: str) -> None:
-        row = self._require(healthy=screen in {"sweep"})
+        row = self._require(healthy=screen in {"sweep", "deploy"})
         if row:
             self.llmops.open_screen(screen, use_case=row.name)
 
