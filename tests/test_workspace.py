@@ -289,3 +289,31 @@ def test_ambiguous_run_prefix(tmp_path):
         with pytest.raises(LlmopsError, match="matches 2 runs"):
             store.get_run("20260101")
         assert store.get_run("nope") is None
+
+
+def test_keys_and_set_key_never_print_the_key(tmp_path, monkeypatch, capsys):
+    make_use_case(tmp_path)
+    monkeypatch.setenv("AOAI_API_KEY", "sk-canary-keys-cmd")
+    assert cli_main(["keys", "--workspace", str(tmp_path), "--json"]) == 0
+    out = capsys.readouterr().out
+    data = json.loads(out)
+    assert data["connections"] == [
+        {"use_case": "tickets", "connection": "aoai", "env_var": "AOAI_API_KEY", "found_in": "env"}
+    ]
+    assert "sk-canary-keys-cmd" not in out
+    monkeypatch.delenv("AOAI_API_KEY")
+    assert cli_main(["keys", "--workspace", str(tmp_path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["connections"][0]["found_in"] is None
+    assert cli_main(["set-key", "not a name"]) == 2
+
+
+def test_delete_run(tmp_path, capsys):
+    from llmops_tui.core.store import RunStore
+
+    with RunStore.for_workspace(tmp_path) as store:
+        store.create_run("20260101-000000-aaaaaa", "x", None, {})
+        store.finish_run("20260101-000000-aaaaaa", "completed", {})
+    assert cli_main(["delete-run", "20260101", "--yes", "--workspace", str(tmp_path)]) == 0
+    with RunStore.for_workspace(tmp_path) as store:
+        assert store.list_runs() == []
+    assert cli_main(["delete-run", "nope", "--yes", "--workspace", str(tmp_path)]) == 2

@@ -56,6 +56,7 @@ def _register_all() -> None:
         "report_cmds",
         "approval_cmds",
         "deploy_cmds",
+        "keys_cmds",
     ):
         try:
             module = importlib.import_module(f"llmops_tui.cli.{name}")

@@ -23,6 +23,7 @@ def register(app: typer.Typer) -> None:
     app.command("sweep")(sweep_cmd)
     app.command("runs")(runs_cmd)
     app.command("show-run")(show_run_cmd)
+    app.command("delete-run")(delete_run_cmd)
 
 
 def _fmt_cost(cost: float | None) -> str:
@@ -334,3 +335,23 @@ def show_run_cmd(
         print_json(summary)
     else:
         _print_summary(summary)
+
+
+def delete_run_cmd(
+    run_id: Annotated[str, typer.Argument(help="Run id (a unique prefix is enough).")],
+    workspace: WorkspaceOpt = Path("."),
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Delete a run and everything it stored (lines, scores, metrics). The line cache is kept."""
+    with RunStore.for_workspace(Path(workspace).resolve()) as store:
+        run = store.get_run(run_id)
+        if run is None:
+            raise LlmopsError(
+                f"no run '{run_id}'", file=".llmops/store.sqlite", field="RUN_ID", hint="see llmops runs"
+            )
+        if run.status == "running":
+            raise LlmopsError(f"run {run.run_id} is still running (pid {run.pid})", field="RUN_ID")
+        if not yes and not typer.confirm(f"delete run {run.run_id} of {run.use_case}?", default=False):
+            raise typer.Exit(1)
+        store.delete_run(run.run_id)
+    console.print(f"deleted run {run.run_id}")
