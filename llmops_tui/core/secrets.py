@@ -71,9 +71,12 @@ def set_keyring_secret(name: str, value: str, *, service: str = KEYRING_SERVICE)
         raise LlmopsError("refusing to store an empty secret", field=name)
     try:
         keyring = _keyring()
-        if _plaintext_backend(keyring.get_keyring()):
+        backend = keyring.get_keyring()
+        if type(backend).__module__.endswith("backends.fail"):
+            raise KeyringUnavailable("no keyring available (no backend)")
+        if _plaintext_backend(backend):
             raise KeyringUnavailable(
-                f"no secure keyring (backend {type(keyring.get_keyring()).__module__} would not protect it)"
+                f"no secure keyring (backend {type(backend).__module__} would not protect it)"
             )
         keyring.set_password(service, name, value)
     except KeyringUnavailable as exc:
