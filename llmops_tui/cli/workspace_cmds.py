@@ -44,13 +44,17 @@ def list_cmd(
             console.print(
                 f"No use cases found in {ws.root} (looked for use_cases/*/experiment.yaml or llmops_config.json)."
             )
-        table = Table(title=f"Use cases in {ws.root}", show_lines=False)
-        for col in ("use case", "format", "flow", "variants", "datasets", "evaluators"):
-            table.add_column(col)
+        table = Table(title=f"Use cases in {ws.root}", show_lines=True)
+        # The name never wraps; the rest folds, so an 80-column terminal still reads well.
+        table.add_column("use case", no_wrap=True)
+        for col in ("variants", "datasets", "evaluators"):
+            table.add_column(col, overflow="fold")
         for uc in ws.use_cases:
             if not uc.ok:
                 continue
             flow = uc.standard_flow
+            fmt = "experiment.yaml" if uc.format == "experiment_yaml" else "llmops_config.json"
+            name = f"[b]{uc.name}[/b]\n[dim]{fmt}\nflow {uc.flow_source}[/dim]"
             variants = (
                 "\n".join(f"{n}: {', '.join(v)}" for n, v in (flow.variants if flow else {}).items()) or "-"
             )
@@ -59,7 +63,7 @@ def list_cmd(
                 or "-"
             )
             evaluators = "\n".join(e.name for e in uc.evaluators) or "-"
-            table.add_row(uc.name, uc.format, uc.flow_source, variants, datasets, evaluators)
+            table.add_row(name, variants, datasets, evaluators)
         if any(uc.ok for uc in ws.use_cases):
             console.print(table)
         for uc in ws.use_cases:
