@@ -21,6 +21,7 @@ import numpy as np
 
 from llmops_tui.core import stats
 from llmops_tui.core.errors import LlmopsError
+from llmops_tui.core.flows import model_name
 from llmops_tui.core.store import CellRecord, LineRecord, RunRecord, RunStore
 
 GROUPS = ("metric", "quality", "latency", "tokens", "cost", "calls")
@@ -275,21 +276,7 @@ def _cell_models(uc: Any, cell: CellRecord) -> list[str | None]:
     flow = getattr(uc, "standard_flow", None) if uc is not None else None
     if flow is None:
         return []
-    out: list[str | None] = []
-    for node in flow.nodes:
-        if not node.is_llm:
-            continue
-        inputs = dict(node.inputs)
-        chosen = cell.variants.get(node.name)
-        for variant in node.variants:
-            if variant.id == chosen:
-                inputs = dict(variant.node.get("inputs") or {})
-        for key, value in cell.params.items():
-            if key.startswith(node.name + "."):
-                inputs[key.split(".", 1)[1]] = value
-        model = inputs.get("deployment_name") or inputs.get("model")
-        out.append(str(model) if isinstance(model, str | int | float) and model != "" else None)
-    return out
+    return [model_name(n.run_inputs(cell.variants.get(n.name), cell.params)) for n in flow.llm_nodes]
 
 
 def _cost(uc: Any, cell: CellRecord, prompt_tokens: int, completion_tokens: int) -> MetricValue:

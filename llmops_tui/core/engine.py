@@ -31,6 +31,7 @@ from typing import Any
 from llmops_tui.core import events as ev
 from llmops_tui.core.errors import LlmopsError
 from llmops_tui.core.files import read_rows
+from llmops_tui.core.flows import model_name
 from llmops_tui.core.hashing import hash_folder, hash_value
 from llmops_tui.core.materialize import materialize_flow
 from llmops_tui.core.pfenv import configure_promptflow_env
@@ -674,16 +675,8 @@ class SweepRunner:
         flow = self.uc.standard_flow
         if flow is None:
             return None
-        for node in flow.llm_nodes:
-            for key in (f"{node.name}.deployment_name", f"{node.name}.model"):
-                if key in cell.params:
-                    return str(cell.params[key])
-            variant = next((v for v in node.variants if v.id == cell.variants.get(node.name)), None)
-            inputs = (variant.node.get("inputs") if variant else node.inputs) or {}
-            model = inputs.get("deployment_name") or inputs.get("model")
-            if model:
-                return str(model)
-        return None
+        models = (model_name(n.run_inputs(cell.variants.get(n.name), cell.params)) for n in flow.llm_nodes)
+        return next((m for m in models if m), None)
 
     def _progress(self, states: list[_CellState], done: int, total: int, started: float) -> ev.Progress:
         elapsed = time.perf_counter() - started

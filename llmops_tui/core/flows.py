@@ -63,6 +63,22 @@ class Node:
     def variant_ids(self) -> list[str]:
         return [v.id for v in self.variants]
 
+    def definition(self, variant_id: str | None) -> dict[str, Any]:
+        """The node as it runs with ``variant_id`` chosen: that variant's node, else the default one."""
+        variant = next((v for v in self.variants if v.id == variant_id), None)
+        if variant is not None:
+            return variant.node
+        return {"type": self.type, "inputs": self.inputs, "source": {"path": self.source_file}}
+
+    def run_inputs(self, variant_id: str | None, params: dict[str, Any]) -> dict[str, Any]:
+        """The inputs the node runs with: the chosen variant's, with a cell's ``NODE.param`` overrides."""
+        inputs = dict(self.definition(variant_id).get("inputs") or {})
+        prefix = self.name + "."
+        for key, value in params.items():
+            if key.startswith(prefix):
+                inputs[key[len(prefix) :]] = value
+        return inputs
+
 
 @dataclass
 class Flow:
@@ -261,6 +277,12 @@ def vnode_or_empty(node: Node) -> dict[str, Any]:
         if v.is_default:
             return v.node
     return node.variants[0].node if node.variants else {}
+
+
+def model_name(inputs: dict[str, Any]) -> str | None:
+    """The deployment or model an LLM node's inputs name (prices are keyed by it), or None."""
+    model = inputs.get("deployment_name") or inputs.get("model")
+    return str(model) if isinstance(model, str | int | float) and model != "" else None
 
 
 def template_variables(text: str) -> list[str]:

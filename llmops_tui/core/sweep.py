@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from llmops_tui.core.errors import LlmopsError
+from llmops_tui.core.flows import model_name
 from llmops_tui.core.hashing import hash_value
 from llmops_tui.core.workspace import UseCase
 
@@ -297,13 +298,9 @@ def estimate(uc: UseCase, plan: SweepPlan, *, latency_s: float = 1.0) -> Estimat
             avg_input_chars[ds.name] = ds.path.stat().st_size / max(ds.rows, 1)
     for cell in plan.cells:
         for node in llm_nodes:
-            variant = next((v for v in node.variants if v.id == cell.variants.get(node.name)), None)
-            vnode = variant.node if variant else {"inputs": node.inputs, "source": {"path": node.source_file}}
-            inputs = {**(vnode.get("inputs") or {})}
-            for key, value in cell.params.items():
-                if key.startswith(node.name + "."):
-                    inputs[key.split(".", 1)[1]] = value
-            src = (vnode.get("source") or {}).get("path")
+            chosen = cell.variants.get(node.name)
+            inputs = node.run_inputs(chosen, cell.params)
+            src = (node.definition(chosen).get("source") or {}).get("path")
             template_chars = 0
             if src and (flow.path / src).is_file():
                 template_chars = (flow.path / src).stat().st_size
@@ -313,8 +310,8 @@ def estimate(uc: UseCase, plan: SweepPlan, *, latency_s: float = 1.0) -> Estimat
             calls += cell.lines
             ptoks += per_prompt * cell.lines
             ctoks += per_completion * cell.lines
-            model = inputs.get("deployment_name") or inputs.get("model")
-            price = uc.extras.prices.get(str(model)) if model else None
+            model = model_name(inputs)
+            price = uc.extras.prices.get(model) if model else None
             if price is None:
                 priced = False
             else:
