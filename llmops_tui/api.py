@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from llmops_tui.core.compare import Comparison, build_comparison
-from llmops_tui.core.errors import LlmopsError
 from llmops_tui.core.store import RunStore
 from llmops_tui.core.sweep import SweepOptions, SweepPlan, plan_sweep
 from llmops_tui.core.workspace import Workspace, load_workspace
@@ -89,10 +88,7 @@ def _store(ws: Workspace | str | Path) -> RunStore:
 
 def _run_id(store: RunStore, run_id: str) -> str:
     """The full id of run ``run_id`` (or a unique prefix of it); LlmopsError when there is none."""
-    run_rec = store.get_run(run_id)
-    if run_rec is None:
-        raise LlmopsError(f"no run '{run_id}' in {store.path}", field="run_id", hint="see api.runs(ws)")
-    return run_rec.run_id
+    return store.require_run(run_id, field="run_id").run_id
 
 
 def runs(ws: Workspace | str | Path) -> pd.DataFrame:

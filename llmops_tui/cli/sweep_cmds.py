@@ -322,11 +322,7 @@ def show_run_cmd(
     from llmops_tui.core.engine import summarize
 
     with RunStore.for_workspace(Path(workspace).resolve()) as store:
-        run = store.get_run(run_id)
-        if run is None:
-            raise LlmopsError(
-                f"no run '{run_id}'", file=".llmops/store.sqlite", field="RUN_ID", hint="see llmops runs"
-            )
+        run = store.require_run(run_id)
         summary = summarize(store, run.run_id, wall_s=(run.summary or {}).get("wall_s"), status=run.status)
     summary["config"] = run.config
     summary["started_at"] = run.to_dict()["started_at"]
@@ -344,11 +340,7 @@ def delete_run_cmd(
 ) -> None:
     """Delete a run and everything it stored (lines, scores, metrics). The line cache is kept."""
     with RunStore.for_workspace(Path(workspace).resolve()) as store:
-        run = store.get_run(run_id)
-        if run is None:
-            raise LlmopsError(
-                f"no run '{run_id}'", file=".llmops/store.sqlite", field="RUN_ID", hint="see llmops runs"
-            )
+        run = store.require_run(run_id)
         if run.status == "running":
             raise LlmopsError(f"run {run.run_id} is still running (pid {run.pid})", field="RUN_ID")
         if not yes and not typer.confirm(f"delete run {run.run_id} of {run.use_case}?", default=False):

@@ -39,6 +39,7 @@ from typing import Any
 from llmops_tui.core.errors import LlmopsError
 from llmops_tui.core.hashing import canonical_json, flow_files, hash_file, hash_folder
 from llmops_tui.core.secrets import get_secret
+from llmops_tui.core.store import RunRecord
 from llmops_tui.core.workspace import UseCase, load_workspace
 
 SCHEMA_VERSION = 1
@@ -246,12 +247,12 @@ class ApprovalRecord:
         return [g for g in self.gates if not g.get("passed")]
 
 
-def _measured_with(config: dict[str, Any]) -> str:
-    endpoint = config.get("llm_endpoint")
-    if endpoint == "sandbox":
+def _measured_with(run: RunRecord) -> str:
+    if run.uses_sandbox:
         return "sandbox model"
-    if config.get("target") == "azureml":
+    if run.target == "azureml":
         return "azureml"
+    endpoint = run.config.get("llm_endpoint")
     return str(endpoint) if endpoint else "configured connections"
 
 
@@ -369,11 +370,7 @@ def build_record(
             "this workspace has no runs yet", file=root, field="--workspace", hint="run `llmops sweep` first"
         )
     with RunStore.for_workspace(root) as store:
-        run = store.get_run(run_id)
-        if run is None:
-            raise LlmopsError(
-                f"no run '{run_id}'", file=root / STORE_DIR, field="RUN_ID", hint="see `llmops runs`"
-            )
+        run = store.require_run(run_id)
         cell = _find_cell(store, run.run_id, cell_id)
         ws = load_workspace(root, env=run.env)
         uc = ws.get(run.use_case)
@@ -437,7 +434,7 @@ def build_record(
         override_reason=(override_reason or "").strip() or None,
         baseline_cell_id=(run.config or {}).get("baseline"),
         line_stats=line_stats,
-        measured_with=_measured_with(run.config or {}),
+        measured_with=_measured_with(run),
     )
     failing = record.failing_gates
     if check_gates and decision == "approved" and failing and not record.override_reason:

@@ -241,11 +241,7 @@ def _resolve_runs(store: RunStore, run_ids: str | list[str]) -> list[RunRecord]:
         raise LlmopsError("no run id given", field="RUN_ID", hint="see `llmops runs` for run ids")
     runs = []
     for rid in ids:
-        run = store.get_run(rid)
-        if run is None:
-            raise LlmopsError(
-                f"no run '{rid}' in {store.path}", field="RUN_ID", hint="see `llmops runs` for run ids"
-            )
+        run = store.require_run(rid)
         runs.append(run)
     names = {r.use_case for r in runs}
     if len(names) > 1:
@@ -357,7 +353,7 @@ def build_comparison(
     """
     runs = _resolve_runs(store, run_ids)
     warnings: list[str] = []
-    sandboxed = [r.run_id for r in runs if (r.config or {}).get("llm_endpoint") == "sandbox"]
+    sandboxed = [r.run_id for r in runs if r.uses_sandbox]
     if sandboxed:
         # Answers shown from these runs come from a stand-in: say so wherever they are shown.
         warnings.append(

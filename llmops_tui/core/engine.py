@@ -784,11 +784,7 @@ def resume_sweep(
     """Run only what is missing from an earlier run (interrupted, cancelled or failed)."""
     ws_root = Path(ws_root).resolve()
     with RunStore.for_workspace(ws_root) as store:
-        run = store.get_run(run_id)
-        if run is None:
-            raise LlmopsError(
-                f"no run '{run_id}'", file=ws_root / ".llmops", field="RUN_ID", hint="see llmops runs"
-            )
+        run = store.require_run(run_id)
         if run.status == "running":
             raise LlmopsError(f"run {run.run_id} is still running (pid {run.pid})", field="--resume")
         stored = {c.cell_id for c in store.cells(run.run_id)}

@@ -118,6 +118,11 @@ class RunRecord:
     error: str | None = None
 
     @property
+    def uses_sandbox(self) -> bool:
+        """True when the run's answers came from the bundled sandbox model."""
+        return self.config.get("llm_endpoint") == "sandbox"
+
+    @property
     def resumable(self) -> bool:
         return self.status in {"interrupted", "cancelled", "failed"}
 
@@ -311,6 +316,15 @@ class RunStore:
             if not rows:
                 return None
         return self._run(rows[0])
+
+    def require_run(self, run_id: str, *, field: str = "RUN_ID") -> RunRecord:
+        """The run with this id (or unique prefix); LlmopsError naming the store when there is none."""
+        run = self.get_run(run_id)
+        if run is None:
+            from llmops_tui.core.errors import LlmopsError
+
+            raise LlmopsError(f"no run '{run_id}'", file=self.path, field=field, hint="see `llmops runs`")
+        return run
 
     def list_runs(self, use_case: str | None = None) -> list[RunRecord]:
         if use_case:

@@ -68,7 +68,7 @@ class ApprovalScreen(BaseScreen):
         self.run = run
         envs = DEFAULT_ENVS
         if run is not None:
-            self.uses_sandbox = run.config.get("llm_endpoint") == "sandbox"
+            self.uses_sandbox = run.uses_sandbox
             try:
                 envs = self.llmops.use_case(run.use_case).environments or DEFAULT_ENVS
             except LlmopsError:

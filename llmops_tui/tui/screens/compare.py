@@ -97,7 +97,7 @@ class CompareScreen(BaseScreen):
         store = self.llmops.store()
         run = store.get_run(self.run_id) if store else None
         if run is not None:
-            self.uses_sandbox = run.config.get("llm_endpoint") == "sandbox"
+            self.uses_sandbox = run.uses_sandbox
             self.use_case_name = run.use_case
         self.update_sandbox_badge()
         self.load()

@@ -183,7 +183,7 @@ class LineDiffScreen(BaseScreen):
         store = self.llmops.store()
         run = store.get_run(self.run_id) if store else None
         if run is not None:
-            self.uses_sandbox = run.config.get("llm_endpoint") == "sandbox"
+            self.uses_sandbox = run.uses_sandbox
         self.update_sandbox_badge()
         self.load()
 

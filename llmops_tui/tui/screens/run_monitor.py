@@ -94,10 +94,7 @@ class RunMonitorScreen(BaseScreen):
             self._head(f"no run '{self.run_id}' in this workspace")
             return
         self.use_case_name = run.use_case
-        self.uses_sandbox = (
-            run.config.get("llm_endpoint") == "sandbox"
-            or (run.config.get("options") or {}).get("llm_endpoint") == "sandbox"
-        )
+        self.uses_sandbox = run.uses_sandbox
         from llmops_tui.core.compare import cell_label
 
         stats = store.line_stats(run.run_id)
