@@ -269,6 +269,44 @@ class SweepRunner:
     def _cache_key(self, flow_hash: str, inputs: dict[str, Any], repeat: int) -> str:
         return hash_value({"flow": flow_hash, "inputs": inputs, "target": self._target, "repeat": repeat})
 
+    def _exec(
+        self,
+        executor: Any,
+        inputs: dict[str, Any],
+        index: int,
+        tag: str,
+        *,
+        on_retry: Any = None,
+        seed: int | None = None,
+    ) -> tuple[Any, Any]:
+        """Run one line through ``executor`` under our LLM-call policy; every line the engine runs (flow
+        or evaluator) goes through here. Returns (LineResult, or the exception the executor raised, the
+        line's counters) and drops the run infos Prompt flow keeps per line, so memory stays flat."""
+        from llmops_tui.core import llmhooks
+
+        ctx = llmhooks.LineContext(
+            policy=self._policy,
+            cancel=self.cancel,
+            limiter_for=self._limiter_for,
+            on_retry=on_retry,
+            request_seed=seed,
+        )
+        token = llmhooks.current_line.set(ctx)
+        run_id = f"{self.run_id}-{tag}-{index}-{uuid.uuid4().hex[:6]}"
+        result: Any
+        try:
+            result = executor.exec_line(inputs, index=index, run_id=run_id)
+        except Exception as exc:
+            result = exc
+        finally:
+            llmhooks.current_line.reset(token)
+        tracker = getattr(executor, "_run_tracker", None)
+        if tracker is not None:
+            for rid in [r for r in list(tracker._node_runs) if r.startswith(run_id)]:
+                tracker._node_runs.pop(rid, None)
+            tracker._flow_runs.pop(run_id, None)
+        return result, ctx
+
     def _run_line(self, state: _CellState, index: int, inputs: dict[str, Any]) -> None:
         if self.cancel.is_set():
             return
@@ -297,8 +335,6 @@ class SweepRunner:
                 self._events.put(("line", state, rec, 0))
                 return
         executor = self._executor(state.flow_dir)
-        from llmops_tui.core import llmhooks
-
         retries_seen: list[tuple[int, str, float]] = []
 
         def on_retry(attempt: int, reason: str, delay: float) -> None:
@@ -308,28 +344,11 @@ class SweepRunner:
         # The sandbox is deterministic per request; repetitions carry their index as the request seed so
         # that at temperature > 0 they differ as a real model's would (real models vary on their own).
         seed = cell.repeat if (self._target == "sandbox" and cell.repeat) else None
-        ctx = llmhooks.LineContext(
-            policy=self._policy,
-            cancel=self.cancel,
-            limiter_for=self._limiter_for,
-            on_retry=on_retry,
-            request_seed=seed,
-        )
-        token = llmhooks.current_line.set(ctx)
-        run_id = f"{self.run_id}-{cell.cell_id}-{index}-{uuid.uuid4().hex[:6]}"
+        result, ctx = self._exec(executor, inputs, index, cell.cell_id, on_retry=on_retry, seed=seed)
         error: str | None = None
-        try:
-            result = executor.exec_line(inputs, index=index, run_id=run_id)
-        except Exception as exc:  # the executor itself failed: record, never stop the sweep
+        if isinstance(result, Exception):  # the executor itself failed: record, never stop the sweep
+            error = redact(f"{type(result).__name__}: {result}", self._secrets)
             result = None
-            error = redact(f"{type(exc).__name__}: {exc}", self._secrets)
-        finally:
-            llmhooks.current_line.reset(token)
-        tracker = getattr(executor, "_run_tracker", None)
-        if tracker is not None:
-            for rid in [r for r in list(tracker._node_runs) if r.startswith(run_id)]:
-                tracker._node_runs.pop(rid, None)
-            tracker._flow_runs.pop(run_id, None)
         latency = (time.perf_counter() - started) * 1000
         outputs = None
         if result is not None:
@@ -426,7 +445,9 @@ class SweepRunner:
                 hit = self.store.cache_get(key)
                 if hit is not None and "aggregation_inputs" in hit["outputs"]:
                     return i, hit["outputs"], inputs
-            result = executor.exec_line(inputs, index=i, run_id=f"{self.run_id}-eval-{uuid.uuid4().hex[:8]}")
+            result, _ = self._exec(executor, inputs, i, f"eval-{evaluator.name}")
+            if isinstance(result, Exception):
+                raise result
             status_value = str(getattr(result.run_info.status, "value", result.run_info.status))
             data = {
                 "ok": status_value == "Completed",
