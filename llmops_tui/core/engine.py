@@ -741,10 +741,11 @@ def summarize(
     cells = store.cells(run_id)
     stats = store.line_stats(run_id)
     metrics = store.metrics(run_id)
+    latencies = store.latencies(run_id)
     out_cells = []
     for c in cells:
         st = stats.get(c.cell_id, {})
-        lat = [r.latency_ms for r in store.lines(run_id, c.cell_id) if r.latency_ms is not None]
+        lat = latencies.get(c.cell_id, [])
         out_cells.append(
             {
                 "cell_id": c.cell_id,

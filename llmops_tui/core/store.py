@@ -456,6 +456,16 @@ class RunStore:
             finished_at=r["finished_at"],
         )
 
+    def latencies(self, run_id: str) -> dict[str, list[float]]:
+        """cell_id -> latency (ms) of every line that has one, without loading inputs or outputs."""
+        out: dict[str, list[float]] = {}
+        rows = self._query(
+            "SELECT cell_id, latency_ms FROM lines WHERE run_id=? AND latency_ms IS NOT NULL", (run_id,)
+        )
+        for r in rows:
+            out.setdefault(r["cell_id"], []).append(r["latency_ms"])
+        return out
+
     def line_stats(self, run_id: str) -> dict[str, dict[str, Any]]:
         """Per cell: lines, errors, llm_calls, cache_hits, tokens (fast aggregate for summaries)."""
         rows = self._query(
