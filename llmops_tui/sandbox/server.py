@@ -128,29 +128,15 @@ async def _read_json(request: web.Request) -> dict[str, Any]:
     return body
 
 
-def _check_number(body: dict[str, Any], name: str, low: float, high: float) -> None:
+def _check_range(body: dict[str, Any], name: str, low: float, high: float, *, integer: bool = False) -> None:
+    """OpenAI's 400 for a parameter of the wrong type or out of range; a missing one is fine."""
     value = body.get(name)
     if value is None:
         return
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    wanted, kinds = ("an integer", int) if integer else ("a decimal", int | float)
+    if isinstance(value, bool) or not isinstance(value, kinds):
         raise BadRequest(
-            f"Invalid type for '{name}': expected a decimal, but got {type(value).__name__}.",
-            param=name,
-            code="invalid_type",
-        )
-    if not low <= value <= high:
-        raise BadRequest(
-            f"Invalid '{name}': {value} is not between {low} and {high}.", param=name, code="invalid_value"
-        )
-
-
-def _check_int(body: dict[str, Any], name: str, low: int, high: int) -> None:
-    value = body.get(name)
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise BadRequest(
-            f"Invalid type for '{name}': expected an integer, but got {type(value).__name__}.",
+            f"Invalid type for '{name}': expected {wanted}, but got {type(value).__name__}.",
             param=name,
             code="invalid_type",
         )
@@ -171,13 +157,13 @@ def _check_common(body: dict[str, Any], model: str | None) -> str:
             raise BadRequest(
                 "Invalid type for 'model': expected a string.", param="model", code="invalid_type"
             )
-    _check_number(body, "temperature", 0.0, 2.0)
-    _check_number(body, "top_p", 0.0, 1.0)
-    _check_number(body, "presence_penalty", -2.0, 2.0)
-    _check_number(body, "frequency_penalty", -2.0, 2.0)
-    _check_int(body, "max_tokens", 1, 1_000_000)
-    _check_int(body, "max_completion_tokens", 1, 1_000_000)
-    _check_int(body, "n", 1, 128)
+    _check_range(body, "temperature", 0.0, 2.0)
+    _check_range(body, "top_p", 0.0, 1.0)
+    _check_range(body, "presence_penalty", -2.0, 2.0)
+    _check_range(body, "frequency_penalty", -2.0, 2.0)
+    _check_range(body, "max_tokens", 1, 1_000_000, integer=True)
+    _check_range(body, "max_completion_tokens", 1, 1_000_000, integer=True)
+    _check_range(body, "n", 1, 128, integer=True)
     seed = body.get("seed")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
         raise BadRequest("Invalid type for 'seed': expected an integer.", param="seed", code="invalid_type")
