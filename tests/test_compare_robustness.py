@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
 from synthetic_run import make_run, write_workspace  # noqa: E402
 
-from llmops_tui.core.compare import build_comparison  # noqa: E402
+from llmops_tui.core.compare import RUN_COMPLETED_GATE, build_comparison  # noqa: E402
 from llmops_tui.core.store import RunStore  # noqa: E402
 
 RUN = "run-0001"
@@ -74,7 +74,11 @@ def test_unfinished_cell_fails_every_gate(ws):
     assert gates and not any(g.passed for g in gates)
     lat = next(g for g in gates if g.metric == "latency_p95_ms")
     assert "incomplete (12 of 30 lines run)" in lat.reason
-    assert all(g.passed for g in comp.gates_for(cells[0]))
+    # the complete cell's own gates pass; the run's status still fails it: CI never passes a cancelled run
+    own = [g for g in comp.gates_for(cells[0]) if g.gate != RUN_COMPLETED_GATE]
+    assert own and all(g.passed for g in own)
+    run_gate = [g for g in comp.gates_for(cells[0]) if g.gate == RUN_COMPLETED_GATE]
+    assert len(run_gate) == 1 and not run_gate[0].passed and "is cancelled" in run_gate[0].reason
     assert comp.best_cell() != cells[2]
 
 

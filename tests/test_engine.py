@@ -405,7 +405,8 @@ def test_unreachable_endpoint_fails_fast_with_a_clear_error(tmp_path):
         port = s.getsockname()[1]
     make_use_case(tmp_path, rows=30)
     final, _ = sweep(tmp_path, SweepOptions(llm_endpoint=f"http://127.0.0.1:{port}/v1", variants="defaults"))
-    assert final.status == "completed" and final.summary["errors"] == 30
+    assert final.status == "failed" and final.summary["errors"] == 30
+    assert final.error.startswith("every line failed (30 of 30)") and "unreachable" in final.error
     with RunStore.for_workspace(tmp_path) as store:
         errors = [r.error for r in store.lines(final.run_id)]
     assert sum("unreachable" in e for e in errors) >= 15

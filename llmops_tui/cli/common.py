@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -26,3 +29,40 @@ def print_json(obj: Any) -> None:
     """Print one JSON object on stdout (stable machine interface)."""
     sys.stdout.write(json.dumps(obj, indent=2, default=str, ensure_ascii=False) + "\n")
     sys.stdout.flush()
+
+
+@contextmanager
+def stdout_for_json(active: bool = True) -> Iterator[None]:
+    """Keep stdout for the one JSON object: while active, anything written to file descriptor 1 (a flow's
+    print, a library's warning, a child process) goes to stderr instead; on exit stdout is restored."""
+    if not active:
+        yield
+        return
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        yield
+    finally:
+        try:
+            sys.stdout.flush()
+        except (OSError, ValueError):
+            pass
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+STATUS_STYLE = {
+    "completed": "green",
+    "completed_with_errors": "yellow",
+    "failed": "red",
+    "cancelled": "yellow",
+    "interrupted": "magenta",
+    "running": "cyan",
+}
+
+
+def styled_status(status: str | None) -> str:
+    """A run status in its colour, for rich output."""
+    status = status or "?"
+    return f"[{STATUS_STYLE.get(status, 'white')}]{status}[/]"

@@ -8,10 +8,19 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from llmops_tui.cli.common import JsonOpt, WorkspaceOpt, console, err_console, print_json
+from llmops_tui.cli.common import (
+    JsonOpt,
+    WorkspaceOpt,
+    console,
+    err_console,
+    print_json,
+    stdout_for_json,
+    styled_status,
+)
 from llmops_tui.core import events as ev
 from llmops_tui.core.errors import LlmopsError, RunFailed
 from llmops_tui.core.store import RunStore
@@ -75,9 +84,21 @@ def sweep_cmd(
         str,
         typer.Option("--target", help="local (default) or azureml: the same sweep in an Azure ML workspace."),
     ] = "local",
+    max_error_rate: Annotated[
+        float,
+        typer.Option(
+            "--max-error-rate",
+            min=0.0,
+            max=1.0,
+            help="Share of lines (flow or evaluation) allowed to fail before the exit code is 1 (default 0).",
+        ),
+    ] = 0.0,
     json_out: JsonOpt = False,
 ) -> None:
-    """Run a sweep: every variant combination x grid x dataset x repetition, concurrently, cached, resumable."""
+    """Run a sweep: every variant combination x grid x dataset x repetition, concurrently, cached, resumable.
+
+    Exit codes: 0 completed (or failed lines within --max-error-rate); 1 failed, too many failed lines,
+    or cancelled; 2 bad input or usage; 130 stopped with Ctrl-C."""
     from llmops_tui.core.engine import resume_sweep, run_sweep
 
     cancel = threading.Event()
@@ -151,12 +172,15 @@ def sweep_cmd(
 
     previous = signal.signal(signal.SIGINT, on_sigint)
     try:
-        final = _consume(events, json_out, uc_name)
+        with stdout_for_json(json_out):  # whatever a flow prints, stdout carries only the JSON object
+            final = _consume(events, json_out, uc_name)
     finally:
         signal.signal(signal.SIGINT, previous)
     if final is None:
         raise RunFailed("the sweep ended without a result")
     summary = final.summary
+    code = exit_code(final.status, summary, max_error_rate)
+    summary["exit_code"] = 130 if final.status == "cancelled" and interrupts["n"] else code
     if json_out:
         print_json(summary)
     else:
@@ -164,8 +188,39 @@ def sweep_cmd(
     if final.status == "cancelled":
         err_console.print(f"cancelled; resume with: llmops sweep --resume {final.run_id}")
         raise typer.Exit(130 if interrupts["n"] else 1)
-    if final.status != "completed":
-        raise RunFailed(f"sweep {final.run_id} {final.status}: {final.error or 'see llmops show-run'}")
+    if final.error:
+        where = err_console.print if (code or json_out) else console.print
+        where(f"{final.status}: {final.error}", markup=False, soft_wrap=True)
+    if code:
+        err_console.print(
+            f"exit code {code}: {_why(final.status, summary, max_error_rate)}; "
+            f"retry failed lines with: llmops sweep --resume {final.run_id}",
+            markup=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(code)
+
+
+def error_rate(summary: dict[str, Any]) -> float:
+    """The share of lines whose flow line or evaluation line failed (0 when there were no lines)."""
+    total = summary.get("lines_total") or 0
+    failed = (summary.get("errors") or 0) + (summary.get("eval_errors") or 0)
+    return min(1.0, failed / total) if total else 0.0
+
+
+def exit_code(status: str, summary: dict[str, Any], max_error_rate: float = 0.0) -> int:
+    """The sweep's exit code for CI: 0 completed, or failed lines within ``max_error_rate``; 1 otherwise."""
+    if status == "completed":
+        return 0
+    if status == "completed_with_errors" and error_rate(summary) <= max_error_rate:
+        return 0
+    return 1
+
+
+def _why(status: str, summary: dict[str, Any], max_error_rate: float) -> str:
+    if status == "completed_with_errors":
+        return f"{error_rate(summary):.1%} of lines failed, more than --max-error-rate {max_error_rate:g}"
+    return f"the run {status}"
 
 
 def _consume(events: Any, quiet: bool, uc_name: str | None) -> ev.SweepFinished | None:
@@ -198,7 +253,15 @@ def _consume(events: Any, quiet: bool, uc_name: str | None) -> ev.SweepFinished 
                 progress.update(task, completed=event.done, info=info)
             elif isinstance(event, ev.LineFailed) and not quiet:
                 progress.console.print(
-                    f"[red]line {event.line} of {event.cell_id} failed[/red]: {event.error[:200]}"
+                    f"[red]line {event.line} of {event.cell_id} failed[/red]: {escape(event.error[:200])}"
+                )
+            elif isinstance(event, ev.CellFailed) and not quiet:
+                progress.console.print(
+                    f"[red]cell {event.cell_id} cannot run[/red]: {event.error}", markup=False
+                )
+            elif isinstance(event, ev.EvaluationFailed) and not quiet:
+                progress.console.print(
+                    f"[red]evaluator {event.evaluator} failed on {event.cell_id}[/red]: {escape(event.error)}"
                 )
             elif isinstance(event, ev.MetricsReady) and not quiet:
                 shown = ", ".join(
@@ -251,7 +314,9 @@ def _print_plan(uc_name: str, plan: Any, est: Any, json_out: bool) -> None:
 
 
 def _print_summary(summary: dict[str, Any]) -> None:
-    table = Table(title=f"Run {summary['run_id']} ({summary['status']}, {summary['wall_s']} s)")
+    table = Table(
+        title=f"Run {summary['run_id']} ({styled_status(summary['status'])}, {summary['wall_s']} s)"
+    )
     for col in (
         "cell",
         "variants / params",
@@ -273,7 +338,7 @@ def _print_summary(summary: dict[str, Any]) -> None:
             c.get("label") or "",
             c["dataset"],
             f"{c['lines']}/{c['lines_total']}",
-            str(c["errors"]),
+            "cannot run" if c.get("error") else str(c["errors"]),
             metrics or "-",
             str(c["llm_calls"]),
             str(c["cache_hits"]),
@@ -281,7 +346,10 @@ def _print_summary(summary: dict[str, Any]) -> None:
         )
     console.print(table)
     console.print(
-        f"LLM calls {summary['llm_calls']}, cache hits {summary['cache_hits']}, errors {summary['errors']}"
+        f"lines {summary.get('lines_done', 0)}/{summary.get('lines_total', 0)}, failed {summary['errors']}, "
+        f"evaluation failures {summary.get('eval_errors', 0)}; LLM calls {summary['llm_calls']}, "
+        f"requests {summary.get('requests', 0)}, retries {summary.get('retries', 0)}, "
+        f"cache hits {summary['cache_hits']}"
     )
 
 
@@ -304,7 +372,7 @@ def runs_cmd(
         table.add_row(
             d["run_id"],
             d["use_case"],
-            d["status"],
+            styled_status(d["status"]),
             d["started_at"] or "",
             str(d["cells"] or ""),
             str(d["lines"] or ""),
@@ -319,7 +387,7 @@ def show_run_cmd(
     json_out: JsonOpt = False,
 ) -> None:
     """Show one run: its status, cells, metrics and figures."""
-    from llmops_tui.core.engine import summarize
+    from llmops_tui.core.summary import summarize
 
     with RunStore.for_workspace(Path(workspace).resolve()) as store:
         run = store.require_run(run_id)
@@ -331,6 +399,8 @@ def show_run_cmd(
         print_json(summary)
     else:
         _print_summary(summary)
+        if run.error:
+            console.print(f"{run.status}: {run.error}", markup=False, soft_wrap=True)
 
 
 def delete_run_cmd(

@@ -297,7 +297,8 @@ def _evidence(store: Any, run_id: str, cell_id: str, workspace_root: Path, compa
         from llmops_tui.core.compare import build_comparison
 
         comparison = build_comparison(store, run_id, workspace_root=workspace_root)
-    gates = [_gate_dict(g) for g in comparison.gates_for(cell_id)]
+    # the run's completion is checked by _completion_check, with the cell's line counts
+    gates = [_gate_dict(g) for g in comparison.gates_for(cell_id) if g.gate != RUN_COMPLETED_GATE]
     measurements = {}
     for row in getattr(comparison, "rows", []):
         mv = row.values.get(cell_id)

@@ -577,7 +577,7 @@ class CloudSweep:
         run_id: str | None,
         store: RunStore | None,
     ):
-        from llmops_tui.core.engine import new_run_id
+        from llmops_tui.core.summary import new_run_id
 
         self.ws_root = Path(ws_root).resolve()
         self.uc = uc
@@ -705,18 +705,22 @@ class CloudSweep:
             self._finish("cancelled", started, None)
             raise
         except Exception as exc:
-            log.exception("cloud sweep failed")
+            log.debug("cloud sweep failed", exc_info=True)
             status, error = "failed", f"{type(exc).__name__}: {exc}"
             yield from self._fail_open(error)
             self._cancel_active()
         summary = self._finish(status, started, error)
-        yield ev.SweepFinished(self.run_id, status, summary, error)
+        yield ev.SweepFinished(self.run_id, summary["status"], summary, summary["error"])
 
     def _finish(self, status: str, started: float, error: str | None) -> dict[str, Any]:
-        from llmops_tui.core.engine import summarize
+        from llmops_tui.core.summary import decide_status, summarize
 
         try:
             summary = summarize(self.store, self.run_id, wall_s=time.perf_counter() - started, status=status)
+            if status == "completed":  # every cloud run finished: the lines decide (errors, missing lines)
+                verdict = decide_status(summary)
+                status, error = verdict.status, verdict.error
+            summary["status"], summary["error"] = status, error
             summary["target"] = TARGET
             summary["cloud_runs"] = {c.cell_id: c.spec["name"] for c in self.cells}
             self.store.finish_run(self.run_id, status, summary, error)

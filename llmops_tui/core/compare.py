@@ -126,6 +126,8 @@ class Comparison:
     # cell_id -> the cell it is compared with (the baseline's configuration on the cell's own dataset);
     # None for the baseline itself and for cells whose dataset has no baseline configuration.
     references: dict[str, str | None] = field(default_factory=dict)
+    # run_id -> its status (completed, completed_with_errors, failed, cancelled, interrupted, running)
+    run_status: dict[str, str] = field(default_factory=dict)
 
     def row(self, key: str) -> Row | None:
         for r in self.rows:
@@ -363,6 +365,14 @@ def build_comparison(
             " model's quality"
         )
     multi = len(runs) > 1
+    for r in runs:
+        if r.status != "completed":
+            warnings.append(
+                f"run {r.run_id} is {r.status}"
+                + (f": {r.error}" if r.error else "")
+                + "; its cells fail the "
+                f"'{RUN_COMPLETED_GATE}' gate"
+            )
     uc = _load_use_case(workspace_root, runs[0].use_case, runs[0].env, warnings)
 
     cells: list[_CellData] = []
@@ -563,12 +573,40 @@ def build_comparison(
         references={
             cid: (None if b is None or b.col.cell_id == cid else b.col.cell_id) for cid, b in base_for.items()
         },
+        run_status={r.run_id: r.status for r in runs},
     )
     if uc is not None:
         from llmops_tui.core.gates import evaluate_gates
 
         comparison.gates = evaluate_gates(comparison, uc.extras.gates)
+    comparison.gates += _run_status_gates(comparison, runs)
     return comparison
+
+
+RUN_COMPLETED_GATE = "run completed"
+
+
+def _run_status_gates(comparison: Comparison, runs: list[Any]) -> list[GateResult]:
+    """A failing gate for every cell of a run that did not complete: CI must never pass such evidence."""
+    out = []
+    by_id = {r.run_id: r for r in runs}
+    for col in comparison.cells:
+        run = by_id.get(col.run_id)
+        if run is None or run.status == "completed":
+            continue
+        out.append(
+            GateResult(
+                gate=RUN_COMPLETED_GATE,
+                cell_id=col.cell_id,
+                metric="run status",
+                op="==",
+                threshold=1.0,
+                value=0.0,
+                passed=False,
+                reason=f"run {run.run_id} is {run.status}" + (f": {run.error}" if run.error else ""),
+            )
+        )
+    return out
 
 
 def _metric_value(c: _CellData, key: str) -> MetricValue:

@@ -17,7 +17,6 @@ import logging
 import math
 import queue
 import re
-import statistics
 import sys
 import threading
 import time
@@ -29,13 +28,14 @@ from pathlib import Path
 from typing import Any
 
 from llmops_tui.core import events as ev
-from llmops_tui.core.errors import LlmopsError
+from llmops_tui.core.errors import LlmopsError, StorageError
 from llmops_tui.core.files import read_rows
 from llmops_tui.core.flows import model_name
 from llmops_tui.core.hashing import hash_folder, hash_value
 from llmops_tui.core.materialize import materialize_flow
 from llmops_tui.core.pfenv import configure_promptflow_env
-from llmops_tui.core.store import CellRecord, LineRecord, RunStore
+from llmops_tui.core.store import CellRecord, LineRecord, RunLock, RunStore
+from llmops_tui.core.summary import decide_status, new_run_id, summarize
 from llmops_tui.core.sweep import Cell, SweepOptions, SweepPlan, plan_sweep
 from llmops_tui.core.workspace import Evaluator, UseCase, load_workspace
 
@@ -65,10 +65,6 @@ def quiet_promptflow_logs(level: int = logging.CRITICAL) -> None:
     for name in list(logging.root.manager.loggerDict):
         if name.startswith(("execution", "promptflow")):
             logging.getLogger(name).setLevel(level)
-
-
-def new_run_id(use_case: str) -> str:
-    return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
 
 
 def map_inputs(
@@ -103,14 +99,19 @@ def map_inputs(
     return out
 
 
-def _percentile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    values = sorted(values)
-    k = (len(values) - 1) * q
-    lo = int(k)
-    hi = min(lo + 1, len(values) - 1)
-    return values[lo] + (values[hi] - values[lo]) * (k - lo)
+def missing_columns(
+    mappings: dict[str, str], row: dict[str, Any], flow_inputs: dict[str, Any] | None
+) -> list[tuple[str, str]]:
+    """(input, column) for each ``${data.column}`` mapping of a flow input that this row lacks.
+
+    Mappings to inputs the flow does not have are ignored, as Prompt flow ignores them."""
+    missing = []
+    for key, value in mappings.items():
+        match = _MAP_RE.match(str(value).strip())
+        if match and match.group(1) in {"data", "inputs"} and match.group(2) not in row:
+            if flow_inputs is None or key in flow_inputs:
+                missing.append((key, match.group(2)))
+    return missing
 
 
 def _error_text(error: Any, secrets: list[str]) -> str:
@@ -135,10 +136,96 @@ class _CellState:
     flow_hash: str
     total: int
     pending: int
+    source_dir: Path  # the flow as written (error messages name it, never the materialised copy)
     done: int = 0
     errors: int = 0
     finished: bool = False
     exec_hash: str | None = None  # the executed copy's hash, when it differs from flow_hash
+    error: str | None = None  # the cell could not run at all (its flow does not load)
+
+
+# What the line workers and evaluation tasks tell the engine's loop. Typed, so the loop's branches are
+# checked; only the loop turns them into public events and owns the cell counters.
+@dataclass
+class _LineDone:
+    state: _CellState
+    rec: LineRecord
+
+
+@dataclass
+class _LineSkipped:  # not run: its cell cannot load, or the run is stopping
+    state: _CellState
+
+
+@dataclass
+class _RetryMsg:
+    state: _CellState
+    line: int
+    attempt: int
+    reason: str
+    delay: float
+
+
+@dataclass
+class _CellFailed:
+    state: _CellState
+    error: str
+
+
+@dataclass
+class _EvalStarted:
+    cell_id: str
+    evaluator: str
+    lines: int
+
+
+@dataclass
+class _EvalMetrics:
+    cell_id: str
+    evaluator: str
+    metrics: dict[str, float]
+
+
+@dataclass
+class _EvalFailed:
+    cell_id: str
+    evaluator: str
+    error: str
+
+
+@dataclass
+class _EvalDone:
+    cell_id: str
+
+
+_Msg = (
+    _LineDone | _LineSkipped | _RetryMsg | _CellFailed | _EvalStarted | _EvalMetrics | _EvalFailed | _EvalDone
+)
+
+
+def describe_load_error(exc: BaseException, flow_file: Path, copy_dir: Path | None, ws_root: Path) -> str:
+    """One line for a flow that cannot load: the flow file (as written), the node, Prompt flow's reason."""
+    try:
+        shown = flow_file.relative_to(ws_root)
+    except ValueError:
+        shown = flow_file
+    text = str(getattr(exc, "message", None) or exc) or type(exc).__name__
+    if copy_dir is not None:
+        text = text.replace(str(copy_dir), str(flow_file.parent))
+    text = " ".join(text.split())
+    params = getattr(exc, "message_parameters", None) or {}
+    node = params.get("node_name") if isinstance(params, dict) else None
+    where = f"{shown}: node {node}" if node and f"'{node}'" not in text else str(shown)
+    kind = type(exc).__name__
+    return f"{where}: {text}" if kind in text else f"{where}: {kind}: {text}"
+
+
+class AggregationError(Exception):
+    """An evaluator's aggregation node failed: the cell has no metrics from it."""
+
+
+class FlowLoadError(Exception):
+    """A flow (or evaluator) that cannot be loaded: every line of its cell would fail the same way."""
 
 
 class SweepRunner:
@@ -166,7 +253,6 @@ class SweepRunner:
         self.resumed = resumed
         self.store = store or RunStore.for_workspace(self.ws_root)
         self._own_store = store is None
-        self._events: queue.Queue[Any] = queue.Queue()
         self._lock = threading.Lock()
         self._llm_calls = 0
         self._cache_hits = 0
@@ -178,8 +264,14 @@ class SweepRunner:
         self._sandbox: Any = None
         self._limiters: dict[str, Any] = {}
         self._executors: dict[Path, Any] = {}
+        self._executor_errors: dict[Path, str] = {}
         self._exec_lock = threading.Lock()
         self._target = ""
+        # Set by a person's cancel (``cancel``) or by a fault that ends the run (``_fatal``): every line,
+        # retry wait and evaluation checks it.
+        self._stop = threading.Event()
+        self._fatal: str | None = None
+        self._msgs: queue.Queue[_Msg] = queue.Queue()
         # --llm-endpoint URL means any OpenAI-compatible server: Azure OpenAI nodes are switched to the
         # OpenAI provider for execution (the sandbox speaks both, so it keeps the flows as written).
         endpoint = self.options.llm_endpoint
@@ -248,12 +340,19 @@ class SweepRunner:
                 self._limiters[base_url] = lim
             return lim
 
-    def _executor(self, flow_dir: Path) -> Any:
+    def _executor(self, flow_dir: Path, source_dir: Path | None = None) -> Any:
+        """The executor of one materialised flow, created once. A flow that cannot load raises
+        :class:`FlowLoadError` (one line naming the flow file as written and the node), also for every
+        later caller, so a broken cell costs one load attempt, not one per line."""
         with self._exec_lock:
             executor = self._executors.get(flow_dir)
-            if executor is None:
-                from promptflow.executor import FlowExecutor
+            if executor is not None:
+                return executor
+            if flow_dir in self._executor_errors:
+                raise FlowLoadError(self._executor_errors[flow_dir])
+            from promptflow.executor import FlowExecutor
 
+            try:
                 executor = FlowExecutor.create(
                     flow_dir / "flow.dag.yaml",
                     self._conn_dicts,
@@ -261,7 +360,15 @@ class SweepRunner:
                     raise_ex=False,
                     line_timeout_sec=max(1, math.ceil(self._line_timeout)),  # Prompt flow takes whole seconds
                 )
-                self._executors[flow_dir] = executor
+            except Exception as exc:
+                log.debug("flow %s failed to load", flow_dir, exc_info=True)
+                source = source_dir or flow_dir
+                msg = redact(
+                    describe_load_error(exc, source / "flow.dag.yaml", flow_dir, self.ws_root), self._secrets
+                )
+                self._executor_errors[flow_dir] = msg
+                raise FlowLoadError(msg) from exc
+            self._executors[flow_dir] = executor
             return executor
 
     # ---------------------------------------------------------------------------------- one line
@@ -286,7 +393,7 @@ class SweepRunner:
 
         ctx = llmhooks.LineContext(
             policy=self._policy,
-            cancel=self.cancel,
+            cancel=self._stop,
             limiter_for=self._limiter_for,
             on_retry=on_retry,
             request_seed=seed,
@@ -307,8 +414,52 @@ class SweepRunner:
             tracker._flow_runs.pop(run_id, None)
         return result, ctx
 
+    @staticmethod
+    def _line_logs(result: Any) -> dict[str, str] | None:
+        """What the line's nodes printed (Prompt flow captures it per node), kept with the line."""
+        out: dict[str, list[str]] = {"stdout": [], "stderr": []}
+        for name, info in (getattr(result, "node_run_infos", None) or {}).items():
+            logs = getattr(info, "logs", None) or {}
+            for stream in ("stdout", "stderr"):
+                text = logs.get(stream) or ""
+                if text.strip():
+                    out[stream].append(f"[{name}] {text.rstrip()}")
+        joined = {k: "\n".join(v)[-20_000:] for k, v in out.items() if v}
+        return joined or None
+
+    def _redacted_logs(self, result: Any) -> dict[str, str] | None:
+        logs = self._line_logs(result)
+        return {k: redact(v, self._secrets) for k, v in logs.items()} if logs else None
+
+    def _line_task(self, state: _CellState, index: int, inputs: dict[str, Any]) -> None:
+        """A line worker: whatever happens, the loop hears about this line exactly once."""
+        try:
+            self._run_line(state, index, inputs)
+        except StorageError as exc:
+            self._fail_run(str(exc))
+            self._msgs.put(_LineSkipped(state))
+        except Exception as exc:  # our own fault: the line fails with it, the run goes on
+            log.debug("line %s of %s raised", index, state.cell.cell_id, exc_info=True)
+            error = redact(f"internal error: {type(exc).__name__}: {exc}", self._secrets)
+            rec = LineRecord(self.run_id, state.cell.cell_id, index, "failed", inputs, None, error=error)
+            try:
+                self.store.record_line(rec)
+            except Exception as store_exc:
+                self._fail_run(str(store_exc))
+                self._msgs.put(_LineSkipped(state))
+                return
+            self._msgs.put(_LineDone(state, rec))
+
+    def _fail_run(self, error: str) -> None:
+        """A fault that ends the whole run (the store cannot be written): stop every line, keep the cause."""
+        with self._lock:
+            if self._fatal is None:
+                self._fatal = error
+        self._stop.set()
+
     def _run_line(self, state: _CellState, index: int, inputs: dict[str, Any]) -> None:
-        if self.cancel.is_set():
+        if self._stop.is_set() or state.error:
+            self._msgs.put(_LineSkipped(state))
             return
         cell = state.cell
         key = self._cache_key(state.exec_hash or state.flow_hash, inputs, cell.repeat)
@@ -332,20 +483,30 @@ class SweepRunner:
                     cache_hit=True,
                 )
                 self.store.record_line(rec)
-                self._events.put(("line", state, rec, 0))
+                self._msgs.put(_LineDone(state, rec))
                 return
-        executor = self._executor(state.flow_dir)
+        try:
+            executor = self._executor(state.flow_dir, state.source_dir)
+        except FlowLoadError as exc:
+            with self._lock:
+                first = state.error is None
+                state.error = state.error or str(exc)
+            if first:
+                self._msgs.put(_CellFailed(state, str(exc)))
+            self._msgs.put(_LineSkipped(state))
+            return
         retries_seen: list[tuple[int, str, float]] = []
 
         def on_retry(attempt: int, reason: str, delay: float) -> None:
             retries_seen.append((attempt, reason, delay))
-            self._events.put(("retry", state, index, attempt, reason, delay))
+            self._msgs.put(_RetryMsg(state, index, attempt, reason, delay))
 
         # The sandbox is deterministic per request; repetitions carry their index as the request seed so
         # that at temperature > 0 they differ as a real model's would (real models vary on their own).
         seed = cell.repeat if (self._target == "sandbox" and cell.repeat) else None
         result, ctx = self._exec(executor, inputs, index, cell.cell_id, on_retry=on_retry, seed=seed)
         error: str | None = None
+        logs = None
         if isinstance(result, Exception):  # the executor itself failed: record, never stop the sweep
             error = redact(f"{type(result).__name__}: {result}", self._secrets)
             result = None
@@ -357,10 +518,12 @@ class SweepRunner:
             error = None if ok else _error_text(result.run_info.error, self._secrets)
             if ok and isinstance(result.output, dict):
                 outputs = {k: v for k, v in result.output.items() if k != LINE_NUMBER_KEY}
+            logs = self._redacted_logs(result)
         else:
             ok = False
-        if not ok and self.cancel.is_set():
-            return  # cancelled mid-line: not a failure; resume runs it again
+        if not ok and self._stop.is_set():
+            self._msgs.put(_LineSkipped(state))  # stopped mid-line: not a failure; resume runs it again
+            return
         rec = LineRecord(
             run_id=self.run_id,
             cell_id=cell.cell_id,
@@ -376,11 +539,13 @@ class SweepRunner:
             total_tokens=ctx.total_tokens,
             llm_calls=ctx.llm_calls,
             cache_hit=False,
+            logs=logs,
+            requests=getattr(ctx, "requests", ctx.llm_calls + len(retries_seen)),
         )
         self.store.record_line(rec)
         if ok and not self.options.no_cache:
             self.store.cache_put(key, outputs, ctx.tokens, ctx.llm_calls, latency)
-        self._events.put(("line", state, rec, len(retries_seen)))
+        self._msgs.put(_LineDone(state, rec))
 
     # ------------------------------------------------------------------------------- evaluation
 
@@ -392,27 +557,46 @@ class SweepRunner:
         return out
 
     def _evaluate_cell(self, state: _CellState) -> None:
+        """Every evaluator of one finished cell. An evaluator that cannot run is recorded on the cell
+        (the run then fails: its metrics are missing); the loop always hears ``_EvalDone``."""
         cell = state.cell
         try:
             lines = {r.line: r for r in self.store.lines(self.run_id, cell.cell_id) if r.status == "ok"}
             for evaluator, ds in self._evaluators_for(cell.dataset):
-                if self.cancel.is_set():
+                if self._stop.is_set():
                     return
                 if evaluator.flow is None or ds.path is None:
                     continue
-                rows = read_rows(ds.path, self.ws_root)
-                if self.options.limit:
-                    rows = rows[: self.options.limit]
-                self._events.put(("eval_started", cell.cell_id, evaluator.name, len(lines)))
-                metrics, eval_rows = self._run_evaluator(evaluator, ds.mappings, rows, lines)
-                self.store.record_eval_lines(self.run_id, cell.cell_id, evaluator.name, eval_rows)
-                self.store.record_metrics(self.run_id, cell.cell_id, evaluator.name, metrics)
-                self._events.put(("metrics", cell.cell_id, evaluator.name, metrics))
-        except Exception as exc:  # an evaluator failing must not lose the run
-            log.exception("evaluation failed")
-            self._events.put(
-                ("eval_error", cell.cell_id, redact(f"{type(exc).__name__}: {exc}", self._secrets))
-            )
+                if not lines:
+                    continue  # no line to score: the cell's own failures already say why
+                try:
+                    rows = read_rows(ds.path, self.ws_root)
+                    if self.options.limit:
+                        rows = rows[: self.options.limit]
+                    self._msgs.put(_EvalStarted(cell.cell_id, evaluator.name, len(lines)))
+                    metrics, eval_rows = self._run_evaluator(evaluator, ds.mappings, rows, lines)
+                    self.store.record_eval_lines(self.run_id, cell.cell_id, evaluator.name, eval_rows)
+                    self.store.record_metrics(self.run_id, cell.cell_id, evaluator.name, metrics)
+                    self._msgs.put(_EvalMetrics(cell.cell_id, evaluator.name, metrics))
+                except StorageError:
+                    raise
+                except Exception as exc:  # this evaluator could not run: record it, go on with the next
+                    log.debug("evaluator %s failed", evaluator.name, exc_info=True)
+                    text = str(exc) if isinstance(exc, FlowLoadError) else f"{type(exc).__name__}: {exc}"
+                    error = redact(" ".join(text.split()), self._secrets)
+                    with self._lock:
+                        errors = dict(self._eval_errors.get(cell.cell_id, {}))
+                        errors[evaluator.name] = error
+                        self._eval_errors[cell.cell_id] = errors
+                    self.store.merge_cell_extra(self.run_id, cell.cell_id, eval_errors=errors)
+                    self._msgs.put(_EvalFailed(cell.cell_id, evaluator.name, error))
+        except StorageError as exc:
+            self._fail_run(str(exc))
+        except Exception as exc:  # reading the cell's lines or rows failed: the run cannot be trusted
+            log.debug("evaluation of %s failed", cell.cell_id, exc_info=True)
+            self._fail_run(redact(f"evaluation of {cell.label}: {type(exc).__name__}: {exc}", self._secrets))
+        finally:
+            self._msgs.put(_EvalDone(cell.cell_id))
 
     def _run_evaluator(
         self,
@@ -431,7 +615,7 @@ class SweepRunner:
             flow_dir, _ = materialize_flow(
                 flow_dir, self.ws_root / ".llmops" / "flows", openai_compatible=True
             )
-        executor = self._executor(flow_dir)
+        executor = self._executor(flow_dir, evaluator.flow.path)
         eval_hash = hash_folder(flow_dir)
         line_ids = sorted(i for i in lines if i < len(rows))
 
@@ -447,7 +631,8 @@ class SweepRunner:
                     return i, hit["outputs"], inputs
             result, _ = self._exec(executor, inputs, i, f"eval-{evaluator.name}")
             if isinstance(result, Exception):
-                raise result
+                error = redact(f"{type(result).__name__}: {result}", self._secrets)
+                return i, {"ok": False, "output": None, "aggregation_inputs": {}, "error": error}, inputs
             status_value = str(getattr(result.run_info.status, "value", result.run_info.status))
             data = {
                 "ok": status_value == "Completed",
@@ -461,9 +646,7 @@ class SweepRunner:
                 self.store.cache_put(key, data, {}, 0)
             return i, data, inputs
 
-        workers = max(1, min(8, self.plan.concurrency))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="llmops-eval") as pool:
-            results = list(pool.map(one, line_ids))
+        results = list(self._eval_pool.map(one, line_ids))
         eval_rows: list[tuple[int, str, Any, str | None]] = []
         ok_inputs, ok_aggr = [], []
         for i, data, inputs in results:
@@ -484,6 +667,12 @@ class SweepRunner:
                 result = executor.exec_aggregation(
                     batch_inputs, aggregation_inputs, run_id=f"{self.run_id}-aggr"
                 )
+            for name, info in (result.node_run_infos or {}).items():
+                status_value = str(getattr(info.status, "value", info.status))
+                if status_value != "Completed":
+                    raise AggregationError(
+                        f"aggregation node {name} failed: {_error_text(info.error, self._secrets)}"
+                    )
             metrics = {k: v for k, v in (result.metrics or {}).items()}
         return metrics, eval_rows
 
@@ -498,7 +687,14 @@ class SweepRunner:
             # The recorded version is the flow as written (approvals and deploys compare with it); the
             # executed copy may differ only by the provider switch for OpenAI-compatible endpoints.
             flow_dir, version = materialize_flow(flow.path, dest, cell.variants, cell.params)
-            state = _CellState(cell=cell, flow_dir=flow_dir, flow_hash=version, total=cell.lines, pending=0)
+            state = _CellState(
+                cell=cell,
+                flow_dir=flow_dir,
+                flow_hash=version,
+                total=cell.lines,
+                pending=0,
+                source_dir=flow.path,
+            )
             if self._openai_compatible:
                 state.flow_dir, state.exec_hash = materialize_flow(
                     flow.path, dest, cell.variants, cell.params, openai_compatible=True
@@ -531,112 +727,151 @@ class SweepRunner:
         }
 
     def events(self) -> Iterator[ev.Event]:
+        # One runner per run: a second process resuming the same run is refused before anything is
+        # written (the lock is the kernel's, so a killed runner never leaves it held).
+        lock = RunLock(self.store.path, self.run_id).acquire()
         # Prompt flow swaps sys.stdout/stderr per line to capture node logs; with lines in parallel the
         # swaps interleave and can leave a capture writer installed. Restore the real streams at the end.
         self._streams = (sys.stdout, sys.stderr)
         started = time.perf_counter()
-        status, error = "completed", None
         states: list[_CellState] = []
         try:
-            if self.resumed:
-                self.store.mark_running(self.run_id)
-            else:
-                self.store.create_run(self.run_id, self.uc.name, self.plan.env, self._config())
-            self._setup()
-            states = self._prepare_cells()
-            if not self.resumed:
-                self.store.add_cells(
-                    self.run_id,
-                    [
-                        CellRecord(
-                            self.run_id,
-                            s.cell.cell_id,
-                            s.cell.idx,
-                            s.cell.variants,
-                            s.cell.params,
-                            s.cell.dataset,
-                            s.cell.repeat,
-                            s.flow_hash,
-                            s.total,
-                            "pending",
-                            {"label": s.cell.label},
-                        )
-                        for s in states
-                    ],
+            try:
+                if self.resumed:
+                    self.store.mark_running(self.run_id)
+                else:
+                    self.store.create_run(self.run_id, self.uc.name, self.plan.env, self._config())
+                self._setup()
+                states = self._prepare_cells()
+                self._store_cells(states)
+                work, already = self._work(states)
+                yield ev.SweepStarted(
+                    self.run_id, self.uc.name, len(states), self.plan.lines_total, self.resumed, already
                 )
-            rows = self._dataset_rows()
-            work: list[tuple[_CellState, int, dict[str, Any]]] = []
-            already = 0
-            flow_inputs = self.uc.standard_flow.inputs if self.uc.standard_flow else {}
-            ds_map = {d.name: d for d in self.uc.datasets}
-            for s in states:
-                done = self.store.done_lines(self.run_id, s.cell.cell_id) if self.resumed else set()
-                s.done = len(done)
-                already += len(done)
-                for i, row in enumerate(rows[s.cell.dataset]):
-                    if i in done:
-                        continue
-                    inputs = map_inputs(ds_map[s.cell.dataset].mappings, row, flow_inputs=flow_inputs)
-                    work.append((s, i, inputs))
-                    s.pending += 1
-            yield ev.SweepStarted(
-                self.run_id, self.uc.name, len(states), self.plan.lines_total, self.resumed, already
+                yield from self._execute(states, work, started)
+            except LlmopsError as exc:
+                self._finish(states, started, fatal=str(exc))
+                raise
+            except (GeneratorExit, KeyboardInterrupt):
+                self.cancel.set()
+                self._finish(states, started)
+                raise
+            except StorageError as exc:
+                self._fail_run(str(exc))
+            except Exception as exc:
+                log.debug("sweep failed", exc_info=True)
+                self._fail_run(redact(f"{type(exc).__name__}: {exc}", self._secrets))
+            summary = self._finish(states, started)
+            yield ev.SweepFinished(self.run_id, summary["status"], summary, summary.get("error"))
+        finally:
+            lock.release()
+
+    def _store_cells(self, states: list[_CellState]) -> None:
+        """Cells go into the store before any line runs; a resumed run starts its cells afresh (a cell
+        that could not load last time is tried again) and stores cells a killed first attempt lacked."""
+        records = [
+            CellRecord(
+                self.run_id,
+                s.cell.cell_id,
+                s.cell.idx,
+                s.cell.variants,
+                s.cell.params,
+                s.cell.dataset,
+                s.cell.repeat,
+                s.flow_hash,
+                s.total,
+                "pending",
+                {"label": s.cell.label},
             )
-            yield from self._execute(states, work, started)
-            if self.cancel.is_set():
-                status = "cancelled"
-        except LlmopsError:
-            status, error = "failed", "bad input"
-            self._finish(states, status, started, error)
-            raise
-        except GeneratorExit:
-            self.cancel.set()
-            status = "cancelled"
-            self._finish(states, status, started, None)
-            raise
-        except KeyboardInterrupt:
-            self.cancel.set()
-            self._finish(states, "cancelled", started, None)
-            raise
-        except Exception as exc:
-            status, error = "failed", redact(f"{type(exc).__name__}: {exc}", self._secrets)
-            log.exception("sweep failed")
-        summary = self._finish(states, status, started, error)
-        yield ev.SweepFinished(self.run_id, status, summary, error)
+            for s in states
+        ]
+        self.store.add_cells(self.run_id, records)  # INSERT OR IGNORE: cells already stored are kept
+        if self.resumed:
+            for s in states:
+                self.store.merge_cell_extra(
+                    self.run_id, s.cell.cell_id, status="pending", error=None, eval_errors=None
+                )
+
+    def _work(
+        self, states: list[_CellState]
+    ) -> tuple[list[tuple[_CellState, int, dict[str, Any], str | None]], int]:
+        """The lines still to run, each with its mapped inputs (or why its row cannot be mapped)."""
+        rows = self._dataset_rows()
+        work: list[tuple[_CellState, int, dict[str, Any], str | None]] = []
+        already = 0
+        flow_inputs = self.uc.standard_flow.inputs if self.uc.standard_flow else {}
+        ds_map = {d.name: d for d in self.uc.datasets}
+        for s in states:
+            done = self.store.done_lines(self.run_id, s.cell.cell_id) if self.resumed else set()
+            s.done = len(done)
+            already += len(done)
+            ds = ds_map[s.cell.dataset]
+            for i, row in enumerate(rows[s.cell.dataset]):
+                if i in done:
+                    continue
+                inputs = map_inputs(ds.mappings, row, flow_inputs=flow_inputs)
+                missing = missing_columns(ds.mappings, row, flow_inputs)
+                problem = None
+                if missing:
+                    problem = "; ".join(
+                        f"dataset {ds.name} row {i + 1} has no column '{col}' (mapped to input '{name}')"
+                        for name, col in missing
+                    )
+                work.append((s, i, inputs, problem))
+                s.pending += 1
+        return work, already
 
     def _execute(
-        self, states: list[_CellState], work: list[tuple[_CellState, int, dict[str, Any]]], started: float
+        self,
+        states: list[_CellState],
+        work: list[tuple[_CellState, int, dict[str, Any], str | None]],
+        started: float,
     ) -> Iterator[ev.Event]:
         pool = ThreadPoolExecutor(max_workers=self.plan.concurrency, thread_name_prefix="llmops-line")
-        eval_threads: list[threading.Thread] = []
+        # Evaluation: cells are evaluated two at a time; their lines share one bounded pool.
+        cell_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="llmops-eval-cell")
+        self._eval_pool = ThreadPoolExecutor(
+            max_workers=max(1, min(8, self.plan.concurrency)), thread_name_prefix="llmops-eval"
+        )
+        self._eval_errors: dict[str, dict[str, str]] = {}
         futures: list[Future[Any]] = []
+        evaluating = 0
         try:
             for s in states:
-                if s.pending == 0:
-                    # nothing to run (resumed or empty): evaluate now if needed
+                if s.pending == 0:  # nothing to run (resumed or empty): evaluate now if needed
                     s.finished = True
-                    t = threading.Thread(target=self._evaluate_cell, args=(s,), daemon=True)
-                    t.start()
-                    eval_threads.append(t)
+                    self.store.set_cell_status(self.run_id, s.cell.cell_id, "done")
+                    futures.append(cell_pool.submit(self._evaluate_cell, s))
+                    evaluating += 1
                     yield ev.CellFinished(self.run_id, s.cell.cell_id, s.done, s.errors)
-            for s, i, inputs in work:
-                futures.append(pool.submit(self._run_line, s, i, inputs))
+            for s, i, inputs, problem in work:
+                if problem is None:
+                    futures.append(pool.submit(self._line_task, s, i, inputs))
+                else:
+                    futures.append(pool.submit(self._bad_row, s, i, inputs, problem))
             last = 0.0
             done_count = sum(s.done for s in states)
             total = sum(s.total for s in states)
             errors_reported = 0
-            while True:
-                all_done = all(f.done() for f in futures) and all(not t.is_alive() for t in eval_threads)
+            lines_left = len(work)
+            while lines_left or evaluating:
+                if self.cancel.is_set():
+                    self._stop.set()
                 try:
-                    item = self._events.get(timeout=self.progress_interval / 2)
+                    msg: _Msg | None = self._msgs.get(timeout=self.progress_interval / 2)
                 except queue.Empty:
-                    item = None
-                if item is not None:
-                    kind = item[0]
-                    if kind == "line":
-                        _, s, rec, retries = item
+                    msg = None
+                    if all(f.done() for f in futures) and self._msgs.empty():
+                        # every worker returned, yet the loop still waits: a worker died without a word
+                        self._fail_run("internal error: a line worker ended without reporting its line")
+                        break
+                if isinstance(msg, _LineDone | _LineSkipped):
+                    s = msg.state
+                    lines_left -= 1
+                    s.pending -= 1
+                    if isinstance(msg, _LineDone):
+                        rec = msg.rec
                         s.done += 1
-                        s.pending -= 1
                         done_count += 1
                         with self._lock:
                             self._llm_calls += rec.llm_calls
@@ -650,39 +885,58 @@ class SweepRunner:
                                 yield ev.LineFailed(
                                     self.run_id, s.cell.cell_id, rec.line, rec.error or "", rec.attempts
                                 )
-                        if s.pending == 0 and not s.finished:
-                            s.finished = True
-                            self.store.set_cell_status(self.run_id, s.cell.cell_id, "done")
-                            yield ev.CellFinished(self.run_id, s.cell.cell_id, s.done, s.errors)
-                            if not self.cancel.is_set():
-                                t = threading.Thread(target=self._evaluate_cell, args=(s,), daemon=True)
-                                t.start()
-                                eval_threads.append(t)
-                    elif kind == "retry":
-                        _, s, line, attempt, reason, delay = item
-                        with self._lock:
-                            self._retries += 1
-                        yield ev.RetryScheduled(self.run_id, s.cell.cell_id, line, attempt, reason, delay)
-                    elif kind == "eval_started":
-                        yield ev.EvaluationStarted(self.run_id, item[1], item[2], item[3])
-                    elif kind == "metrics":
-                        yield ev.MetricsReady(self.run_id, item[1], item[2], item[3])
-                    elif kind == "eval_error":
-                        yield ev.LineFailed(self.run_id, item[1], -1, f"evaluation failed: {item[2]}", 1)
+                    if s.pending == 0 and not s.finished:
+                        s.finished = True
+                        status = "failed" if s.error else "done"
+                        if s.done < s.total and not s.error:
+                            status = "pending"  # stopped early: resume runs the rest
+                        self.store.merge_cell_extra(self.run_id, s.cell.cell_id, status=status, error=s.error)
+                        yield ev.CellFinished(self.run_id, s.cell.cell_id, s.done, s.errors, s.error)
+                        if status == "done" and not self._stop.is_set():
+                            futures.append(cell_pool.submit(self._evaluate_cell, s))
+                            evaluating += 1
+                elif isinstance(msg, _RetryMsg):
+                    with self._lock:
+                        self._retries += 1
+                    yield ev.RetryScheduled(
+                        self.run_id, msg.state.cell.cell_id, msg.line, msg.attempt, msg.reason, msg.delay
+                    )
+                elif isinstance(msg, _CellFailed):
+                    yield ev.CellFailed(self.run_id, msg.state.cell.cell_id, msg.error)
+                elif isinstance(msg, _EvalStarted):
+                    yield ev.EvaluationStarted(self.run_id, msg.cell_id, msg.evaluator, msg.lines)
+                elif isinstance(msg, _EvalMetrics):
+                    yield ev.MetricsReady(self.run_id, msg.cell_id, msg.evaluator, msg.metrics)
+                elif isinstance(msg, _EvalFailed):
+                    yield ev.EvaluationFailed(self.run_id, msg.cell_id, msg.evaluator, msg.error)
+                elif isinstance(msg, _EvalDone):
+                    evaluating -= 1
                 now = time.perf_counter()
                 if now - last >= self.progress_interval:
                     last = now
                     yield self._progress(states, done_count, total, started)
-                if self.cancel.is_set():
-                    for f in futures:
-                        f.cancel()
-                if all_done and self._events.empty():
-                    break
             yield self._progress(states, done_count, total, started)
         finally:
+            if self.cancel.is_set():
+                self._stop.set()
             pool.shutdown(wait=True, cancel_futures=True)
-            for t in eval_threads:
-                t.join(timeout=60)
+            cell_pool.shutdown(wait=True, cancel_futures=True)
+            self._eval_pool.shutdown(wait=True, cancel_futures=True)
+        for f in futures:  # the workers catch everything; anything that still escaped fails the run
+            exc = f.exception() if f.done() and not f.cancelled() else None
+            if exc is not None:
+                self._fail_run(redact(f"internal error: {type(exc).__name__}: {exc}", self._secrets))
+
+    def _bad_row(self, state: _CellState, index: int, inputs: dict[str, Any], problem: str) -> None:
+        """A row that cannot be mapped onto the flow's inputs: a failed line naming the column, not run."""
+        try:
+            rec = LineRecord(self.run_id, state.cell.cell_id, index, "failed", inputs, None, error=problem)
+            self.store.record_line(rec)
+        except StorageError as exc:
+            self._fail_run(str(exc))
+            self._msgs.put(_LineSkipped(state))
+            return
+        self._msgs.put(_LineDone(state, rec))
 
     def _cost_add(self, s: _CellState, rec: LineRecord) -> None:
         model = self._cell_model(s.cell)
@@ -717,12 +971,33 @@ class SweepRunner:
                 cells=[ev.CellProgress(s.cell.cell_id, s.done, s.total, s.errors) for s in states],
             )
 
-    def _finish(
-        self, states: list[_CellState], status: str, started: float, error: str | None
-    ) -> dict[str, Any]:
+    def _finish(self, states: list[_CellState], started: float, fatal: str | None = None) -> dict[str, Any]:
+        """Decide the run's status from what the store holds and record it. If the store itself cannot
+        be written, the run stays ``running`` there (read back as ``interrupted``) and the summary says
+        ``failed`` with the storage error."""
+        fatal = fatal or self._fatal
+        wall = time.perf_counter() - started
+        summary: dict[str, Any]
         try:
-            summary = summarize(self.store, self.run_id, wall_s=time.perf_counter() - started, status=status)
-            self.store.finish_run(self.run_id, status, summary, error)
+            try:
+                summary = summarize(self.store, self.run_id, wall_s=wall)
+                verdict = decide_status(summary, cancelled=self.cancel.is_set() and not fatal, fatal=fatal)
+                summary["status"], summary["error"] = verdict.status, verdict.error
+                self.store.finish_run(self.run_id, verdict.status, summary, verdict.error)
+            except StorageError as exc:
+                error = fatal or str(exc)
+                summary = {
+                    "run_id": self.run_id,
+                    "status": "failed",
+                    "error": error,
+                    "use_case": self.uc.name,
+                    "wall_s": round(wall, 3),
+                    "lines_total": sum(s.total for s in states),
+                    "lines_done": sum(s.done for s in states),
+                    "errors": sum(s.errors for s in states),
+                    "cell_count": len(states),
+                    "cells": [],
+                }
         finally:
             sys.stdout, sys.stderr = self._streams
             if self._sandbox is not None:
@@ -731,58 +1006,6 @@ class SweepRunner:
             if self._own_store:
                 self.store.close()
         return summary
-
-
-def summarize(
-    store: RunStore, run_id: str, *, wall_s: float | None = None, status: str | None = None
-) -> dict[str, Any]:
-    """The run summary (``llmops sweep --json``): totals and per-cell figures from the store."""
-    run = store.get_run(run_id)
-    cells = store.cells(run_id)
-    stats = store.line_stats(run_id)
-    metrics = store.metrics(run_id)
-    latencies = store.latencies(run_id)
-    out_cells = []
-    for c in cells:
-        st = stats.get(c.cell_id, {})
-        lat = latencies.get(c.cell_id, [])
-        out_cells.append(
-            {
-                "cell_id": c.cell_id,
-                "label": c.extra.get("label"),
-                "variants": c.variants,
-                "params": c.params,
-                "dataset": c.dataset,
-                "repeat": c.repeat,
-                "lines": st.get("lines", 0),
-                "lines_total": c.lines_total,
-                "errors": st.get("errors", 0),
-                "metrics": metrics.get(c.cell_id, {}),
-                "llm_calls": st.get("llm_calls", 0),
-                "cache_hits": st.get("cache_hits", 0),
-                "tokens": {
-                    "prompt": st.get("prompt_tokens", 0),
-                    "completion": st.get("completion_tokens", 0),
-                    "total": st.get("total_tokens", 0),
-                },
-                "latency_ms": {
-                    "p50": round(statistics.median(lat), 2) if lat else None,
-                    "p95": round(_percentile(lat, 0.95) or 0, 2) if lat else None,
-                },
-            }
-        )
-    return {
-        "run_id": run_id,
-        "status": status or (run.status if run else None),
-        "use_case": run.use_case if run else None,
-        "wall_s": round(wall_s, 3) if wall_s is not None else None,
-        "llm_calls": sum(c["llm_calls"] for c in out_cells),
-        "cache_hits": sum(c["cache_hits"] for c in out_cells),
-        "lines_done": sum(c["lines"] for c in out_cells),
-        "errors": sum(c["errors"] for c in out_cells),
-        "cell_count": len(out_cells),
-        "cells": out_cells,
-    }
 
 
 def run_sweep(
@@ -814,7 +1037,8 @@ def resume_sweep(
     ws = load_workspace(ws_root, env=run.env if run.env else None)
     uc = ws.get(run.use_case)
     plan = plan_sweep(uc, options)
-    if {c.cell_id for c in plan.cells} != stored:
+    # A run killed before its cells were stored has none: it simply starts them now.
+    if stored and {c.cell_id for c in plan.cells} != stored:
         raise LlmopsError(
             "the use case's variants, grid or datasets changed since this run; its cells no longer match",
             file=uc.config_file,

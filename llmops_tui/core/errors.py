@@ -49,3 +49,34 @@ class RunFailed(Exception):
     """A run that could not complete (exit code 1), as opposed to bad input (exit code 2)."""
 
     exit_code = 1
+
+
+class StorageError(RunFailed):
+    """The run store (``.llmops/``) cannot be read or written: full disk, read-only folder, corrupt file.
+
+    Not bad input (exit code 1), but still one line naming the file and what to do."""
+
+    def __init__(self, path: Path, message: str, hint: str = ""):
+        self.path = Path(path)
+        self.problem = Problem(str(path), "", message, hint)
+        super().__init__(str(self.problem))
+
+    @classmethod
+    def from_exception(cls, path: Path, exc: BaseException) -> StorageError:
+        text = str(exc) or type(exc).__name__
+        low = text.lower()
+        errno = getattr(exc, "errno", None)
+        folder = Path(path).parent
+        if "full" in low or errno == 28:  # ENOSPC
+            return cls(path, "the disk is full", f"free space under {folder}, then resume the run")
+        if "readonly" in low or "read-only" in low or errno in (13, 30):  # EACCES, EROFS
+            return cls(path, "the run store is read-only", f"make {folder} writable, then resume the run")
+        if "malformed" in low or "not a database" in low or "corrupt" in low:
+            return cls(
+                path,
+                f"the run store is corrupt ({text})",
+                f"move it aside (mv {path} {path}.broken) and run again; the flows are not affected",
+            )
+        if "unable to open" in low:
+            return cls(path, "cannot open the run store", f"check that {folder} exists and is writable")
+        return cls(path, f"run store error: {text}", "")

@@ -70,6 +70,16 @@ class CellFinished:
     cell_id: str
     lines: int
     errors: int
+    error: str | None = None  # set when the cell could not run at all (see CellFailed)
+
+
+@dataclass
+class CellFailed:
+    """A cell that cannot run at all (its flow does not load): none of its lines will run."""
+
+    run_id: str
+    cell_id: str
+    error: str  # one line: the flow file as written, the node, the reason
 
 
 @dataclass
@@ -89,11 +99,21 @@ class MetricsReady:
 
 
 @dataclass
+class EvaluationFailed:
+    """An evaluator that could not run for a cell (it does not load, or its aggregation failed)."""
+
+    run_id: str
+    cell_id: str
+    evaluator: str
+    error: str
+
+
+@dataclass
 class SweepFinished:
     run_id: str
-    status: str  # completed | failed | cancelled
+    status: str  # completed | completed_with_errors | failed | cancelled (see core.summary)
     summary: dict[str, Any]
-    error: str | None = None
+    error: str | None = None  # the first cause, one line; None when completed
 
 
 Event = (
@@ -102,7 +122,9 @@ Event = (
     | LineFailed
     | RetryScheduled
     | CellFinished
+    | CellFailed
     | EvaluationStarted
+    | EvaluationFailed
     | MetricsReady
     | SweepFinished
 )

@@ -14,9 +14,12 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from llmops_tui.core.errors import LlmopsError, StorageError
 
 SCHEMA_VERSION = 1
 STORE_DIR = ".llmops"
@@ -28,7 +31,8 @@ CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY,
     use_case TEXT NOT NULL,
     env TEXT,
-    status TEXT NOT NULL,          -- running | completed | failed | cancelled (interrupted is derived)
+    status TEXT NOT NULL,          -- running | completed | completed_with_errors | failed | cancelled
+                                   -- (interrupted is derived: running, and its process is gone)
     started_at REAL NOT NULL,
     finished_at REAL,
     pid INTEGER,
@@ -68,6 +72,8 @@ CREATE TABLE IF NOT EXISTS lines (
     llm_calls INTEGER DEFAULT 0,
     cache_hit INTEGER DEFAULT 0,
     finished_at REAL,
+    logs_json TEXT,                -- what the flow printed on this line: {"stdout": ..., "stderr": ...}
+    requests INTEGER DEFAULT 0,    -- HTTP requests sent for this line (failed attempts included)
     PRIMARY KEY (run_id, cell_id, line)
 );
 CREATE TABLE IF NOT EXISTS eval_lines (
@@ -124,7 +130,8 @@ class RunRecord:
 
     @property
     def resumable(self) -> bool:
-        return self.status in {"interrupted", "cancelled", "failed"}
+        """Resume runs what is missing and retries failed lines, so every unfinished state resumes."""
+        return self.status in RESUMABLE
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -174,6 +181,13 @@ class LineRecord:
     llm_calls: int = 0
     cache_hit: bool = False
     finished_at: float | None = None
+    logs: dict[str, str] | None = None  # what the flow printed on this line (stdout / stderr)
+    requests: int = 0  # HTTP requests sent, failed attempts included
+
+
+# Run statuses. ``interrupted`` is never written: it is read off a ``running`` run whose process is gone.
+RUN_STATUSES = ("running", "completed", "completed_with_errors", "failed", "cancelled", "interrupted")
+RESUMABLE = frozenset({"interrupted", "cancelled", "failed", "completed_with_errors"})
 
 
 def _iso(ts: float | None) -> str | None:
@@ -206,18 +220,32 @@ class RunStore:
 
     def __init__(self, path: Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(str(self.path), check_same_thread=False, timeout=30, isolation_level=None)
-        self._db.row_factory = sqlite3.Row
-        with self._lock:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute("PRAGMA busy_timeout=30000")
-            self._db.executescript(_SCHEMA)
-            self._db.execute(
-                "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(
+                str(self.path), check_same_thread=False, timeout=30, isolation_level=None
             )
+            self._db.row_factory = sqlite3.Row
+            with self._lock:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")
+                self._db.execute("PRAGMA busy_timeout=30000")
+                self._db.executescript(_SCHEMA)
+                self._migrate()
+                self._db.execute(
+                    "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)",
+                    (str(SCHEMA_VERSION),),
+                )
+        except (sqlite3.Error, OSError) as exc:
+            raise StorageError.from_exception(self.path, exc) from exc
+
+    def _migrate(self) -> None:
+        """Columns added after the first release; older stores gain them in place (no data is lost)."""
+        have = {r[1] for r in self._db.execute("PRAGMA table_info(lines)")}
+        for column, decl in (("logs_json", "TEXT"), ("requests", "INTEGER DEFAULT 0")):
+            if column not in have:
+                self._db.execute(f"ALTER TABLE lines ADD COLUMN {column} {decl}")
 
     @classmethod
     def for_workspace(cls, root: Path | str) -> RunStore:
@@ -234,12 +262,34 @@ class RunStore:
         self.close()
 
     def _exec(self, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Cursor:
-        with self._lock:
+        with self._lock, self._named_errors():
             return self._db.execute(sql, params)
 
     def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
-        with self._lock:
+        with self._lock, self._named_errors():
             return self._db.execute(sql, params).fetchall()
+
+    @contextmanager
+    def _named_errors(self) -> Iterator[None]:
+        """SQLite and OS errors become a :class:`StorageError` naming the store file and what to do."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            if self._db.in_transaction:
+                try:
+                    self._db.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
+            raise StorageError.from_exception(self.path, exc) from exc
+        except OSError as exc:
+            raise StorageError.from_exception(self.path, exc) from exc
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock, self._named_errors():
+            self._db.execute("BEGIN")
+            yield self._db
+            self._db.execute("COMMIT")
 
     # ----------------------------------------------------------------------------------------- runs
 
@@ -281,7 +331,7 @@ class RunStore:
 
     def _run(self, row: sqlite3.Row) -> RunRecord:
         status = row["status"]
-        if status == "running" and not _pid_alive(row["pid"], row["host"]):
+        if status == "running" and not self._still_running(row):
             status = "interrupted"
         return RunRecord(
             run_id=row["run_id"],
@@ -298,6 +348,16 @@ class RunStore:
             error=row["error"],
         )
 
+    def _still_running(self, row: sqlite3.Row) -> bool:
+        """A ``running`` run is still running only while a process holds its run lock (the kernel drops
+        the lock when the runner dies or stops, whatever the pid says); runs of other machines, and
+        runs from before run locks, are judged by their pid."""
+        if row["host"] == socket.gethostname():
+            held = RunLock(self.path, row["run_id"]).held()
+            if held is not None:
+                return held
+        return _pid_alive(row["pid"], row["host"])
+
     def get_run(self, run_id: str) -> RunRecord | None:
         rows = self._query("SELECT * FROM runs WHERE run_id=?", (run_id,))
         if not rows:
@@ -305,8 +365,6 @@ class RunStore:
                 "SELECT * FROM runs WHERE run_id LIKE ? ORDER BY started_at DESC", (run_id + "%",)
             )
             if len(rows) > 1:
-                from llmops_tui.core.errors import LlmopsError
-
                 shown = ", ".join(r["run_id"] for r in rows[:5]) + (", ..." if len(rows) > 5 else "")
                 raise LlmopsError(
                     f"run id prefix '{run_id}' matches {len(rows)} runs ({shown})",
@@ -321,8 +379,6 @@ class RunStore:
         """The run with this id (or unique prefix); LlmopsError naming the store when there is none."""
         run = self.get_run(run_id)
         if run is None:
-            from llmops_tui.core.errors import LlmopsError
-
             raise LlmopsError(f"no run '{run_id}'", file=self.path, field=field, hint="see `llmops runs`")
         return run
 
@@ -334,17 +390,16 @@ class RunStore:
         return [self._run(r) for r in rows]
 
     def delete_run(self, run_id: str) -> None:
-        with self._lock:
+        with self._transaction() as db:
             for table in ("lines", "eval_lines", "metrics", "cells", "runs"):
-                self._db.execute(f"DELETE FROM {table} WHERE run_id=?", (run_id,))
+                db.execute(f"DELETE FROM {table} WHERE run_id=?", (run_id,))
 
     # ---------------------------------------------------------------------------------------- cells
 
     def add_cells(self, run_id: str, cells: list[CellRecord]) -> None:
-        with self._lock:
-            self._db.execute("BEGIN")
+        with self._transaction() as db:
             for c in cells:
-                self._db.execute(
+                db.execute(
                     "INSERT OR IGNORE INTO cells(run_id, cell_id, idx, variants_json, params_json, dataset, repeat, "
                     "flow_hash, lines_total, status, extra_json) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                     (
@@ -361,7 +416,6 @@ class RunStore:
                         _dumps(c.extra),
                     ),
                 )
-            self._db.execute("COMMIT")
 
     def set_cell_status(
         self, run_id: str, cell_id: str, status: str, extra: dict[str, Any] | None = None
@@ -399,8 +453,8 @@ class RunStore:
         """Commit one finished line (autocommit: durable as soon as this returns)."""
         self._exec(
             "INSERT OR REPLACE INTO lines(run_id, cell_id, line, status, inputs_json, outputs_json, error, attempts, "
-            "latency_ms, prompt_tokens, completion_tokens, total_tokens, llm_calls, cache_hit, finished_at) "
-            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "latency_ms, prompt_tokens, completion_tokens, total_tokens, llm_calls, cache_hit, finished_at, "
+            "logs_json, requests) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 rec.run_id,
                 rec.cell_id,
@@ -417,6 +471,8 @@ class RunStore:
                 rec.llm_calls,
                 int(rec.cache_hit),
                 rec.finished_at or time.time(),
+                _dumps(rec.logs) if rec.logs else None,
+                rec.requests,
             ),
         )
 
@@ -454,6 +510,8 @@ class RunStore:
             llm_calls=r["llm_calls"] or 0,
             cache_hit=bool(r["cache_hit"]),
             finished_at=r["finished_at"],
+            logs=json.loads(r["logs_json"]) if r["logs_json"] else None,
+            requests=r["requests"] or 0,
         )
 
     def latencies(self, run_id: str) -> dict[str, list[float]]:
@@ -470,7 +528,8 @@ class RunStore:
         """Per cell: lines, errors, llm_calls, cache_hits, tokens (fast aggregate for summaries)."""
         rows = self._query(
             "SELECT cell_id, COUNT(*) n, SUM(status!='ok') errors, SUM(llm_calls) calls, SUM(cache_hit) hits, "
-            "SUM(prompt_tokens) pt, SUM(completion_tokens) ct, SUM(total_tokens) tt "
+            "SUM(prompt_tokens) pt, SUM(completion_tokens) ct, SUM(total_tokens) tt, SUM(requests) req, "
+            "SUM(MAX(attempts - 1, 0)) retries "
             "FROM lines WHERE run_id=? GROUP BY cell_id",
             (run_id,),
         )
@@ -483,30 +542,75 @@ class RunStore:
                 "prompt_tokens": r["pt"] or 0,
                 "completion_tokens": r["ct"] or 0,
                 "total_tokens": r["tt"] or 0,
+                "requests": r["req"] or 0,
+                "retries": r["retries"] or 0,
             }
             for r in rows
         }
 
+    def first_line_error(self, run_id: str) -> str | None:
+        """The earliest failed line of the run, as one line in people's words (cell label, line, error)."""
+        rows = self._query(
+            "SELECT l.line, l.error, c.extra_json, c.cell_id FROM lines l JOIN cells c "
+            "ON c.run_id=l.run_id AND c.cell_id=l.cell_id WHERE l.run_id=? AND l.status!='ok' "
+            "ORDER BY l.finished_at, c.idx, l.line LIMIT 1",
+            (run_id,),
+        )
+        if not rows:
+            return None
+        r = rows[0]
+        label = json.loads(r["extra_json"] or "{}").get("label") or r["cell_id"]
+        return f"line {r['line']} of {label}: {r['error'] or 'failed'}"
+
     # ----------------------------------------------------------------------------------- evaluation
+
+    def eval_stats(self, run_id: str) -> dict[str, int]:
+        """cell_id -> number of failed evaluation lines (all evaluators)."""
+        rows = self._query(
+            "SELECT cell_id, COUNT(*) n FROM eval_lines WHERE run_id=? AND status!='ok' GROUP BY cell_id",
+            (run_id,),
+        )
+        return {r["cell_id"]: r["n"] for r in rows}
+
+    def merge_cell_extra(self, run_id: str, cell_id: str, status: str | None = None, **values: Any) -> None:
+        """Set keys of a cell's extra record (None removes a key), and its status when given."""
+        with self._transaction() as db:
+            row = db.execute(
+                "SELECT extra_json FROM cells WHERE run_id=? AND cell_id=?", (run_id, cell_id)
+            ).fetchone()
+            extra = json.loads(row["extra_json"] or "{}") if row else {}
+            for k, v in values.items():
+                if v is None:
+                    extra.pop(k, None)
+                else:
+                    extra[k] = v
+            if status is None:
+                db.execute(
+                    "UPDATE cells SET extra_json=? WHERE run_id=? AND cell_id=?",
+                    (_dumps(extra), run_id, cell_id),
+                )
+            else:
+                db.execute(
+                    "UPDATE cells SET status=?, extra_json=? WHERE run_id=? AND cell_id=?",
+                    (status, _dumps(extra), run_id, cell_id),
+                )
 
     def record_eval_lines(
         self, run_id: str, cell_id: str, evaluator: str, rows: list[tuple[int, str, Any, str | None]]
     ) -> None:
         """rows: (line, status, outputs, error)."""
-        with self._lock:
-            self._db.execute("BEGIN")
-            self._db.execute(
+        with self._transaction() as db:
+            db.execute(
                 "DELETE FROM eval_lines WHERE run_id=? AND cell_id=? AND evaluator=?",
                 (run_id, cell_id, evaluator),
             )
-            self._db.executemany(
+            db.executemany(
                 "INSERT INTO eval_lines(run_id, cell_id, evaluator, line, status, outputs_json, error) VALUES (?,?,?,?,?,?,?)",
                 [
                     (run_id, cell_id, evaluator, ln, st, _dumps(out) if out is not None else None, err)
                     for ln, st, out, err in rows
                 ],
             )
-            self._db.execute("COMMIT")
 
     def eval_lines(self, run_id: str, cell_id: str, evaluator: str | None = None) -> list[dict[str, Any]]:
         if evaluator:
@@ -531,9 +635,8 @@ class RunStore:
         ]
 
     def record_metrics(self, run_id: str, cell_id: str, evaluator: str, metrics: dict[str, Any]) -> None:
-        with self._lock:
-            self._db.execute("BEGIN")
-            self._db.execute(
+        with self._transaction() as db:
+            db.execute(
                 "DELETE FROM metrics WHERE run_id=? AND cell_id=? AND evaluator=?",
                 (run_id, cell_id, evaluator),
             )
@@ -542,11 +645,10 @@ class RunStore:
                     num = float(value)
                 except (TypeError, ValueError):
                     continue
-                self._db.execute(
+                db.execute(
                     "INSERT INTO metrics(run_id, cell_id, evaluator, name, value) VALUES (?,?,?,?,?)",
                     (run_id, cell_id, evaluator, str(name), num),
                 )
-            self._db.execute("COMMIT")
 
     def metrics(self, run_id: str, cell_id: str | None = None) -> dict[str, dict[str, dict[str, float]]]:
         """cell_id -> evaluator -> metric -> value."""
@@ -595,3 +697,69 @@ class RunStore:
 
     def cache_clear(self) -> int:
         return self._exec("DELETE FROM cache").rowcount
+
+
+class RunLock:
+    """One runner per run: an exclusive ``flock`` on ``.llmops/locks/RUN_ID.lock`` held while the run
+    executes. The kernel drops it when the process dies (even on SIGKILL), so a stale lock never blocks
+    a resume; a second runner, or a resume racing another resume, is refused naming the holder."""
+
+    def __init__(self, store_path: Path, run_id: str):
+        self.path = Path(store_path).parent / "locks" / f"{run_id}.lock"
+        self.run_id = run_id
+        self._fd: int | None = None
+
+    def acquire(self) -> RunLock:
+        import fcntl
+
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise StorageError.from_exception(self.path, exc) from exc
+        for attempt in range(6):  # a reader probing the lock (``held``) holds it for microseconds
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if attempt < 5:
+                    time.sleep(0.02)
+        else:
+            holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another process"
+            os.close(fd)
+            raise LlmopsError(
+                f"run {self.run_id} is being run by {holder}",
+                field="--resume",
+                hint="wait for it to finish, or stop that process first",
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"process {os.getpid()} on {socket.gethostname()}".encode(), 0)
+        self._fd = fd
+        return self
+
+    def held(self) -> bool | None:
+        """Whether some runner holds this lock now; None when the run never had a lock file."""
+        import fcntl
+
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except OSError:
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
+        return False
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing drops the flock; the file stays (harmless, tiny)
+            self._fd = None
+
+    def __enter__(self) -> RunLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
