@@ -54,7 +54,9 @@ def plan(ws: Workspace | str | Path, use_case: str, **options: Any) -> SweepPlan
     """Plan a sweep of ``use_case``. ``options`` are ``SweepOptions`` fields: variants, grid, datasets,
     repeat, concurrency, llm_endpoint ("sandbox" runs offline), limit, no_cache, ..."""
     w = _ws(ws)
-    return plan_sweep(w.get(use_case), SweepOptions(**options))
+    return plan_sweep(
+        w.get(use_case), SweepOptions(**options), allow_remote=options.get("target") == "azureml"
+    )
 
 
 def run(
@@ -65,15 +67,16 @@ def run(
     cancel: threading.Event | None = None,
     **options: Any,
 ) -> str:
-    """Run a sweep to the end and return its run id. ``sweep`` is a plan or a use-case name (then
-    ``options`` plan it). ``on_event`` is called with every engine event (progress, metrics, ...)."""
-    from llmops_tui.core import engine  # lazy: imports promptflow when the sweep runs
+    """Run a sweep to the end, where its plan says (``target="azureml"`` runs in Azure ML), and return its
+    run id. ``sweep`` is a plan or a use-case name (then ``options`` plan it). ``on_event`` is called with
+    every engine event (progress, metrics, ...)."""
+    from llmops_tui.core.dispatch import start_sweep
 
     w = _ws(ws)
     the_plan = sweep if isinstance(sweep, SweepPlan) else plan(w, sweep, **options)
     uc = w.get(the_plan.use_case)
     run_id: str | None = None
-    for event in engine.run_sweep(w.root, uc, the_plan, cancel=cancel):
+    for event in start_sweep(w.root, uc, the_plan, cancel=cancel):
         run_id = run_id or getattr(event, "run_id", None)
         if on_event is not None:
             on_event(event)

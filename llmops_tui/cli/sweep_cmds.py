@@ -99,21 +99,13 @@ def sweep_cmd(
 
     Exit codes: 0 completed (or failed lines within --max-error-rate); 1 failed, too many failed lines,
     or cancelled; 2 bad input or usage; 130 stopped with Ctrl-C."""
-    from llmops_tui.core.engine import resume_sweep, run_sweep
+    from llmops_tui.core import dispatch
 
     cancel = threading.Event()
-    if target not in {"local", "azureml"}:
+    if target not in dispatch.TARGETS:
         raise LlmopsError(f"unknown target '{target}'", field="--target", hint="use local or azureml")
     if resume:
-        with RunStore.for_workspace(Path(workspace).resolve()) as store:
-            previous = store.get_run(resume)
-        if previous is not None and previous.target != "local":
-            raise LlmopsError(
-                f"run {previous.run_id} ran on {previous.target}; cloud runs cannot be resumed",
-                field="--resume",
-                hint="start a new sweep with --target azureml",
-            )
-        events = resume_sweep(workspace, resume, cancel=cancel)
+        events = dispatch.resume(workspace, resume, cancel=cancel)
         uc_name = None
     else:
         if not use_case:
@@ -147,7 +139,7 @@ def sweep_cmd(
                     for line in cloud.describe_cloud_plan(cplan):
                         console.print(line, markup=False)
                 return
-            events = cloud.run_cloud_sweep(ws.root, uc, plan, cancel=cancel)
+            events = dispatch.start_sweep(ws.root, uc, plan, cancel=cancel)
             uc_name = uc.name
         elif dry_run:
             est = estimate(uc, plan, latency_s=0.05 if llm_endpoint == "sandbox" else 1.0)
@@ -158,7 +150,7 @@ def sweep_cmd(
                 from llmops_tui.core.connections import build_connections
 
                 build_connections(uc, ws.root, None)  # fail fast with the fix when a key is missing
-            events = run_sweep(ws.root, uc, plan, cancel=cancel)
+            events = dispatch.start_sweep(ws.root, uc, plan, cancel=cancel)
             uc_name = uc.name
 
     interrupts = {"n": 0}

@@ -1,4 +1,4 @@
-"""Resolve a use case's connections into in-memory Prompt flow connection objects.
+"""Resolve a use case's connections into in-memory connection specs (a backend makes its own objects).
 
 No promptflow connection store and no keyring daemon are needed: keys are looked up at the last moment
 (env var ``<NAME>_API_KEY``, a ``.env`` file beside the use case or at the workspace root, then the OS
@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from llmops_tui.core.backends.base import ConnectionSpec
 from llmops_tui.core.errors import LlmopsError
 from llmops_tui.core.workspace import Connection, UseCase
 
@@ -92,24 +93,16 @@ def referenced_connections(uc: UseCase) -> dict[str, str]:
     return names
 
 
-def _make(conn_type: str, name: str, base: str, key: str, api_version: str | None) -> Any:
-    from promptflow.connections import AzureOpenAIConnection, OpenAIConnection
-
-    if conn_type.startswith("OpenAI"):
-        url = base.rstrip("/")
-        if not url.endswith("/v1"):
-            url += "/v1"
-        return OpenAIConnection(name=name, api_key=key, base_url=url)
-    return AzureOpenAIConnection(
-        name=name, api_key=key, api_base=base, api_type="azure", api_version=api_version or "2024-02-01"
-    )
+def _make(conn_type: str, name: str, base: str, key: str, api_version: str | None) -> ConnectionSpec:
+    kind = "OpenAIConnection" if conn_type.startswith("OpenAI") else "AzureOpenAIConnection"
+    return ConnectionSpec(name=name, kind=kind, api_base=base, api_key=key, api_version=api_version)
 
 
 def build_connections(
     uc: UseCase, ws_root: Path | None, llm_endpoint: str | None, *, openai_compatible: bool = False
-) -> dict[str, Any]:
-    """name -> promptflow connection object (in memory). ``llm_endpoint`` is a base URL or None;
-    with ``openai_compatible`` every connection is an OpenAIConnection to it.
+) -> dict[str, ConnectionSpec]:
+    """name -> resolved connection (in memory; a backend turns it into its own form). ``llm_endpoint``
+    is a base URL or None; with ``openai_compatible`` every connection is an OpenAI connection to it.
 
     Raises LlmopsError naming the missing variable and how to use the sandbox when a key is missing."""
     needed = referenced_connections(uc)
@@ -153,8 +146,3 @@ def build_connections(
             )
         out[name] = _make(conn_type, name, api_base, found, declared.api_version)
     return out
-
-
-def execution_dicts(conns: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """The executor's in-memory form (never persisted)."""
-    return {name: c._to_execution_connection_dict() for name, c in conns.items()}

@@ -14,13 +14,11 @@ The engine reports through events (:mod:`llmops_tui.core.events`) and stops when
 from __future__ import annotations
 
 import logging
-import math
 import queue
 import re
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -28,12 +26,21 @@ from pathlib import Path
 from typing import Any
 
 from llmops_tui.core import events as ev
+from llmops_tui.core.backends import (
+    AggregationError,
+    BackendOptions,
+    FlowBackend,
+    FlowLoadError,
+    LineOutcome,
+    open_backend,
+    prepare_process,
+)
 from llmops_tui.core.errors import LlmopsError, StorageError
 from llmops_tui.core.files import read_rows
 from llmops_tui.core.flows import model_name
 from llmops_tui.core.hashing import hash_folder, hash_value
 from llmops_tui.core.materialize import materialize_flow
-from llmops_tui.core.pfenv import configure_promptflow_env
+from llmops_tui.core.redact import redact
 from llmops_tui.core.store import CellRecord, LineRecord, RunLock, RunStore
 from llmops_tui.core.summary import decide_status, new_run_id, summarize
 from llmops_tui.core.sweep import Cell, SweepOptions, SweepPlan, plan_sweep
@@ -41,30 +48,6 @@ from llmops_tui.core.workspace import Evaluator, UseCase, load_workspace
 
 log = logging.getLogger(__name__)
 _MAP_RE = re.compile(r"^\$\{(data|run\.outputs|run\.inputs|inputs)\.([^}]+)\}$")
-LINE_NUMBER_KEY = "line_number"
-# Prompt flow's log_metric goes to process-wide loggers: two aggregations at once would see each
-# other's metrics, so aggregation nodes run one at a time (they are cheap).
-_AGGREGATION_LOCK = threading.Lock()
-
-
-def quiet_promptflow_logs(level: int = logging.CRITICAL) -> None:
-    """Prompt flow logs every failed node with a traceback to stderr; failures are ours to report
-    (one line each, in the store and in events). ``LLMOPS_DEBUG=1`` keeps its logs."""
-    import os
-
-    if os.environ.get("LLMOPS_DEBUG") == "1":
-        return
-    import promptflow.executor  # noqa: F401  (creates its loggers)
-    from promptflow._utils import logger_utils
-
-    # These are plain logging.Logger objects, not registered with logging's manager.
-    for attr in ("flow_logger", "bulk_logger", "logger", "service_logger"):
-        obj = getattr(logger_utils, attr, None)
-        if isinstance(obj, logging.Logger):
-            obj.setLevel(level)
-    for name in list(logging.root.manager.loggerDict):
-        if name.startswith(("execution", "promptflow")):
-            logging.getLogger(name).setLevel(level)
 
 
 def map_inputs(
@@ -112,21 +95,6 @@ def missing_columns(
             if flow_inputs is None or key in flow_inputs:
                 missing.append((key, match.group(2)))
     return missing
-
-
-def _error_text(error: Any, secrets: list[str]) -> str:
-    if isinstance(error, dict):
-        text = str(error.get("message") or error)
-    else:
-        text = str(error)
-    return redact(text, secrets)
-
-
-def redact(text: str, secrets: list[str]) -> str:
-    for s in secrets:
-        if s and len(s) >= 4:
-            text = text.replace(s, "***")
-    return text
 
 
 @dataclass
@@ -203,31 +171,6 @@ _Msg = (
 )
 
 
-def describe_load_error(exc: BaseException, flow_file: Path, copy_dir: Path | None, ws_root: Path) -> str:
-    """One line for a flow that cannot load: the flow file (as written), the node, Prompt flow's reason."""
-    try:
-        shown = flow_file.relative_to(ws_root)
-    except ValueError:
-        shown = flow_file
-    text = str(getattr(exc, "message", None) or exc) or type(exc).__name__
-    if copy_dir is not None:
-        text = text.replace(str(copy_dir), str(flow_file.parent))
-    text = " ".join(text.split())
-    params = getattr(exc, "message_parameters", None) or {}
-    node = params.get("node_name") if isinstance(params, dict) else None
-    where = f"{shown}: node {node}" if node and f"'{node}'" not in text else str(shown)
-    kind = type(exc).__name__
-    return f"{where}: {text}" if kind in text else f"{where}: {kind}: {text}"
-
-
-class AggregationError(Exception):
-    """An evaluator's aggregation node failed: the cell has no metrics from it."""
-
-
-class FlowLoadError(Exception):
-    """A flow (or evaluator) that cannot be loaded: every line of its cell would fail the same way."""
-
-
 class SweepRunner:
     """One sweep (or the resumption of one). Use :func:`run_sweep` / :func:`resume_sweep`."""
 
@@ -263,8 +206,8 @@ class SweepRunner:
         self._secrets: list[str] = []
         self._sandbox: Any = None
         self._limiters: dict[str, Any] = {}
-        self._executors: dict[Path, Any] = {}
-        self._executor_errors: dict[Path, str] = {}
+        self._backends: dict[Path, FlowBackend] = {}
+        self._backend_errors: dict[Path, str] = {}
         self._exec_lock = threading.Lock()
         self._target = ""
         # Set by a person's cancel (``cancel``) or by a fault that ends the run (``_fatal``): every line,
@@ -282,12 +225,11 @@ class SweepRunner:
     # ------------------------------------------------------------------------------------- set-up
 
     def _setup(self) -> None:
-        configure_promptflow_env(self.ws_root / ".llmops" / "promptflow")
+        prepare_process(self.ws_root / ".llmops")
         from llmops_tui.core import llmhooks
-        from llmops_tui.core.connections import SANDBOX, build_connections, execution_dicts
+        from llmops_tui.core.connections import SANDBOX, build_connections
 
         llmhooks.install()
-        quiet_promptflow_logs()
         endpoint = self.options.llm_endpoint
         if endpoint == SANDBOX:
             from llmops_tui.sandbox import start_sandbox
@@ -303,19 +245,11 @@ class SweepRunner:
         else:
             base = None
         conns = build_connections(self.uc, self.ws_root, base, openai_compatible=self._openai_compatible)
-        for c in conns.values():
-            key = getattr(c, "api_key", None)
-            if key:
-                self._secrets.append(str(key))
+        self._secrets.extend(c.api_key for c in conns.values() if c.api_key)
         if not self._target:
-            self._target = hash_value(
-                {n: getattr(c, "api_base", None) or getattr(c, "base_url", None) for n, c in conns.items()}
-            )
-        self._conn_dicts = execution_dicts(conns)
-        self._conn_url = {}
-        for name, c in conns.items():
-            url = (getattr(c, "api_base", None) or getattr(c, "base_url", None) or "").rstrip("/")
-            self._conn_url[url] = name
+            self._target = hash_value({n: c.url for n, c in conns.items()})
+        self._conns = conns
+        self._conn_url = {c.url.rstrip("/"): name for name, c in conns.items()}
         spec = self.uc.extras.sweep
         line_timeout = self.options.line_timeout_s or spec.line_timeout_s
         self._policy = llmhooks.RetryPolicy(
@@ -340,36 +274,30 @@ class SweepRunner:
                 self._limiters[base_url] = lim
             return lim
 
-    def _executor(self, flow_dir: Path, source_dir: Path | None = None) -> Any:
-        """The executor of one materialised flow, created once. A flow that cannot load raises
+    def _backend(self, flow_dir: Path, source_dir: Path | None = None) -> FlowBackend:
+        """The backend of one materialised flow, opened once. A flow that cannot load raises
         :class:`FlowLoadError` (one line naming the flow file as written and the node), also for every
         later caller, so a broken cell costs one load attempt, not one per line."""
         with self._exec_lock:
-            executor = self._executors.get(flow_dir)
-            if executor is not None:
-                return executor
-            if flow_dir in self._executor_errors:
-                raise FlowLoadError(self._executor_errors[flow_dir])
-            from promptflow.executor import FlowExecutor
-
+            backend = self._backends.get(flow_dir)
+            if backend is not None:
+                return backend
+            if flow_dir in self._backend_errors:
+                raise FlowLoadError(self._backend_errors[flow_dir])
+            options = BackendOptions(
+                connections=self._conns,
+                line_timeout_s=self._line_timeout,
+                secrets=self._secrets,
+                source_dir=source_dir,
+                workspace=self.ws_root,
+            )
             try:
-                executor = FlowExecutor.create(
-                    flow_dir / "flow.dag.yaml",
-                    self._conn_dicts,
-                    working_dir=flow_dir,
-                    raise_ex=False,
-                    line_timeout_sec=max(1, math.ceil(self._line_timeout)),  # Prompt flow takes whole seconds
-                )
-            except Exception as exc:
-                log.debug("flow %s failed to load", flow_dir, exc_info=True)
-                source = source_dir or flow_dir
-                msg = redact(
-                    describe_load_error(exc, source / "flow.dag.yaml", flow_dir, self.ws_root), self._secrets
-                )
-                self._executor_errors[flow_dir] = msg
-                raise FlowLoadError(msg) from exc
-            self._executors[flow_dir] = executor
-            return executor
+                backend = open_backend(flow_dir, options)
+            except FlowLoadError as exc:
+                self._backend_errors[flow_dir] = str(exc)
+                raise
+            self._backends[flow_dir] = backend
+            return backend
 
     # ---------------------------------------------------------------------------------- one line
 
@@ -378,17 +306,16 @@ class SweepRunner:
 
     def _exec(
         self,
-        executor: Any,
+        backend: FlowBackend,
         inputs: dict[str, Any],
         index: int,
         tag: str,
         *,
         on_retry: Any = None,
         seed: int | None = None,
-    ) -> tuple[Any, Any]:
-        """Run one line through ``executor`` under our LLM-call policy; every line the engine runs (flow
-        or evaluator) goes through here. Returns (LineResult, or the exception the executor raised, the
-        line's counters) and drops the run infos Prompt flow keeps per line, so memory stays flat."""
+    ) -> tuple[LineOutcome, Any]:
+        """Run one line through ``backend`` under our LLM-call policy; every line the engine runs (flow
+        or evaluator) goes through here. Returns the line's outcome and its counters."""
         from llmops_tui.core import llmhooks
 
         ctx = llmhooks.LineContext(
@@ -399,37 +326,11 @@ class SweepRunner:
             request_seed=seed,
         )
         token = llmhooks.current_line.set(ctx)
-        run_id = f"{self.run_id}-{tag}-{index}-{uuid.uuid4().hex[:6]}"
-        result: Any
         try:
-            result = executor.exec_line(inputs, index=index, run_id=run_id)
-        except Exception as exc:
-            result = exc
+            outcome = backend.run_line(inputs, index, f"{self.run_id}-{tag}")
         finally:
             llmhooks.current_line.reset(token)
-        tracker = getattr(executor, "_run_tracker", None)
-        if tracker is not None:
-            for rid in [r for r in list(tracker._node_runs) if r.startswith(run_id)]:
-                tracker._node_runs.pop(rid, None)
-            tracker._flow_runs.pop(run_id, None)
-        return result, ctx
-
-    @staticmethod
-    def _line_logs(result: Any) -> dict[str, str] | None:
-        """What the line's nodes printed (Prompt flow captures it per node), kept with the line."""
-        out: dict[str, list[str]] = {"stdout": [], "stderr": []}
-        for name, info in (getattr(result, "node_run_infos", None) or {}).items():
-            logs = getattr(info, "logs", None) or {}
-            for stream in ("stdout", "stderr"):
-                text = logs.get(stream) or ""
-                if text.strip():
-                    out[stream].append(f"[{name}] {text.rstrip()}")
-        joined = {k: "\n".join(v)[-20_000:] for k, v in out.items() if v}
-        return joined or None
-
-    def _redacted_logs(self, result: Any) -> dict[str, str] | None:
-        logs = self._line_logs(result)
-        return {k: redact(v, self._secrets) for k, v in logs.items()} if logs else None
+        return outcome, ctx
 
     def _line_task(self, state: _CellState, index: int, inputs: dict[str, Any]) -> None:
         """A line worker: whatever happens, the loop hears about this line exactly once."""
@@ -486,7 +387,7 @@ class SweepRunner:
                 self._msgs.put(_LineDone(state, rec))
                 return
         try:
-            executor = self._executor(state.flow_dir, state.source_dir)
+            backend = self._backend(state.flow_dir, state.source_dir)
         except FlowLoadError as exc:
             with self._lock:
                 first = state.error is None
@@ -504,23 +405,9 @@ class SweepRunner:
         # The sandbox is deterministic per request; repetitions carry their index as the request seed so
         # that at temperature > 0 they differ as a real model's would (real models vary on their own).
         seed = cell.repeat if (self._target == "sandbox" and cell.repeat) else None
-        result, ctx = self._exec(executor, inputs, index, cell.cell_id, on_retry=on_retry, seed=seed)
-        error: str | None = None
-        logs = None
-        if isinstance(result, Exception):  # the executor itself failed: record, never stop the sweep
-            error = redact(f"{type(result).__name__}: {result}", self._secrets)
-            result = None
+        outcome, ctx = self._exec(backend, inputs, index, cell.cell_id, on_retry=on_retry, seed=seed)
         latency = (time.perf_counter() - started) * 1000
-        outputs = None
-        if result is not None:
-            status_value = str(getattr(result.run_info.status, "value", result.run_info.status))
-            ok = status_value == "Completed"
-            error = None if ok else _error_text(result.run_info.error, self._secrets)
-            if ok and isinstance(result.output, dict):
-                outputs = {k: v for k, v in result.output.items() if k != LINE_NUMBER_KEY}
-            logs = self._redacted_logs(result)
-        else:
-            ok = False
+        ok, outputs, error, logs = outcome.ok, outcome.outputs, outcome.error, outcome.logs
         if not ok and self._stop.is_set():
             self._msgs.put(_LineSkipped(state))  # stopped mid-line: not a failure; resume runs it again
             return
@@ -582,7 +469,8 @@ class SweepRunner:
                     raise
                 except Exception as exc:  # this evaluator could not run: record it, go on with the next
                     log.debug("evaluator %s failed", evaluator.name, exc_info=True)
-                    text = str(exc) if isinstance(exc, FlowLoadError) else f"{type(exc).__name__}: {exc}"
+                    known = isinstance(exc, FlowLoadError | AggregationError)
+                    text = str(exc) if known else f"{type(exc).__name__}: {exc}"
                     error = redact(" ".join(text.split()), self._secrets)
                     with self._lock:
                         errors = dict(self._eval_errors.get(cell.cell_id, {}))
@@ -605,21 +493,17 @@ class SweepRunner:
         rows: list[dict[str, Any]],
         lines: dict[int, LineRecord],
     ) -> tuple[dict[str, float], list[tuple[int, str, Any, str | None]]]:
-        from promptflow._utils.execution_utils import collect_lines, get_aggregation_inputs_properties
-        from promptflow._utils.utils import transpose
-        from promptflow.executor.flow_validator import FlowValidator
-
         assert evaluator.flow is not None
         flow_dir = evaluator.flow.path
         if self._openai_compatible and evaluator.flow.llm_nodes:
             flow_dir, _ = materialize_flow(
                 flow_dir, self.ws_root / ".llmops" / "flows", openai_compatible=True
             )
-        executor = self._executor(flow_dir, evaluator.flow.path)
+        backend = self._backend(flow_dir, evaluator.flow.path)
         eval_hash = hash_folder(flow_dir)
         line_ids = sorted(i for i in lines if i < len(rows))
 
-        def one(i: int) -> tuple[int, Any, dict[str, Any]]:
+        def one(i: int) -> tuple[int, LineOutcome, dict[str, Any]]:
             rec = lines[i]
             inputs = map_inputs(
                 mappings, rows[i], rec.outputs, rec.inputs, evaluator.flow.inputs if evaluator.flow else None
@@ -628,52 +512,37 @@ class SweepRunner:
             if not self.options.no_cache:
                 hit = self.store.cache_get(key)
                 if hit is not None and "aggregation_inputs" in hit["outputs"]:
-                    return i, hit["outputs"], inputs
-            result, _ = self._exec(executor, inputs, i, f"eval-{evaluator.name}")
-            if isinstance(result, Exception):
-                error = redact(f"{type(result).__name__}: {result}", self._secrets)
-                return i, {"ok": False, "output": None, "aggregation_inputs": {}, "error": error}, inputs
-            status_value = str(getattr(result.run_info.status, "value", result.run_info.status))
-            data = {
-                "ok": status_value == "Completed",
-                "output": {k: v for k, v in (result.output or {}).items() if k != LINE_NUMBER_KEY},
-                "aggregation_inputs": result.aggregation_inputs or {},
-                "error": None
-                if status_value == "Completed"
-                else _error_text(result.run_info.error, self._secrets),
-            }
-            if data["ok"] and not self.options.no_cache:
+                    data = hit["outputs"]
+                    return (
+                        i,
+                        LineOutcome(True, data["output"], aggregation_inputs=data["aggregation_inputs"]),
+                        inputs,
+                    )
+            outcome, _ = self._exec(backend, inputs, i, f"eval-{evaluator.name}")
+            if outcome.ok and not self.options.no_cache:
+                data = {
+                    "ok": True,
+                    "output": outcome.outputs or {},
+                    "aggregation_inputs": outcome.aggregation_inputs or {},
+                    "error": None,
+                }
                 self.store.cache_put(key, data, {}, 0)
-            return i, data, inputs
+            return i, outcome, inputs
 
         results = list(self._eval_pool.map(one, line_ids))
         eval_rows: list[tuple[int, str, Any, str | None]] = []
-        ok_inputs, ok_aggr = [], []
-        for i, data, inputs in results:
-            eval_rows.append(
-                (i, "ok" if data["ok"] else "failed", data["output"] if data["ok"] else None, data["error"])
-            )
-            if data["ok"]:
+        ok_inputs: list[dict[str, Any]] = []
+        ok_outcomes: list[LineOutcome] = []
+        for i, outcome, inputs in results:
+            if outcome.ok:
+                eval_rows.append((i, "ok", outcome.outputs or {}, None))
                 ok_inputs.append(inputs)
-                ok_aggr.append(data["aggregation_inputs"])
+                ok_outcomes.append(outcome)
+            else:
+                eval_rows.append((i, "failed", None, outcome.error))
         metrics: dict[str, float] = {}
-        if ok_inputs and any(n.aggregation for n in evaluator.flow.nodes):
-            flow = executor._flow
-            resolved = [FlowValidator.ensure_flow_inputs_type(flow=flow, inputs=x) for x in ok_inputs]
-            batch_inputs = transpose(resolved, keys=list(flow.inputs.keys()))
-            aggregation_inputs = transpose(ok_aggr, keys=get_aggregation_inputs_properties(flow))
-            aggregation_inputs = collect_lines(list(range(len(ok_aggr))), aggregation_inputs)
-            with _AGGREGATION_LOCK:
-                result = executor.exec_aggregation(
-                    batch_inputs, aggregation_inputs, run_id=f"{self.run_id}-aggr"
-                )
-            for name, info in (result.node_run_infos or {}).items():
-                status_value = str(getattr(info.status, "value", info.status))
-                if status_value != "Completed":
-                    raise AggregationError(
-                        f"aggregation node {name} failed: {_error_text(info.error, self._secrets)}"
-                    )
-            metrics = {k: v for k, v in (result.metrics or {}).items()}
+        if ok_inputs and backend.has_aggregation:
+            metrics = backend.run_aggregation(ok_inputs, ok_outcomes)
         return metrics, eval_rows
 
     # ------------------------------------------------------------------------------------ the run
@@ -1000,6 +869,11 @@ class SweepRunner:
                 }
         finally:
             sys.stdout, sys.stderr = self._streams
+            for backend in self._backends.values():
+                try:
+                    backend.close()
+                except Exception:  # closing must not hide the run's outcome
+                    log.debug("closing a backend failed", exc_info=True)
             if self._sandbox is not None:
                 self._sandbox.stop()
                 self._sandbox = None

@@ -136,18 +136,14 @@ class RunMonitorScreen(BaseScreen):
         worker = get_current_worker()
         root = self.llmops.workspace_root
         try:
-            from llmops_tui.core.engine import resume_sweep, run_sweep  # promptflow is imported on the way
+            from llmops_tui.core import dispatch  # promptflow is imported when the sweep starts
 
             if resume_run_id:
-                events = resume_sweep(root, resume_run_id, cancel=worker.cancelled_event)
+                events = dispatch.resume(root, resume_run_id, cancel=worker.cancelled_event)
             else:
                 uc = self.llmops.use_case(self.use_case_name or "")
-                if plan is not None and plan.options.target == "azureml":
-                    from llmops_tui.core.cloud import run_cloud_sweep
-
-                    events = run_cloud_sweep(root, uc, plan, cancel=worker.cancelled_event)
-                else:
-                    events = run_sweep(root, uc, plan, cancel=worker.cancelled_event)
+                assert plan is not None
+                events = dispatch.start_sweep(root, uc, plan, cancel=worker.cancelled_event)
             for event in events:
                 if isinstance(event, ev.Progress):
                     self.post_message(SweepProgressed(event))

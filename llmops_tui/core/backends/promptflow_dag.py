@@ -1,0 +1,207 @@
+"""Prompt flow DAG flows (``flow.dag.yaml``) through Prompt flow's own ``FlowExecutor``, in-process.
+
+Every Prompt flow import of the engine lives here, private ones included (``_run_tracker``,
+``promptflow._utils``), so that the day Prompt flow retires only this module has to go. Measured facts
+this relies on are in PROMPTFLOW_NOTES.md: ``exec_line`` is thread-safe, keeps per-line run infos
+forever unless dropped, and captures each node's stdout/stderr in its run info.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import threading
+import uuid
+from pathlib import Path
+from typing import Any
+
+from llmops_tui.core.backends.base import (
+    AggregationError,
+    BackendOptions,
+    ConnectionSpec,
+    FlowBackend,
+    FlowLoadError,
+    LineOutcome,
+)
+from llmops_tui.core.pfenv import configure_promptflow_env
+from llmops_tui.core.redact import redact
+
+log = logging.getLogger(__name__)
+LINE_NUMBER_KEY = "line_number"
+_MAX_LOG_CHARS = 20_000
+_AGGREGATION_LOCK = threading.Lock()
+
+
+def prepare(store_dir: Path) -> None:
+    """Prompt flow's home under the workspace's ``.llmops/``, offline, its loggers quiet."""
+    configure_promptflow_env(Path(store_dir) / "promptflow")
+    quiet_promptflow_logs()
+
+
+def quiet_promptflow_logs(level: int = logging.CRITICAL) -> None:
+    """Prompt flow logs every failed node with a traceback to stderr; failures are ours to report
+    (one line each, in the store and in events). ``LLMOPS_DEBUG=1`` keeps its logs."""
+    if os.environ.get("LLMOPS_DEBUG") == "1":
+        return
+    import promptflow.executor  # noqa: F401  (creates its loggers)
+    from promptflow._utils import logger_utils
+
+    # These are plain logging.Logger objects, not registered with logging's manager.
+    for attr in ("flow_logger", "bulk_logger", "logger", "service_logger"):
+        obj = getattr(logger_utils, attr, None)
+        if isinstance(obj, logging.Logger):
+            obj.setLevel(level)
+    for name in list(logging.root.manager.loggerDict):
+        if name.startswith(("execution", "promptflow")):
+            logging.getLogger(name).setLevel(level)
+
+
+def to_connection(spec: ConnectionSpec) -> Any:
+    """The Prompt flow connection object for a resolved connection (in memory only)."""
+    from promptflow.connections import AzureOpenAIConnection, OpenAIConnection
+
+    if spec.is_openai:
+        return OpenAIConnection(name=spec.name, api_key=spec.api_key, base_url=spec.url)
+    return AzureOpenAIConnection(
+        name=spec.name,
+        api_key=spec.api_key,
+        api_base=spec.api_base,
+        api_type="azure",
+        api_version=spec.api_version or "2024-02-01",
+    )
+
+
+def execution_dicts(specs: dict[str, ConnectionSpec]) -> dict[str, dict[str, Any]]:
+    """The executor's in-memory connection form (never persisted)."""
+    return {name: to_connection(spec)._to_execution_connection_dict() for name, spec in specs.items()}
+
+
+def describe_load_error(
+    exc: BaseException, flow_file: Path, copy_dir: Path | None, ws_root: Path | None
+) -> str:
+    """One line for a flow that cannot load: the flow file (as written), the node, Prompt flow's reason."""
+    shown: Path | str = flow_file
+    if ws_root is not None:
+        try:
+            shown = flow_file.relative_to(ws_root)
+        except ValueError:
+            pass
+    text = str(getattr(exc, "message", None) or exc) or type(exc).__name__
+    if copy_dir is not None:
+        text = text.replace(str(copy_dir), str(flow_file.parent))
+    text = " ".join(text.split())
+    params = getattr(exc, "message_parameters", None) or {}
+    node = params.get("node_name") if isinstance(params, dict) else None
+    where = f"{shown}: node {node}" if node and f"'{node}'" not in text else str(shown)
+    kind = type(exc).__name__
+    return f"{where}: {text}" if kind in text else f"{where}: {kind}: {text}"
+
+
+def error_text(error: Any) -> str:
+    """Prompt flow's error record (a dict with ``message``) or exception as one line."""
+    text = str(error.get("message") or error) if isinstance(error, dict) else str(error)
+    return " ".join(text.split())
+
+
+def _status_ok(status: Any) -> bool:
+    return str(getattr(status, "value", status)) == "Completed"
+
+
+class PromptflowDagBackend(FlowBackend):
+    name = "promptflow-dag"
+
+    def __init__(self, flow_dir: Path, options: BackendOptions):
+        from promptflow.executor import FlowExecutor
+
+        self.flow_dir = flow_dir
+        self.options = options
+        self._secrets = options.secrets
+        try:
+            self._executor = FlowExecutor.create(
+                flow_dir / "flow.dag.yaml",
+                execution_dicts(options.connections),
+                working_dir=flow_dir,
+                raise_ex=False,
+                # Prompt flow takes whole seconds
+                line_timeout_sec=max(1, math.ceil(options.line_timeout_s)),
+            )
+        except Exception as exc:
+            log.debug("flow %s failed to load", flow_dir, exc_info=True)
+            source = options.source_dir or flow_dir
+            msg = describe_load_error(exc, source / "flow.dag.yaml", flow_dir, options.workspace)
+            raise FlowLoadError(redact(msg, self._secrets)) from exc
+        flow = self._executor._flow
+        self._has_aggregation = any(getattr(n, "aggregation", False) for n in flow.nodes)
+
+    @property
+    def has_aggregation(self) -> bool:
+        return self._has_aggregation
+
+    def run_line(self, inputs: dict[str, Any], index: int, run_id: str) -> LineOutcome:
+        line_run_id = f"{run_id}-{index}-{uuid.uuid4().hex[:6]}"
+        try:
+            result = self._executor.exec_line(inputs, index=index, run_id=line_run_id)
+        except Exception as exc:  # the executor itself failed: the line fails, the sweep goes on
+            log.debug("exec_line raised", exc_info=True)
+            return LineOutcome(ok=False, error=redact(f"{type(exc).__name__}: {exc}", self._secrets))
+        finally:
+            self._forget(line_run_id)
+        ok = _status_ok(result.run_info.status)
+        outputs = None
+        if ok and isinstance(result.output, dict):
+            outputs = {k: v for k, v in result.output.items() if k != LINE_NUMBER_KEY}
+        return LineOutcome(
+            ok=ok,
+            outputs=outputs,
+            error=None if ok else redact(error_text(result.run_info.error), self._secrets),
+            logs=self._logs(result),
+            aggregation_inputs=dict(result.aggregation_inputs or {}) if ok else None,
+        )
+
+    def _forget(self, line_run_id: str) -> None:
+        """Prompt flow keeps every line's run infos in its tracker: drop them, so memory stays flat."""
+        tracker = getattr(self._executor, "_run_tracker", None)
+        if tracker is None:
+            return
+        for rid in [r for r in list(tracker._node_runs) if r.startswith(line_run_id)]:
+            tracker._node_runs.pop(rid, None)
+        tracker._flow_runs.pop(line_run_id, None)
+
+    def _logs(self, result: Any) -> dict[str, str] | None:
+        """What the line's nodes printed (Prompt flow captures it per node), each line tagged with its node."""
+        out: dict[str, list[str]] = {"stdout": [], "stderr": []}
+        for name, info in (getattr(result, "node_run_infos", None) or {}).items():
+            logs = getattr(info, "logs", None) or {}
+            for stream in ("stdout", "stderr"):
+                text = logs.get(stream) or ""
+                if text.strip():
+                    out[stream].append(f"[{name}] {text.rstrip()}")
+        joined = {k: redact("\n".join(v)[-_MAX_LOG_CHARS:], self._secrets) for k, v in out.items() if v}
+        return joined or None
+
+    def run_aggregation(self, inputs: list[dict[str, Any]], outcomes: list[LineOutcome]) -> dict[str, float]:
+        from promptflow._utils.execution_utils import collect_lines, get_aggregation_inputs_properties
+        from promptflow._utils.utils import transpose
+        from promptflow.executor.flow_validator import FlowValidator
+
+        if not inputs or not self._has_aggregation:
+            return {}
+        flow = self._executor._flow
+        resolved = [FlowValidator.ensure_flow_inputs_type(flow=flow, inputs=x) for x in inputs]
+        batch_inputs = transpose(resolved, keys=list(flow.inputs.keys()))
+        aggr = [o.aggregation_inputs or {} for o in outcomes]
+        aggregation_inputs = transpose(aggr, keys=get_aggregation_inputs_properties(flow))
+        aggregation_inputs = collect_lines(list(range(len(aggr))), aggregation_inputs)
+        # Prompt flow's log_metric goes to process-wide loggers: two aggregations at once would see each
+        # other's metrics, so aggregation steps run one at a time (they are cheap).
+        with _AGGREGATION_LOCK:
+            result = self._executor.exec_aggregation(
+                batch_inputs, aggregation_inputs, run_id=f"aggr-{uuid.uuid4().hex[:8]}"
+            )
+        for name, info in (result.node_run_infos or {}).items():
+            if not _status_ok(info.status):
+                raise AggregationError(
+                    f"aggregation node {name} failed: {redact(error_text(info.error), self._secrets)}"
+                )
+        return dict(result.metrics or {})

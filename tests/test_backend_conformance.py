@@ -1,0 +1,181 @@
+"""The executor seam's conformance suite: every backend behind ``core.backends`` must pass it.
+
+It checks the contract written in ``llmops_tui/core/backends/base.py`` against real flows and the real
+sandbox over HTTP: outputs are the flow's declared outputs, a failing line is an outcome and not an
+exception, a flow that cannot load is one line naming the file, what the code printed is captured per
+line, lines run safely from many threads, a cancelled line sends no request, and aggregation metrics
+equal Prompt flow's own ``pf.run`` + ``pf.get_metrics`` for the same lines (the reference engine).
+
+A new backend adds its name to ``BACKENDS`` and a way to write the same test flows in its own format.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from builders import make_use_case
+
+from llmops_tui.core import llmhooks
+from llmops_tui.core.backends import (
+    BackendOptions,
+    ConnectionSpec,
+    FlowLoadError,
+    backend_for,
+    open_backend,
+    prepare_process,
+)
+
+pytestmark = pytest.mark.integration
+
+BACKENDS = ["promptflow-dag"]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend_name(request):
+    return request.param
+
+
+def _options(sandbox, tmp_path: Path) -> BackendOptions:
+    conn = ConnectionSpec("aoai", "AzureOpenAIConnection", sandbox.url, "sandbox-no-key", "2024-02-01")
+    return BackendOptions(connections={"aoai": conn}, line_timeout_s=30, workspace=tmp_path)
+
+
+def _flows(tmp_path: Path, backend_name: str) -> tuple[Path, Path]:
+    uc = make_use_case(tmp_path, rows=12)
+    standard, evaluation = uc / "flows" / "standard", uc / "flows" / "evaluation"
+    assert backend_for(standard) == backend_name
+    return standard, evaluation
+
+
+def _line(backend, inputs, index=0):
+    ctx = llmhooks.LineContext(
+        policy=llmhooks.RetryPolicy(max_retries=2, request_timeout_s=10),
+        cancel=threading.Event(),
+        limiter_for=lambda url: llmhooks.RateLimiter(),
+    )
+    token = llmhooks.current_line.set(ctx)
+    try:
+        return backend.run_line(inputs, index, "conformance")
+    finally:
+        llmhooks.current_line.reset(token)
+
+
+@pytest.fixture(autouse=True)
+def _prepared(tmp_path):
+    prepare_process(tmp_path / ".llmops")
+    llmhooks.install()
+
+
+def test_outputs_are_the_declared_outputs(tmp_path, sandbox, backend_name):
+    standard, _ = _flows(tmp_path, backend_name)
+    backend = open_backend(standard, _options(sandbox, tmp_path))
+    try:
+        out = _line(backend, {"ticket": "I was charged twice for my subscription"})
+    finally:
+        backend.close()
+    assert out.ok and out.error is None
+    assert set(out.outputs) == {"category"} and isinstance(out.outputs["category"], str)
+
+
+def test_a_failing_line_is_an_outcome_not_an_exception(tmp_path, sandbox, backend_name):
+    standard, _ = _flows(tmp_path, backend_name)
+    (standard / "parse.py").write_text(
+        "from promptflow.core import tool\n\n\n@tool\ndef parse(answer: str) -> str:\n"
+        "    raise ValueError('no parse\\nfor you')\n"
+    )
+    backend = open_backend(standard, _options(sandbox, tmp_path))
+    out = _line(backend, {"ticket": "x"})
+    assert not out.ok and out.outputs is None
+    assert "no parse for you" in out.error and "\n" not in out.error
+
+
+def test_a_flow_that_cannot_load_is_one_line_naming_the_file(tmp_path, sandbox, backend_name):
+    standard, _ = _flows(tmp_path, backend_name)
+    (standard / "parse.py").write_text("import no_such_module_for_conformance\n")
+    with pytest.raises(FlowLoadError) as info:
+        open_backend(standard, _options(sandbox, tmp_path))
+    text = str(info.value)
+    assert "\n" not in text and "no_such_module_for_conformance" in text
+    assert text.startswith("use_cases/tickets/flows/standard/")
+
+
+def test_printed_output_is_captured_per_line(tmp_path, sandbox, backend_name):
+    standard, _ = _flows(tmp_path, backend_name)
+    (standard / "parse.py").write_text(
+        "import sys\nfrom promptflow.core import tool\n\n\n@tool\ndef parse(answer: str) -> str:\n"
+        "    print('parsed', answer[:5])\n    print('careful', file=sys.stderr)\n    return answer\n"
+    )
+    backend = open_backend(standard, _options(sandbox, tmp_path))
+    out = _line(backend, {"ticket": "hello"})
+    assert out.ok
+    assert "parsed" in out.logs["stdout"] and "careful" in out.logs["stderr"]
+
+
+def test_lines_from_many_threads_match_lines_run_one_by_one(tmp_path, sandbox, backend_name):
+    standard, _ = _flows(tmp_path, backend_name)
+    backend = open_backend(standard, _options(sandbox, tmp_path))
+    rows = [{"ticket": f"ticket number {i} about my invoice"} for i in range(24)]
+    one_by_one = [_line(backend, r, i).outputs for i, r in enumerate(rows)]
+    with ThreadPoolExecutor(8) as pool:
+        parallel = list(pool.map(lambda ir: _line(backend, ir[1], ir[0]).outputs, enumerate(rows)))
+    assert parallel == one_by_one
+
+
+def test_a_cancelled_line_sends_no_request(tmp_path, sandbox, backend_name):
+    standard, _ = _flows(tmp_path, backend_name)
+    backend = open_backend(standard, _options(sandbox, tmp_path))
+    cancel = threading.Event()
+    cancel.set()
+    ctx = llmhooks.LineContext(
+        policy=llmhooks.RetryPolicy(max_retries=2, request_timeout_s=10),
+        cancel=cancel,
+        limiter_for=lambda url: llmhooks.RateLimiter(),
+    )
+    before = sandbox.stats()["requests"]
+    token = llmhooks.current_line.set(ctx)
+    try:
+        out = backend.run_line({"ticket": "x"}, 0, "cancelled")
+    finally:
+        llmhooks.current_line.reset(token)
+    assert not out.ok
+    assert sandbox.stats()["requests"] == before
+
+
+def test_aggregation_metrics_equal_pf_run(tmp_path, sandbox, backend_name):
+    """The reference: Prompt flow's own batch run and metrics over the same evaluation inputs."""
+    _, evaluation = _flows(tmp_path, backend_name)
+    rows = [
+        {"category": c, "label": label}
+        for c, label in [("billing", "billing"), ("technical", "account"), ("shipping", "shipping")] * 4
+    ]
+    backend = open_backend(evaluation, _options(sandbox, tmp_path))
+    outcomes = [_line(backend, r, i) for i, r in enumerate(rows)]
+    assert all(o.ok for o in outcomes) and backend.has_aggregation
+    ours = backend.run_aggregation(rows, outcomes)
+    data = tmp_path / "eval_input.jsonl"
+    data.write_text("\n".join(json.dumps(r) for r in rows))
+    script = tmp_path / "pf_run.py"
+    script.write_text(
+        textwrap.dedent(f"""
+        import json
+        from promptflow.client import PFClient
+        if __name__ == "__main__":
+            pf = PFClient()
+            run = pf.run(flow={str(evaluation)!r}, data={str(data)!r},
+                         column_mapping={{"category": "${{data.category}}", "label": "${{data.label}}"}})
+            print("METRICS=" + json.dumps(pf.get_metrics(run)))
+    """)
+    )
+    proc = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=240, cwd=tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    reference = json.loads(proc.stdout.split("METRICS=")[1].strip().splitlines()[0])
+    assert ours == reference == {"accuracy": round(8 / 12, 4)}
