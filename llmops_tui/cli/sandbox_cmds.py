@@ -47,6 +47,7 @@ def register(app: typer.Typer) -> None:
             list[str] | None,
             typer.Option(
                 "--bad-answer-kind",
+                metavar="KIND",
                 help="Which bad answers to draw from (repeatable): invalid_json, empty, html, no_choices, "
                 "null_content; default all.",
             ),

@@ -408,15 +408,29 @@ def _call_once(
     return parsed
 
 
-def _request_timeout(kwargs: dict[str, Any], ctx: LineContext) -> float:
+def _display_url(url: str) -> str:
+    """The endpoint as messages show it: no user:password@, no query string, no trailing slash."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+        netloc = parts.netloc.rsplit("@", 1)[-1]
+        return urlunsplit((parts.scheme, netloc, parts.path, "", "")).rstrip("/")
+    except ValueError:
+        return "(the endpoint)"
+
+
+def _request_timeout(kwargs: dict[str, Any], ctx: LineContext) -> tuple[float, bool]:
+    """This attempt's timeout: the policy's (or the caller's, if shorter), cut to the time the line has
+    left; and whether it was cut (a timeout of this attempt is then the line's deadline passing)."""
     given = kwargs.get("timeout")
     timeout = ctx.policy.request_timeout_s
     if isinstance(given, int | float) and not isinstance(given, bool) and given > 0:
         timeout = min(timeout, float(given))
     remaining = ctx.remaining()
-    if remaining is not None:
-        timeout = min(timeout, max(remaining, 0.001))
-    return timeout
+    if remaining is not None and remaining <= timeout:
+        return max(remaining, 0.001), True
+    return timeout, False
 
 
 def _wrap(original: Callable[..., Any]) -> Callable[..., Any]:
@@ -445,8 +459,9 @@ def _create(
 
     if ctx.request_seed is not None and _kind_of(resource) != "embedding":
         kwargs.setdefault("seed", ctx.request_seed)
-    base_url = str(getattr(getattr(resource, "_client", None), "base_url", "")).rstrip("/")
-    limiter = ctx.limiter_for(base_url)
+    raw_url = str(getattr(getattr(resource, "_client", None), "base_url", ""))
+    limiter = ctx.limiter_for(raw_url)
+    base_url = _display_url(raw_url)
     tokens = _estimate_tokens(kwargs)
     attempt = 0
     last = ""
@@ -473,7 +488,8 @@ def _create(
                 f"endpoint {base_url or '(unknown)'} unreachable: no answer, only connection errors "
                 "(check the endpoint URL or api_base, and that the server is running)"
             )
-        call_kwargs = dict(kwargs, timeout=_request_timeout(kwargs, ctx))
+        timeout, cut = _request_timeout(kwargs, ctx)
+        call_kwargs = dict(kwargs, timeout=timeout)
         ctx.count_request()
         try:
             response = _call_once(original, resource, args, call_kwargs, base_url)
@@ -486,14 +502,16 @@ def _create(
                     raise UserErrorException(str(exc)) from None
                 raise
             last = reason
-            if ctx.remaining() == 0.0:  # the request was cut short by the deadline, or ended past it
-                raise timed_out() from None
+            if (cut and reason == "timeout") or ctx.remaining() == 0.0:
+                raise timed_out() from None  # the request was cut short by the deadline, or ended past it
             detail = str(exc) if isinstance(exc, BadAnswer) else reason
             if attempt > ctx.policy.max_retries:
                 raise UserErrorException(f"LLM call failed after {attempt} attempts: {detail}") from None
             hinted = _retry_after(exc)
             backoff = min(ctx.policy.max_delay_s, ctx.policy.base_delay_s * (2 ** (attempt - 1)))
             delay = hinted if hinted is not None else backoff * random.uniform(0.5, 1.5)
+            if reason.startswith("429"):
+                limiter.cool_down(delay)  # the endpoint's word holds for every line, whatever this one does
             remaining = ctx.remaining()
             if remaining is not None and delay >= remaining:
                 ctx.timed_out = True
@@ -501,8 +519,6 @@ def _create(
                     f"line would time out ({ctx.timeout_text()}) before the next retry: LLM call stopped after "
                     f"{attempt} request{'s' if attempt != 1 else ''}; last error: {detail}"
                 ) from None
-            if reason.startswith("429"):
-                limiter.cool_down(delay)
             with ctx._lock:
                 ctx.retries += 1
             if ctx.on_retry:
