@@ -162,10 +162,8 @@ class LineContext:
             self.requests += 1
 
     def timeout_text(self) -> str:
-        seconds = self.line_timeout_s
-        if seconds is None and self.deadline is not None:
-            seconds = 0.0
-        return f"{seconds:g} s" if seconds is not None else "its timeout"
+        """The line timeout as messages say it: "2 s", "1.5 s"."""
+        return f"{self.line_timeout_s:g} s" if self.line_timeout_s is not None else "its deadline"
 
     @property
     def tokens(self) -> dict[str, int]:
