@@ -36,6 +36,22 @@ def register(app: typer.Typer) -> None:
         timeout_hold_s: Annotated[
             float, typer.Option("--timeout-hold-s", help="How long a timed-out request is held.")
         ] = 30.0,
+        bad_answer_rate: Annotated[
+            float,
+            typer.Option(
+                "--bad-answer-rate",
+                help="Share of chat/completion requests answered 200 with something that is not a completion.",
+            ),
+        ] = 0.0,
+        bad_answer_kind: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--bad-answer-kind",
+                metavar="KIND",
+                help="Which bad answers to draw from (repeatable): invalid_json, empty, html, no_choices, "
+                "null_content; default all.",
+            ),
+        ] = None,
         seed: Annotated[int, typer.Option("--seed", help="Seed of answers and faults.")] = 0,
         allow_remote: Annotated[
             bool, typer.Option("--allow-remote", help="Allow binding a non-loopback address.")
@@ -43,6 +59,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Serve the offline sandbox model (OpenAI / Azure OpenAI compatible) until interrupted."""
         from llmops_tui.sandbox import is_loopback, start_sandbox
+        from llmops_tui.sandbox.server import BAD_ANSWER_KINDS
 
         if not is_loopback(host) and not allow_remote:
             raise LlmopsError(
@@ -60,6 +77,8 @@ def register(app: typer.Typer) -> None:
                 rate_timeout=rate_timeout,
                 seed=seed,
                 timeout_hold_s=timeout_hold_s,
+                bad_answer_rate=bad_answer_rate,
+                bad_answer_kinds=tuple(bad_answer_kind or BAD_ANSWER_KINDS),
             )
         except ValueError as exc:
             raise LlmopsError(str(exc)) from None

@@ -324,6 +324,7 @@ class SweepRunner:
             limiter_for=self._limiter_for,
             on_retry=on_retry,
             request_seed=seed,
+            line_timeout_s=self._line_timeout,  # the deadline that stops the line's calls and retries
         )
         token = llmhooks.current_line.set(ctx)
         try:

@@ -1,9 +1,10 @@
 """The sandbox model server: OpenAI and Azure OpenAI chat-completions over real HTTP on loopback.
 
 aiohttp on its own asyncio loop in a background thread. Latency is ``asyncio.sleep`` (never blocks the
-loop), so hundreds of requests can be in flight at once. Faults (429, 500, held requests) are decided
-per request from a seeded hash of (seed, request content, attempt number for that content): the
-same run reproduces the same faults, and a retry of a failed request gets a fresh draw.
+loop), so hundreds of requests can be in flight at once. Faults (429, 500, held requests, and answers
+that are not completions: see :data:`BAD_ANSWER_KINDS`) are decided per request from a seeded hash of
+(seed, request content, attempt number for that content): the same run reproduces the same faults, and
+a retry of a failed request gets a fresh draw.
 
 API keys are accepted and ignored; headers are never logged (the access log is off).
 """
@@ -30,6 +31,10 @@ from llmops_tui.sandbox import tasks
 MODELS = ("gpt-4o", "gpt-4o-mini", "gpt-35-turbo", "gpt-4", "text-embedding-3-small", "sandbox")
 _ROLES = frozenset({"system", "user", "assistant", "tool", "function", "developer"})
 _FAULT_KINDS = ("429", "500", "timeout")
+# Answers with status 200 that are not a completion, as broken proxies, wrong URLs and odd servers send:
+# truncated JSON, an empty body, an HTML page, a JSON object without `choices`, a choice whose content
+# is null (and that has no tool calls).
+BAD_ANSWER_KINDS = ("invalid_json", "empty", "html", "no_choices", "null_content")
 
 
 @dataclass
@@ -43,14 +48,23 @@ class SandboxConfig:
     rate_timeout: float = 0.0
     seed: int = 0
     timeout_hold_s: float = 30.0
+    bad_answer_rate: float = 0.0  # share of chat/completion requests answered 200 with a non-completion
+    bad_answer_kinds: tuple[str, ...] = BAD_ANSWER_KINDS  # drawn among these (seeded), one per bad answer
 
     def validate(self) -> None:
-        for name in ("rate_429", "rate_500", "rate_timeout"):
+        for name in ("rate_429", "rate_500", "rate_timeout", "bad_answer_rate"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1, got {value}")
-        if self.rate_429 + self.rate_500 + self.rate_timeout > 1.0:
-            raise ValueError("rate_429 + rate_500 + rate_timeout must not exceed 1")
+        if self.rate_429 + self.rate_500 + self.rate_timeout + self.bad_answer_rate > 1.0:
+            raise ValueError("rate_429 + rate_500 + rate_timeout + bad_answer_rate must not exceed 1")
+        self.bad_answer_kinds = tuple(self.bad_answer_kinds)
+        unknown = [k for k in self.bad_answer_kinds if k not in BAD_ANSWER_KINDS]
+        if unknown or not self.bad_answer_kinds:
+            raise ValueError(
+                f"bad answer kinds must be among {', '.join(BAD_ANSWER_KINDS)}, got "
+                f"{', '.join(unknown) if unknown else 'none'}"
+            )
         if self.latency_ms < 0 or self.jitter_ms < 0 or self.timeout_hold_s < 0:
             raise ValueError("latency_ms, jitter_ms and timeout_hold_s must not be negative")
 
@@ -66,9 +80,11 @@ class _Stats:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     errors_injected: dict[str, int] = field(default_factory=lambda: dict.fromkeys(_FAULT_KINDS, 0))
+    bad_answers_injected: dict[str, int] = field(default_factory=lambda: dict.fromkeys(BAD_ANSWER_KINDS, 0))
 
     def snapshot(self) -> dict[str, Any]:
         errors = dict(self.errors_injected)
+        bad = dict(self.bad_answers_injected)
         return {
             "requests": self.requests,
             "embeddings": self.embeddings,
@@ -79,7 +95,8 @@ class _Stats:
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "errors_injected": errors,
-            "errors_injected_total": sum(errors.values()),
+            "bad_answers_injected": bad,
+            "errors_injected_total": sum(errors.values()) + sum(bad.values()),
         }
 
 
@@ -308,14 +325,15 @@ class SandboxServer:
         if delay > 0:
             await asyncio.sleep(delay / 1000.0)
 
-    def _fault(self, key: bytes) -> str | None:
-        """Decide a fault for this attempt at this content (deterministic for the seed)."""
+    def _fault(self, key: bytes, bad_answers: bool = True) -> str | None:
+        """Decide a fault for this attempt at this content (deterministic for the seed). Bad answers
+        (:data:`BAD_ANSWER_KINDS`) only where ``bad_answers``: non-streaming chat and completion requests."""
         cfg = self.config
         attempt = self._attempts.get(key, 0) + 1
         if len(self._attempts) > 1_000_000:
             self._attempts.clear()
         self._attempts[key] = attempt
-        if not (cfg.rate_429 or cfg.rate_500 or cfg.rate_timeout):
+        if not (cfg.rate_429 or cfg.rate_500 or cfg.rate_timeout or cfg.bad_answer_rate):
             return None
         u = _unit("fault", cfg.seed, key.hex(), attempt)
         if u < cfg.rate_429:
@@ -324,6 +342,9 @@ class SandboxServer:
             return "500"
         if u < cfg.rate_429 + cfg.rate_500 + cfg.rate_timeout:
             return "timeout"
+        if bad_answers and u < cfg.rate_429 + cfg.rate_500 + cfg.rate_timeout + cfg.bad_answer_rate:
+            kinds = cfg.bad_answer_kinds
+            return kinds[int(_unit("bad", cfg.seed, key.hex(), attempt) * len(kinds)) % len(kinds)]
         return None
 
     async def _injected(self, kind: str) -> web.Response:
@@ -346,6 +367,43 @@ class SandboxServer:
         except TimeoutError:
             pass
         return _error_response(504, "The request timed out (sandbox fault injection).", code="timeout")
+
+    def _bad_answer(self, kind: str, chat: bool, key: bytes, model: str) -> web.Response:
+        """A 200 that is not a completion; ``kind`` is one of :data:`BAD_ANSWER_KINDS`."""
+        self.stats.bad_answers_injected[kind] += 1
+        head = {
+            "id": self._id("chatcmpl" if chat else "cmpl", key),
+            "object": "chat.completion" if chat else "text_completion",
+            "created": int(time.time()),
+            "model": model,
+        }
+        usage = {"prompt_tokens": 1, "completion_tokens": 0, "total_tokens": 1}
+        if kind == "empty":
+            return web.Response(status=200, body=b"", content_type="application/json")
+        if kind == "html":
+            page = (
+                "<!DOCTYPE html>\n<html><head><title>Sign in - Corporate Proxy</title></head>"
+                "<body><h1>Sign in</h1><p>sandbox fault injection: an HTML page, not an API answer</p>"
+                "</body></html>\n"
+            )
+            return web.Response(status=200, text=page, content_type="text/html")
+        if kind == "no_choices":
+            return web.json_response(dict(head, usage=usage))
+        if kind == "null_content":
+            choice: dict[str, Any] = (
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": None, "refusal": None},
+                    "logprobs": None,
+                    "finish_reason": "stop",
+                }
+                if chat
+                else {"index": 0, "text": None, "logprobs": None, "finish_reason": "stop"}
+            )
+            return web.json_response(dict(head, choices=[choice], usage=usage))
+        # invalid_json: a completion cut off in the middle, as a proxy that drops the connection sends
+        whole = json.dumps(dict(head, choices=[], usage=usage))
+        return web.Response(status=200, text=whole[: len(whole) // 2], content_type="application/json")
 
     def _request_key(self, body: dict[str, Any], model: str, kind: str) -> bytes:
         content = body.get("messages", body.get("prompt", body.get("input")))
@@ -418,10 +476,12 @@ class SandboxServer:
         key = self._request_key(body, model, kind)
         self._enter()
         try:
-            fault = self._fault(key)
+            fault = self._fault(key, bad_answers=not body.get("stream"))
             if fault == "429":
                 return await self._injected(fault)
             await self._latency(key)
+            if fault in BAD_ANSWER_KINDS:
+                return self._bad_answer(fault, kind == "chat", key, model)
             if fault is not None:
                 return await self._injected(fault)
             n = body.get("n") or 1
@@ -584,7 +644,7 @@ class SandboxServer:
         key = self._request_key(body, model, "embedding")
         self._enter()
         try:
-            fault = self._fault(key)
+            fault = self._fault(key, bad_answers=False)
             if fault == "429":
                 return await self._injected(fault)
             await self._latency(key)
@@ -709,6 +769,12 @@ class SandboxHandle:
             self.server._stopping.set()
         if self._runner is not None:
             await self._runner.cleanup()
+        # Handlers still sleeping out their latency for clients that went away: end them before the loop closes.
+        pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
 
     def stats(self) -> dict[str, Any]:
         """The same counters as ``GET /stats``."""
@@ -745,6 +811,8 @@ def start_sandbox(
     rate_timeout: float = 0.0,
     seed: int = 0,
     timeout_hold_s: float = 30.0,
+    bad_answer_rate: float = 0.0,
+    bad_answer_kinds: tuple[str, ...] | list[str] = BAD_ANSWER_KINDS,
 ) -> SandboxHandle:
     """Start the sandbox in a background thread; returns once it accepts connections (port 0: any free port)."""
     config = SandboxConfig(
@@ -755,6 +823,8 @@ def start_sandbox(
         rate_timeout=rate_timeout,
         seed=seed,
         timeout_hold_s=timeout_hold_s,
+        bad_answer_rate=bad_answer_rate,
+        bad_answer_kinds=tuple(bad_answer_kinds),
     )
     handle = SandboxHandle(host, config)
     handle._start(port)
