@@ -40,6 +40,15 @@ def _hooks_installed() -> None:
     llmhooks.install()
 
 
+@pytest.fixture(autouse=True)
+def _default_call_error():
+    """These tests call the policy directly, outside any backend: it raises its own error class."""
+    previous = llmhooks._call_error
+    llmhooks.use_call_error(llmhooks.LlmCallError)
+    yield
+    llmhooks.use_call_error(previous)
+
+
 @contextlib.contextmanager
 def line(policy: RetryPolicy = FAST, **kwargs: Any) -> Iterator[LineContext]:
     """Run the body as one engine line would: a LineContext set for this thread."""
@@ -66,9 +75,7 @@ def call(base_url: str, api: str = "chat") -> Any:
 
 def failure(base_url: str, api: str = "chat", **line_kwargs: Any) -> tuple[str, LineContext]:
     """The message of the error a call raises under a line context, and the context."""
-    from promptflow.exceptions import UserErrorException
-
-    with line(**line_kwargs) as ctx, pytest.raises(UserErrorException) as info:
+    with line(**line_kwargs) as ctx, pytest.raises(llmhooks.LlmCallError) as info:
         call(base_url, api)
     return str(info.value), ctx
 
@@ -386,8 +393,6 @@ def test_limiter_refuses_a_wait_that_ends_past_the_deadline():
 
 
 def test_cancel_ends_a_back_off_wait_at_once():
-    from promptflow.exceptions import UserErrorException
-
     cancel = threading.Event()
     errors: list[BaseException] = []
     patient = RetryPolicy(base_delay_s=600.0, max_delay_s=600.0)  # the first back-off is 5 to 15 minutes
@@ -409,7 +414,7 @@ def test_cancel_ends_a_back_off_wait_at_once():
         worker.join(timeout=60)
         assert not worker.is_alive()  # it did not sit out its back-off
         assert sb.stats()["total_requests"] == 1
-    assert len(errors) == 1 and isinstance(errors[0], UserErrorException) and str(errors[0]) == "cancelled"
+    assert len(errors) == 1 and isinstance(errors[0], llmhooks.LlmCallError) and str(errors[0]) == "cancelled"
 
 
 def test_requests_retries_and_calls_are_separate_figures():

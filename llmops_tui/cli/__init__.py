@@ -44,26 +44,27 @@ def _root(
 
 
 def _register_all() -> None:
-    from llmops_tui.cli import workspace_cmds
+    # Every command group is imported outright: a module that fails to import is a bug to see at once,
+    # never a command that silently disappears.
+    from llmops_tui.cli import (
+        approval_cmds,
+        deploy_cmds,
+        keys_cmds,
+        report_cmds,
+        sandbox_cmds,
+        sweep_cmds,
+        workspace_cmds,
+    )
 
-    workspace_cmds.register(app)
-    # Optional command groups: each registers itself when its module exists.
-    import importlib
-
-    for name in (
-        "sandbox_cmds",
-        "sweep_cmds",
-        "report_cmds",
-        "approval_cmds",
-        "deploy_cmds",
-        "keys_cmds",
+    for module in (
+        workspace_cmds,
+        sandbox_cmds,
+        sweep_cmds,
+        report_cmds,
+        approval_cmds,
+        deploy_cmds,
+        keys_cmds,
     ):
-        try:
-            module = importlib.import_module(f"llmops_tui.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"llmops_tui.cli.{name}":
-                raise
-            continue
         module.register(app)
 
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import shlex
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from llmops_tui.cli.common import JsonOpt, WorkspaceOpt, console, print_json
 from llmops_tui.core.errors import LlmopsError
+
+if TYPE_CHECKING:
+    from llmops_tui.core.workspace import UseCase
 
 
 def _print_result(result: Any) -> None:
@@ -248,6 +251,7 @@ def _default_keys(workspace: Path, use_case: str | None, request: Path) -> list[
         ws = load_workspace(workspace, inspect_datasets=False)
     except LlmopsError:
         return []
+    uc: UseCase | None
     if use_case:
         uc = ws.get(use_case)
     else:

@@ -239,7 +239,7 @@ def _consume(events: Any, quiet: bool, uc_name: str | None) -> ev.SweepFinished 
                     )
             elif isinstance(event, ev.Progress) and task is not None:
                 info = (
-                    f"{event.lines_per_s:5.1f} lines/s  calls {event.llm_calls}  cached {event.cache_hits}  "
+                    f"{event.lines_per_s:5.1f} lines/s  calls {event.llm_calls}/{event.requests} req  cached {event.cache_hits}  "
                     f"retries {event.retries}  errors {event.errors}  tokens {event.tokens}  {_fmt_cost(event.cost)}"
                 )
                 progress.update(task, completed=event.done, info=info)

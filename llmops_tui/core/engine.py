@@ -198,6 +198,7 @@ class SweepRunner:
         self._own_store = store is None
         self._lock = threading.Lock()
         self._llm_calls = 0
+        self._requests = 0
         self._cache_hits = 0
         self._retries = 0
         self._tokens = 0
@@ -428,7 +429,7 @@ class SweepRunner:
             llm_calls=ctx.llm_calls,
             cache_hit=False,
             logs=logs,
-            requests=getattr(ctx, "requests", ctx.llm_calls + len(retries_seen)),
+            requests=ctx.requests,
         )
         self.store.record_line(rec)
         if ok and not self.options.no_cache:
@@ -745,6 +746,7 @@ class SweepRunner:
                         done_count += 1
                         with self._lock:
                             self._llm_calls += rec.llm_calls
+                            self._requests += rec.requests
                             self._cache_hits += int(rec.cache_hit)
                             self._tokens += rec.total_tokens
                             self._cost_add(s, rec)
@@ -832,6 +834,7 @@ class SweepRunner:
                 total=total,
                 errors=sum(s.errors for s in states),
                 llm_calls=self._llm_calls,
+                requests=self._requests,
                 cache_hits=self._cache_hits,
                 retries=self._retries,
                 tokens=self._tokens,

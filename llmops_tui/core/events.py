@@ -43,6 +43,7 @@ class Progress:
     elapsed_s: float
     lines_per_s: float
     cells: list[CellProgress] = field(default_factory=list)
+    requests: int = 0  # HTTP requests sent, failed attempts included (llm_calls counts successes)
 
 
 @dataclass

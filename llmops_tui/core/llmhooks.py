@@ -5,8 +5,9 @@ waits (printing to stderr), which hides 429s from us and can stall a sweep. We w
 ``create`` methods once per process: when a line runs under the engine (a :data:`current_line` context is
 set), each call waits for the connection's rate limiter, gets a per-request timeout, and is retried with
 jittered exponential backoff on 429, 5xx, timeouts and connection errors, honouring ``Retry-After``.
-When retries run out we raise a Prompt flow ``UserErrorException``, which the tool passes through
-without its own retry. Outside the engine (no context) calls pass through untouched.
+When retries run out we raise the backend's "user error" class (for Prompt flow its
+``UserErrorException``, which the tool passes through without its own retry; registered by the backend
+with :func:`use_call_error`, so this module imports no backend). Outside the engine (no context) calls pass through untouched.
 
 Two more duties:
 
@@ -450,10 +451,24 @@ def _wrap(original: Callable[..., Any]) -> Callable[..., Any]:
     return create
 
 
+class LlmCallError(Exception):
+    """An LLM call that failed for good under the policy (the default error class)."""
+
+
+_call_error: type[Exception] = LlmCallError
+
+
+def use_call_error(cls: type[Exception]) -> None:
+    """The exception class raised when a call fails for good: a backend registers the one its tools pass
+    through untouched (Prompt flow's tools retry on other errors)."""
+    global _call_error
+    _call_error = cls
+
+
 def _create(
     original: Callable[..., Any], resource: Any, ctx: LineContext, args: Any, kwargs: dict[str, Any]
 ) -> Any:
-    from promptflow.exceptions import UserErrorException
+    UserErrorException = _call_error  # noqa: N806  (the registered class)
 
     if ctx.request_seed is not None and _kind_of(resource) != "embedding":
         kwargs.setdefault("seed", ctx.request_seed)
@@ -464,7 +479,7 @@ def _create(
     attempt = 0
     last = ""
 
-    def timed_out() -> UserErrorException:
+    def timed_out() -> Exception:
         ctx.timed_out = True
         done = f" after {attempt} request{'s' if attempt != 1 else ''}" if attempt else ""
         cause = f"; last error: {last}" if last else ""

@@ -19,6 +19,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from llmops_tui.core.stats import percentile
 from llmops_tui.core.store import RunStore
 
 COMPLETED = "completed"
@@ -30,17 +31,6 @@ CANCELLED = "cancelled"
 def new_run_id(use_case: str = "") -> str:
     """A sortable, unique run id: UTC time plus six random hex digits."""
     return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    """Linear-interpolated percentile (``q`` in 0..1) of ``values``; None when there are none."""
-    if not values:
-        return None
-    values = sorted(values)
-    k = (len(values) - 1) * q
-    lo = int(k)
-    hi = min(lo + 1, len(values) - 1)
-    return values[lo] + (values[hi] - values[lo]) * (k - lo)
 
 
 @dataclass(frozen=True)
@@ -122,7 +112,7 @@ def summarize(
                 },
                 "latency_ms": {
                     "p50": round(statistics.median(lat), 2) if lat else None,
-                    "p95": round(percentile(lat, 0.95) or 0, 2) if lat else None,
+                    "p95": round(percentile(lat, 95) or 0, 2) if lat else None,
                 },
             }
         )

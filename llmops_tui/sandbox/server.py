@@ -568,7 +568,7 @@ class SandboxServer:
             base["system_fingerprint"] = "fp_sandbox"
 
         async def send(chunk_choices: list[dict[str, Any]], extra: dict[str, Any] | None = None) -> None:
-            payload = dict(base, choices=chunk_choices)
+            payload: dict[str, Any] = dict(base, choices=chunk_choices)
             if usage is not None:
                 payload["usage"] = None
             if extra:

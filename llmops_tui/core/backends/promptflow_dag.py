@@ -37,6 +37,11 @@ def prepare(store_dir: Path) -> None:
     """Prompt flow's home under the workspace's ``.llmops/``, offline, its loggers quiet."""
     configure_promptflow_env(Path(store_dir) / "promptflow")
     quiet_promptflow_logs()
+    from promptflow.exceptions import UserErrorException
+
+    from llmops_tui.core import llmhooks
+
+    llmhooks.use_call_error(UserErrorException)
 
 
 def quiet_promptflow_logs(level: int = logging.CRITICAL) -> None:
