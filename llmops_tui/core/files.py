@@ -161,7 +161,7 @@ def inspect_data(path: Path, root: Path | None = None) -> DataFile:
 # letters, digits, '_', '-' and '.', starting with a letter or digit. That rules out '/', '\\', '..',
 # absolute paths, hidden names and empty names, so joining it to a folder can never leave that folder.
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
-NAME_HINT = "use letters, digits, '_', '-' and '.' only (starting with a letter or digit, at most 128)"
+NAME_HINT = "use letters, digits, '_', '-' and '.', starting with a letter or digit"
 
 
 def name_problem(value: Any) -> str | None:
@@ -222,7 +222,7 @@ def walk_files(
     limit = Path(confine).resolve() if confine is not None else None
     out: list[tuple[tuple[str, ...], Path]] = []
 
-    def visit(directory: Path, parts: tuple[str, ...], stack: frozenset[Path]) -> None:
+    def visit(directory: Path, parts: tuple[str, ...], stack: frozenset[Path], via: Path | None) -> None:
         try:
             entries = sorted(os.scandir(directory), key=lambda e: e.name)
         except OSError as exc:
@@ -257,14 +257,18 @@ def walk_files(
                 is_file = entry.is_file(follow_symlinks=False)
             if is_dir:
                 real = path.resolve()
+                link = path if entry.is_symlink() else via
                 if real in stack:
-                    raise _link_error(path, f"symlink loop (it leads back to {real})", "remove the link")
-                visit(path, rel_parts, stack | {real})
+                    # Name the link that led here (``up -> ..``), not the path through it.
+                    raise _link_error(
+                        link or path, f"symlink loop (it leads back to {real})", "remove the link"
+                    )
+                visit(path, rel_parts, stack | {real}, link)
             elif is_file and Path(entry.name).suffix not in ignore_suffixes:
                 out.append((rel_parts, path))
 
     root = folder.resolve()
-    visit(folder, (), frozenset({root}))
+    visit(folder, (), frozenset({root}), None)
     out.sort(key=lambda item: item[0])
     return [("/".join(parts), path) for parts, path in out]
 

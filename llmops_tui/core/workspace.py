@@ -332,10 +332,20 @@ def _check_names(uc: UseCase, root: Path) -> None:
         uc.name = uc.path.name
     bad = [e for e in uc.environments if name_problem(e)]
     for env in bad:
-        uc.problems.append(
-            Problem(config, "environments", f"environment name {name_problem(env)}", NAME_HINT)
-        )
+        file, field_name = _env_source(uc, env, root)
+        uc.problems.append(Problem(file, field_name, f"environment name {name_problem(env)}", NAME_HINT))
     uc.environments = [e for e in uc.environments if e not in bad]
+
+
+def _env_source(uc: UseCase, env: str, root: Path) -> tuple[str, str]:
+    """Where an environment name was declared: (file, field) for the error message."""
+    if env in uc.extras.environments:
+        return rel(uc.path / EXTRAS_FILE, root), "environments"
+    if env in _deployment_envs(uc):
+        return rel(uc.path / "configs" / "deployment_config.json", root), "ENV_NAME"
+    if uc.format == "llmops_config":
+        return rel(uc.config_file, root), "envs[].ENV_NAME"
+    return rel(uc.path / f"experiment.{env}.yaml", root), "(file name)"
 
 
 def _load_extras(uc: UseCase, root: Path) -> None:

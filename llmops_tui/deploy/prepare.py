@@ -110,7 +110,7 @@ def parse_variants(text: str | None, uc: UseCase) -> dict[str, str]:
 
 def _approval_summary(result: Any) -> dict[str, Any]:
     record = result.record or {}
-    keys = ("run_id", "cell_id", "approver", "decided_at", "flow_hash", "decision")
+    keys = ("run_id", "cell_id", "approver", "decided_at", "flow_hash", "decision", "sequence")
     out = {k: record.get(k) for k in keys}
     out["path"] = getattr(result, "path", None)
     out["verified"] = bool(result.ok)
