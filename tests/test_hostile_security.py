@@ -303,6 +303,16 @@ def _unchosen_prompt_edited(ws: Path) -> list[str]:
     return list(VERIFY)
 
 
+def _unchosen_variant_settings_edited(ws: Path) -> list[str]:
+    seed_run(ws)
+    _decide(ws, "approved")  # variant_0 is chosen; variant_2's settings in flow.dag.yaml do not ship
+    dag = ws / FLOW / "flow.dag.yaml"
+    text = dag.read_text()
+    head, _, tail = text.partition("      variant_2:")
+    dag.write_text(head + "      variant_2:" + tail.replace("max_tokens: 256", "max_tokens: 999", 1))
+    return list(VERIFY)
+
+
 def _chosen_prompt_edited(ws: Path) -> list[str]:
     seed_run(ws)
     _decide(ws, "approved")
@@ -370,14 +380,15 @@ CASES = [
         stdout_has=USE_CASE,
     ),
     # approvals that cannot be rolled back
-    Case("approval-ok", _approved, 0, "approved #1"),
+    Case("approval-ok", _approved, 0, "(decision #1, run"),
     Case("rollback-delete-history-file", _rollback_delete_history_file, 1, "rolled back"),
     Case("rollback-delete-all-history", _rollback_delete_all_history, 1, "rolled back"),
     Case("rollback-in-git-fresh-checkout", _rollback_in_git, 1, "was committed in git"),
     Case("rollback-history-kept", _rollback_keep_history, 1, "superseded by"),
     Case("history-truncated", _truncated_history, 1, "history truncated"),
     Case("forged-sequence", _forged_sequence, 1, "signature invalid"),
-    Case("unchosen-variant-prompt-edited", _unchosen_prompt_edited, 0, "approved #1"),
+    Case("unchosen-variant-prompt-edited", _unchosen_prompt_edited, 0, "(decision #1, run"),
+    Case("unchosen-variant-settings-edited", _unchosen_variant_settings_edited, 0, "(decision #1, run"),
     Case(
         "chosen-variant-prompt-edited",
         _chosen_prompt_edited,
@@ -614,3 +625,105 @@ def test_local_deployment_runs_with_a_minimal_environment(tmp_path: Path, monkey
     finally:
         if registry.load(ws):
             undeploy(ws, USE_CASE, all_versions=True)
+
+
+def test_router_drops_cors_headers_of_any_backend():
+    """An older bundle's serving script still sends ``Access-Control-Allow-Origin: *``: the router in
+    front of it must not pass that on."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    import httpx
+
+    from llmops_tui.deploy.router import Backend, start_router
+
+    class Old(BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            body = b'{"entities": []}'
+            self.send_response(200)
+            self.send_header("Access-Control-Allow-Origin", "*")
+            self.send_header("Access-Control-Allow-Headers", "*")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            return
+
+    backend = ThreadingHTTPServer(("127.0.0.1", 0), Old)
+    thread = threading.Thread(target=backend.serve_forever, daemon=True)
+    thread.start()
+    router = start_router([Backend("old", f"http://127.0.0.1:{backend.server_address[1]}", 1)])
+    try:
+        with httpx.Client(trust_env=False, timeout=10) as client:
+            resp = client.post(
+                router.url + "/score", json={"text": "x"}, headers={"Origin": "https://evil.example"}
+            )
+        assert resp.status_code == 200 and resp.json() == {"entities": []}
+        assert not [h for h in resp.headers if h.lower().startswith("access-control-")]
+    finally:
+        router.stop()
+        backend.shutdown()
+        backend.server_close()
+
+
+def test_request_guard_answers_400_naming_missing_inputs_and_strips_cors(tmp_path: Path):
+    import io
+
+    from llmops_tui.deploy.serve_flow import RequestGuard, required_inputs
+
+    (tmp_path / "flow.dag.yaml").write_text(
+        "inputs:\n  text: {type: string}\n  entity_type: {type: string, default: person}\n"
+        "  question: {type: string}\noutputs: {}\nnodes: []\n"
+    )
+    assert required_inputs(tmp_path) == ["text", "question"]
+    calls: list[bytes] = []
+
+    def app(environ, start_response):
+        calls.append(environ["wsgi.input"].read())
+        start_response("200 OK", [("Content-Type", "application/json"), ("Access-Control-Allow-Origin", "*")])
+        return [b"{}"]
+
+    guard = RequestGuard(app, required_inputs(tmp_path))
+
+    def call(body: bytes, path: str = "/score") -> tuple[str, list, bytes]:
+        seen: dict = {}
+
+        def start_response(status, headers, exc_info=None):
+            seen.update(status=status, headers=headers)
+
+        environ = {
+            "REQUEST_METHOD": "POST",
+            "PATH_INFO": path,
+            "CONTENT_LENGTH": str(len(body)),
+            "wsgi.input": io.BytesIO(body),
+        }
+        out = b"".join(guard(environ, start_response))
+        return seen["status"], seen["headers"], out
+
+    status, _, body = call(b'{"entity_type": "person"}')
+    assert status.startswith("400") and b"text, question" in body and not calls
+    status, headers, _ = call(b'{"text": "a", "question": "b"}')
+    assert status.startswith("200") and calls == [b'{"text": "a", "question": "b"}']  # body passed on
+    assert all(not k.lower().startswith("access-control-") for k, _ in headers)
+    status, _, _ = call(b"plain text body")  # not JSON: left to Prompt flow (single-input flows)
+    assert status.startswith("200")
+
+
+def test_two_decisions_with_the_same_sequence_are_a_conflict(tmp_path: Path, monkeypatch):
+    """Two leads decide on two branches at once; when both histories are merged, neither wins."""
+    monkeypatch.setenv(ap.KEY_ENV_VAR, KEY)
+    ws = make_workspace(tmp_path)
+    seed_run(ws)
+    _decide(ws, "approved", CELL_B)
+    other_branch = _history(ws)[-1].read_bytes(), _history(ws)[-1].name
+    shutil.rmtree(ws / UC_DIR / "approvals")
+    ap.ledger_path(ws).unlink()
+    _decide(ws, "approved")
+    (ws / UC_DIR / "approvals" / "history" / other_branch[1]).write_bytes(other_branch[0])
+    uc = ap.use_case_for_env(ws, USE_CASE, "dev")
+    result = ap.verify_approval(ws, uc, "dev")
+    assert not result.ok and result.reasons[0].startswith(ap.CONFLICT), result.reasons
+    _decide(ws, "approved")  # a lead decides again: sequence 2 settles it
+    assert ap.verify_approval(ws, uc, "dev").ok

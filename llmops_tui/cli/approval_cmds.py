@@ -172,10 +172,14 @@ def verify_cmd(
         print_json(data)
     elif result.ok:
         rec = result.record or {}
-        seq = f" #{rec['sequence']}" if isinstance(rec.get("sequence"), int) and rec["sequence"] else ""
+        seq = (
+            f"decision #{rec['sequence']}, "
+            if isinstance(rec.get("sequence"), int) and rec["sequence"]
+            else ""
+        )
         print(
-            f"ok: {uc.name} {env} approved{seq} by {rec.get('approver')} at {rec.get('decided_at')} "
-            f"(run {rec.get('run_id')}, cell {rec.get('cell_id')}, flow {str(rec.get('flow_hash'))[:16]})"
+            f"ok: {uc.name} {env} approved by {rec.get('approver')} at {rec.get('decided_at')} "
+            f"({seq}run {rec.get('run_id')}, cell {rec.get('cell_id')}, flow {str(rec.get('flow_hash'))[:16]})"
         )
         warning = core.sandbox_warning(rec)
         if warning:

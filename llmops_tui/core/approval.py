@@ -69,6 +69,7 @@ FLOW_EDITED = "flow edited after approval"
 DATASET_CHANGED = "dataset changed"
 VARIANT_GONE = "variant in record no longer exists"
 ROLLED_BACK = "rolled back"
+CONFLICT = "conflicting decisions"
 HISTORY_BROKEN = "history truncated"
 LEDGER_FILE = "approval-ledger.json"  # under <workspace>/.llmops/: the newest decision seen per use case/env
 
@@ -533,6 +534,15 @@ def _order(record: dict[str, Any]) -> tuple[int, str]:
     return _sequence_of(record), str(record.get("decided_at", ""))
 
 
+def _newer(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether decision ``a`` comes after ``b``: by sequence; by time only between schema-1 records
+    (no sequence). Two records with the same sequence are a conflict, neither is newer."""
+    sa, sb = _sequence_of(a), _sequence_of(b)
+    if sa != sb:
+        return sa > sb
+    return sa == 0 and str(a.get("decided_at", "")) > str(b.get("decided_at", ""))
+
+
 def write_record(
     use_case: UseCase, record: ApprovalRecord, key: ApprovalKey, *, workspace_root: Path | None = None
 ) -> tuple[Path, Path]:
@@ -759,24 +769,30 @@ def _rollback_reasons(
     if newest is not None and key is not None and signature_valid(newest, key):
         _ledger_remember(root, use_case.name, env, newest)
     if newest is not None and newest.get("signature") != record.get("signature"):
-        if _order(newest) > mine:
+        if _newer(newest, record):
             forged = "" if key is None or signature_valid(newest, key) else " (its signature is invalid)"
             reasons.append(
                 f"{SUPERSEDED} by {_posix_rel(newest_path, root)} "  # type: ignore[arg-type]
                 f"({newest.get('decision')} by {newest.get('approver')} at {newest.get('decided_at')}){forged}"
             )
             superseded = True
-        elif _sequence_of(newest) and _sequence_of(newest) == mine[0]:
-            reasons.append(
-                f"{ROLLED_BACK}: another decision {_who(newest)} has the same sequence "
-                f"#{mine[0]} ({_posix_rel(newest_path, root)})"  # type: ignore[arg-type]
-            )
-            superseded = True
+    same = [
+        (p, d)
+        for p, d in history
+        if mine[0] and _sequence_of(d) == mine[0] and d.get("signature") != record.get("signature")
+    ]
+    if not superseded and same:
+        other_path, other = same[-1]
+        reasons.append(
+            f"{CONFLICT}: {_who(other)} ({_posix_rel(other_path, root)}) has the same sequence #{mine[0]} "
+            "as the current record; decide again to settle it"
+        )
+        superseded = True
     if not superseded:
         committed = _git_records(root, use_case, env, warnings)
         valid = [c for c in committed if key is not None and signature_valid(c[2], key)]
         top = max(valid, key=lambda c: _order(c[2]), default=None)
-        if top is not None and top[2].get("signature") != record.get("signature") and _order(top[2]) > mine:
+        if top is not None and top[2].get("signature") != record.get("signature") and _newer(top[2], record):
             reasons.append(
                 f"{ROLLED_BACK}: a newer decision {_who(top[2])} was committed in git "
                 f"({top[0][:12]}: {top[1]}); the current record is {_who(record)}"
@@ -786,12 +802,20 @@ def _rollback_reasons(
             _ledger_remember(root, use_case.name, env, data)
     if not superseded:
         seen = _ledger_get(root, use_case.name, env)
-        if seen is not None and seen.get("signature") != record.get("signature") and _order(seen) >= mine:
-            reasons.append(
-                f"{ROLLED_BACK}: this workspace recorded decision {_who(seen)} in "
-                f"{_posix_rel(ledger_path(root), root)}; the current record is {_who(record)}"
-            )
-            superseded = True
+        if seen is not None and seen.get("signature") != record.get("signature"):
+            where = _posix_rel(ledger_path(root), root)
+            if _newer(seen, record):
+                reasons.append(
+                    f"{ROLLED_BACK}: this workspace recorded decision {_who(seen)} in {where}; "
+                    f"the current record is {_who(record)}"
+                )
+                superseded = True
+            elif mine[0] and _sequence_of(seen) == mine[0]:
+                reasons.append(
+                    f"{CONFLICT}: this workspace recorded another decision {_who(seen)} with the same "
+                    f"sequence in {where}; decide again to settle it"
+                )
+                superseded = True
 
     # The chain: every earlier decision the current one points to must still be in the history.
     link, checked = str(record.get("previous") or ""), 0
