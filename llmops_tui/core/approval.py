@@ -1034,7 +1034,8 @@ def approval_envs(use_case: UseCase) -> list[str]:
         envs |= {
             p.name.rsplit("-", 2)[0] for p in (folder / HISTORY_DIR).glob("*.json") if p.name.count("-") >= 2
         }
-    return sorted(envs)
+    # A stray file whose name is no environment name ("notes.json" is one, "a b.json" is not) is left out.
+    return sorted(e for e in envs if _ENV_RE.match(e) and not name_problem(e))
 
 
 def list_approvals(

@@ -215,11 +215,21 @@ def _children(folder: Path) -> list[Path]:
 def discover(root: Path) -> tuple[str, list[Path]]:
     """Find use-case folders: ``root/use_cases/*`` first, else folders at the root (template layout)."""
     uc_dir = root / "use_cases"
-    if uc_dir.is_dir():
+    try:
+        has_uc_dir = uc_dir.is_dir()
+        single = is_use_case_dir(root)
+    except OSError as exc:
+        raise LlmopsError(
+            f"cannot read folder: {exc.strerror or exc}",
+            file=root,
+            field="--workspace",
+            hint="check the folder's permissions",
+        ) from exc
+    if has_uc_dir:
         found = [p for p in _children(uc_dir) if not p.name.startswith("_") and _maybe_use_case(p)]
         if found:
             return "use_cases", found
-    if is_use_case_dir(root):
+    if single:
         return "single", [root]
     found = [p for p in _children(root) if _maybe_use_case(p, skip=SKIP_DIRS)]
     return "template_root", found
