@@ -158,10 +158,13 @@ def verify_cmd(
     json_out: JsonOpt = False,
 ) -> None:
     """Exit 0 only when a valid, signed, approved record matches the flow and datasets as they are now."""
+    core.check_env_name(env)  # it names a file: refuse '../x' and the like before anything is read (exit 2)
     ws = load_workspace(workspace)
     name = ws.get(use_case).name  # unknown use case: exit 2
     uc = core.use_case_for_env(ws.root, name, env)
     result = core.verify_approval(ws.root, uc, env)
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     if json_out:
         data = result.to_dict()
         if data["record"]:
@@ -169,9 +172,14 @@ def verify_cmd(
         print_json(data)
     elif result.ok:
         rec = result.record or {}
+        seq = (
+            f"decision #{rec['sequence']}, "
+            if isinstance(rec.get("sequence"), int) and rec["sequence"]
+            else ""
+        )
         print(
             f"ok: {uc.name} {env} approved by {rec.get('approver')} at {rec.get('decided_at')} "
-            f"(run {rec.get('run_id')}, cell {rec.get('cell_id')}, flow {str(rec.get('flow_hash'))[:16]})"
+            f"({seq}run {rec.get('run_id')}, cell {rec.get('cell_id')}, flow {str(rec.get('flow_hash'))[:16]})"
         )
         warning = core.sandbox_warning(rec)
         if warning:

@@ -164,6 +164,7 @@ def report_cmd(
 ) -> None:
     """Write a report of a run: csv, html (self-contained), markdown, junit (gates) or json."""
     import exporters
+    from llmops_tui.core.files import safe_join
     from llmops_tui.core.linediff import line_diff
 
     if fmt not in FORMATS:
@@ -186,13 +187,14 @@ def report_cmd(
             )
             options["line_cells"] = pair
     store.close()
+    # Run ids and cell ids end up in the default file name: it must stay inside .llmops/reports.
     path = (
         out
         if out is not None
-        else root
-        / ".llmops"
-        / "reports"
-        / exporters.default_name(fmt, comparison.run_ids, comparison.baseline if baseline else None)
+        else safe_join(
+            root / ".llmops" / "reports",
+            exporters.default_name(fmt, comparison.run_ids, comparison.baseline if baseline else None),
+        )
     )
     written = exporters.export(fmt, comparison, path, **options)
     if json_out:

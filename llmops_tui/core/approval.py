@@ -30,6 +30,8 @@ import json
 import math
 import os
 import re
+import shutil
+import subprocess
 import tempfile
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -37,12 +39,14 @@ from pathlib import Path
 from typing import Any
 
 from llmops_tui.core.errors import LlmopsError
+from llmops_tui.core.files import name_problem, safe_join
 from llmops_tui.core.hashing import canonical_json, flow_files, hash_file, hash_folder
 from llmops_tui.core.secrets import get_secret
 from llmops_tui.core.store import RunRecord
 from llmops_tui.core.workspace import UseCase, load_workspace
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: ``sequence`` and ``previous`` (rollback protection); 1 is still verified
+KNOWN_SCHEMAS = (1, 2)
 RECORD_KIND = "llmops-tui/approval"
 APPROVALS_DIR = "approvals"
 HISTORY_DIR = "history"
@@ -64,6 +68,10 @@ SUPERSEDED = "superseded"
 FLOW_EDITED = "flow edited after approval"
 DATASET_CHANGED = "dataset changed"
 VARIANT_GONE = "variant in record no longer exists"
+ROLLED_BACK = "rolled back"
+CONFLICT = "conflicting decisions"
+HISTORY_BROKEN = "history truncated"
+LEDGER_FILE = "approval-ledger.json"  # under <workspace>/.llmops/: the newest decision seen per use case/env
 
 
 # ------------------------------------------------------------------------------------------------ keys
@@ -234,6 +242,8 @@ class ApprovalRecord:
     baseline_cell_id: str | None = None
     line_stats: dict[str, Any] = field(default_factory=dict)
     measured_with: str | None = None  # "sandbox model", an endpoint URL, or "configured connections"
+    sequence: int = 0  # 1, 2, 3... per use case and environment, set when the record is written
+    previous: str = ""  # the signature of the decision this one replaces ("" for the first)
     key_id: str = ""
     signature: str = ""
     schema_version: int = SCHEMA_VERSION
@@ -312,12 +322,7 @@ def _now() -> str:
 
 
 def _check_env(use_case: UseCase, env: str) -> None:
-    if not _ENV_RE.match(env or ""):
-        raise LlmopsError(
-            f"'{env}' is not a valid environment name",
-            field="--env",
-            hint="use letters, digits, '_' and '.' only",
-        )
+    check_env_name(env)
     known = set(use_case.environments) | set(use_case.extras.deploy or {})
     if use_case.environments and env not in known:
         raise LlmopsError(
@@ -497,8 +502,20 @@ def approvals_dir(use_case: UseCase) -> Path:
     return use_case.path / APPROVALS_DIR
 
 
+def check_env_name(env: str) -> str:
+    """``env`` when it can name an approval file, else LlmopsError (exit 2): environment names become
+    file names (``approvals/<env>.json``), so '/', '..' and the like are refused before any path is built."""
+    if not _ENV_RE.match(env or "") or name_problem(env):
+        raise LlmopsError(
+            f"'{env}' is not a valid environment name",
+            field="--env",
+            hint="use letters, digits, '_' and '.' only",
+        )
+    return env
+
+
 def current_path(use_case: UseCase, env: str) -> Path:
-    return approvals_dir(use_case) / f"{env}.json"
+    return safe_join(approvals_dir(use_case), f"{check_env_name(env)}.json", field="--env")
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
@@ -508,9 +525,48 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def write_record(use_case: UseCase, record: ApprovalRecord, key: ApprovalKey) -> tuple[Path, Path]:
+def _sequence_of(record: dict[str, Any]) -> int:
+    value = record.get("sequence")
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def _order(record: dict[str, Any]) -> tuple[int, str]:
+    """How decisions are ordered: by sequence (records of schema 1 have none: 0), then by time."""
+    return _sequence_of(record), str(record.get("decided_at", ""))
+
+
+def _newer(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether decision ``a`` comes after ``b``: by sequence; by time only between schema-1 records
+    (no sequence). Two records with the same sequence are a conflict, neither is newer."""
+    sa, sb = _sequence_of(a), _sequence_of(b)
+    if sa != sb:
+        return sa > sb
+    return sa == 0 and str(a.get("decided_at", "")) > str(b.get("decided_at", ""))
+
+
+def write_record(
+    use_case: UseCase, record: ApprovalRecord, key: ApprovalKey, *, workspace_root: Path | None = None
+) -> tuple[Path, Path]:
     """Sign ``record`` and write it as the current decision for its environment and into the history.
-    Returns (current file, history file)."""
+    Returns (current file, history file).
+
+    The record gets the next ``sequence`` for its use case and environment (one more than any record
+    in the history, the current file or the workspace's ledger) and ``previous``, the signature of the
+    newest of those, so the history is a signed chain. With ``workspace_root`` the decision is also
+    remembered in the workspace's ledger (see :func:`verify_approval`)."""
+    env = check_env_name(record.environment)
+    known = [data for _, data in history_records(use_case, env)]
+    path_now = current_path(use_case, env)
+    if path_now.is_file():
+        data_now, _ = _read_record(path_now)
+        if data_now is not None:
+            known.append(data_now)
+    ledger_entry = _ledger_get(workspace_root, use_case.name, env) if workspace_root else None
+    newest = max(known, key=_order, default=None)
+    record.sequence = 1 + max(
+        [_sequence_of(d) for d in known] + [_sequence_of(ledger_entry or {})], default=0
+    )
+    record.previous = str(newest.get("signature") or "") if newest else ""
     record.key_id = key.key_id
     record.signature = ""
     data = record.to_dict()
@@ -519,13 +575,55 @@ def write_record(use_case: UseCase, record: ApprovalRecord, key: ApprovalKey) ->
     stamp = re.sub(
         r"[^0-9TZ]", "", record.decided_at
     )  # 2025-01-02T03:04:05.123456Z -> 20250102T030405123456Z
-    history = (
-        approvals_dir(use_case) / HISTORY_DIR / f"{record.environment}-{stamp}-{record.signature[:8]}.json"
+    history = safe_join(
+        approvals_dir(use_case) / HISTORY_DIR, f"{env}-{stamp}-{record.signature[:8]}.json", field="--env"
     )
     _write_json(history, data)
-    current = current_path(use_case, record.environment)
-    _write_json(current, data)
-    return current, history
+    _write_json(path_now, data)
+    if workspace_root is not None:
+        _ledger_remember(workspace_root, use_case.name, env, data)
+    return path_now, history
+
+
+# ------------------------------------------------------------------------------- the ledger (high water)
+
+
+def ledger_path(workspace_root: Path) -> Path:
+    return Path(workspace_root).resolve() / ".llmops" / LEDGER_FILE
+
+
+def _ledger_load(workspace_root: Path) -> dict[str, Any]:
+    path = ledger_path(workspace_root)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _ledger_get(workspace_root: Path, use_case: str, env: str) -> dict[str, Any] | None:
+    entry = _ledger_load(workspace_root).get(f"{use_case}/{env}")
+    return entry if isinstance(entry, dict) else None
+
+
+def _ledger_remember(workspace_root: Path, use_case: str, env: str, record: dict[str, Any]) -> bool:
+    """Remember ``record`` as the newest decision seen for use case/env if it is newer than what the
+    ledger holds. Returns False when the ledger could not be written."""
+    ledger = _ledger_load(workspace_root)
+    key = f"{use_case}/{env}"
+    old = ledger.get(key) if isinstance(ledger.get(key), dict) else None
+    if old is not None and _order(old) >= _order(record):
+        return True
+    ledger[key] = {
+        k: record.get(k) for k in ("sequence", "signature", "decision", "approver", "decided_at", "run_id")
+    }
+    try:
+        _write_json(ledger_path(workspace_root), ledger)
+    except OSError:
+        return False
+    return True
 
 
 def decide(
@@ -567,7 +665,7 @@ def decide(
     uc = ws.get(records[0].use_case)
     out = []
     for record in records:
-        current, _ = write_record(uc, record, signing_key)
+        current, _ = write_record(uc, record, signing_key, workspace_root=Path(workspace_root))
         out.append((record, current))
     return out
 
@@ -596,12 +694,14 @@ class VerifyResult:
     record: dict[str, Any] | None
     path: str | None = None
     environment: str = ""
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "ok": self.ok,
             "environment": self.environment,
             "reasons": self.reasons,
+            "warnings": self.warnings,
             "path": self.path,
             "record": self.record,
         }
@@ -640,6 +740,194 @@ def _describe_files(before: dict[str, str], now: dict[str, str]) -> str:
     return ", ".join(parts)
 
 
+def _who(record: dict[str, Any]) -> str:
+    seq = _sequence_of(record)
+    number = f"#{seq} " if seq else ""
+    return f"{number}({record.get('decision')} by {record.get('approver')} at {record.get('decided_at')})"
+
+
+def _rollback_reasons(
+    root: Path,
+    use_case: UseCase,
+    env: str,
+    record: dict[str, Any],
+    key: ApprovalKey | None,
+    warnings: list[str],
+) -> list[str]:
+    """Is ``record`` really the newest decision for use case/env, and is the history leading to it whole?
+
+    Newer decisions are looked for in three places: the history folder, the git history of the
+    approvals folder (``git log HEAD``, when the workspace is a git checkout) and the workspace's
+    ledger (``.llmops/approval-ledger.json``, the newest decision this workspace has written or
+    verified). The first that shows a newer decision gives the one reason. See docs/approval.md for
+    what this protects against and what it cannot."""
+    reasons: list[str] = []
+    mine = _order(record)
+    history = history_records(use_case, env)
+    by_signature = {str(d.get("signature")): d for _, d in history if d.get("signature")}
+    newest_path, newest = max(history, key=lambda item: _order(item[1]), default=(None, None))
+    superseded = False
+    if newest is not None and key is not None and signature_valid(newest, key):
+        _ledger_remember(root, use_case.name, env, newest)
+    if newest is not None and newest.get("signature") != record.get("signature"):
+        if _newer(newest, record):
+            forged = "" if key is None or signature_valid(newest, key) else " (its signature is invalid)"
+            reasons.append(
+                f"{SUPERSEDED} by {_posix_rel(newest_path, root)} "  # type: ignore[arg-type]
+                f"({newest.get('decision')} by {newest.get('approver')} at {newest.get('decided_at')}){forged}"
+            )
+            superseded = True
+    same = [
+        (p, d)
+        for p, d in history
+        if mine[0] and _sequence_of(d) == mine[0] and d.get("signature") != record.get("signature")
+    ]
+    if not superseded and same:
+        other_path, other = same[-1]
+        reasons.append(
+            f"{CONFLICT}: {_who(other)} ({_posix_rel(other_path, root)}) has the same sequence #{mine[0]} "
+            "as the current record; decide again to settle it"
+        )
+        superseded = True
+    if not superseded:
+        committed = _git_records(root, use_case, env, warnings)
+        valid = [c for c in committed if key is not None and signature_valid(c[2], key)]
+        top = max(valid, key=lambda c: _order(c[2]), default=None)
+        if top is not None and top[2].get("signature") != record.get("signature") and _newer(top[2], record):
+            reasons.append(
+                f"{ROLLED_BACK}: a newer decision {_who(top[2])} was committed in git "
+                f"({top[0][:12]}: {top[1]}); the current record is {_who(record)}"
+            )
+            superseded = True
+        for _, _, data in valid:
+            _ledger_remember(root, use_case.name, env, data)
+    if not superseded:
+        seen = _ledger_get(root, use_case.name, env)
+        if seen is not None and seen.get("signature") != record.get("signature"):
+            where = _posix_rel(ledger_path(root), root)
+            if _newer(seen, record):
+                reasons.append(
+                    f"{ROLLED_BACK}: this workspace recorded decision {_who(seen)} in {where}; "
+                    f"the current record is {_who(record)}"
+                )
+                superseded = True
+            elif mine[0] and _sequence_of(seen) == mine[0]:
+                reasons.append(
+                    f"{CONFLICT}: this workspace recorded another decision {_who(seen)} with the same "
+                    f"sequence in {where}; decide again to settle it"
+                )
+                superseded = True
+
+    # The chain: every earlier decision the current one points to must still be in the history.
+    link, checked = str(record.get("previous") or ""), 0
+    while link and checked < 10_000:
+        found = by_signature.get(link)
+        if found is None:
+            reasons.append(
+                f"{HISTORY_BROKEN}: the decision before {_who(record) if checked == 0 else 'it'} "
+                f"(signature {link[:8]}) is missing from {_posix_rel(approvals_dir(use_case) / HISTORY_DIR, root)}"
+            )
+            break
+        link, checked = str(found.get("previous") or ""), checked + 1
+
+    if record.get("schema_version") == 1:
+        warnings.append(
+            "this record predates rollback protection (schema 1, no sequence number): approve again "
+            "so that restoring an older record can be detected"
+        )
+    elif not superseded and not _ledger_remember(root, use_case.name, env, record):
+        warnings.append(
+            f"could not write {_posix_rel(ledger_path(root), root)}: this workspace will not remember "
+            "the newest decision"
+        )
+    return reasons
+
+
+def _git(args: list[str], cwd: Path, data: bytes | None = None) -> bytes | None:
+    git = shutil.which("git")
+    if git is None:
+        return None
+    try:
+        proc = subprocess.run(
+            [git, *args],
+            cwd=str(cwd),
+            input=data,
+            capture_output=True,
+            timeout=60,
+            env={**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"},
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return proc.stdout if proc.returncode == 0 else None
+
+
+def _git_records(
+    root: Path, use_case: UseCase, env: str, warnings: list[str]
+) -> list[tuple[str, str, dict[str, Any]]]:
+    """(commit, path, record) for every version of ``approvals/<env>.json`` and its history files ever
+    committed in the history of HEAD. Empty when the workspace is not a git checkout (or git is
+    missing). A shallow clone only shows what it fetched: CI should fetch the full history."""
+    folder = use_case.path
+    top = _git(["rev-parse", "--show-toplevel"], folder)
+    if not top:
+        return []
+    toplevel = Path(top.decode().strip()).resolve()
+    try:
+        rel_dir = approvals_dir(use_case).resolve().relative_to(toplevel).as_posix()
+    except ValueError:
+        return []
+    log = _git(
+        ["log", "HEAD", "--no-renames", "--format=commit %H", "--raw", "--no-abbrev", "--", rel_dir], toplevel
+    )
+    if log is None:
+        if _git(["rev-parse", "--verify", "-q", "HEAD"], toplevel) is not None:
+            warnings.append("could not read the git history of the approvals folder")
+        return []
+    wanted: dict[str, tuple[str, str]] = {}
+    commit = ""
+    for line in log.decode("utf-8", "replace").splitlines():
+        if line.startswith("commit "):
+            commit = line[7:].strip()
+            continue
+        if not line.startswith(":") or "\t" not in line:
+            continue
+        meta, path = line.split("\t", 1)
+        name = path.rsplit("/", 1)[-1]
+        if not (name == f"{env}.json" or (name.startswith(f"{env}-") and name.rsplit("-", 2)[0] == env)):
+            continue
+        for blob in meta.split()[2:4]:
+            if blob.strip("0") and blob not in wanted:
+                wanted[blob] = (commit, path)
+    if not wanted:
+        return []
+    out = _git(["cat-file", "--batch"], toplevel, data="".join(b + "\n" for b in wanted).encode())
+    if out is None:
+        return []
+    records: list[tuple[str, str, dict[str, Any]]] = []
+    pos = 0
+    while pos < len(out):
+        end = out.index(b"\n", pos)
+        header = out[pos:end].split()
+        pos = end + 1
+        if len(header) != 3:
+            continue  # "<sha> missing" (a shallow clone)
+        size = int(header[2])
+        body = out[pos : pos + size]
+        pos += size + 1
+        try:
+            data = json.loads(body.decode("utf-8"))
+        except ValueError:
+            continue
+        if (
+            isinstance(data, dict)
+            and data.get("use_case") == use_case.name
+            and data.get("environment") == env
+        ):
+            commit, path = wanted.get(header[0].decode(), ("", ""))
+            records.append((commit, path, data))
+    return records
+
+
 def verify_approval(
     workspace_root: Path, use_case: UseCase, env: str, *, key: ApprovalKey | None = None
 ) -> VerifyResult:
@@ -655,7 +943,7 @@ def verify_approval(
         return VerifyResult(False, [error or "unreadable record"], None, shown, env)
     reasons: list[str] = []
 
-    if record.get("kind") != RECORD_KIND or record.get("schema_version") != SCHEMA_VERSION:
+    if record.get("kind") != RECORD_KIND or record.get("schema_version") not in KNOWN_SCHEMAS:
         reasons.append(
             f"unknown record format (kind {record.get('kind')!r}, schema {record.get('schema_version')!r})"
         )
@@ -664,7 +952,8 @@ def verify_approval(
             key = load_approval_key()
         except LlmopsError as exc:
             reasons.append(f"cannot check the signature: {exc}")
-    if key is not None and not signature_valid(record, key):
+    signed = key is not None and signature_valid(record, key)
+    if key is not None and not signed:
         detail = ""
         if record.get("key_id") and record.get("key_id") != key.key_id:
             detail = f": signed with key {record.get('key_id')}, the key from {key.source} is {key.key_id}"
@@ -683,16 +972,9 @@ def verify_approval(
             else f"decision is {record.get('decision')!r}"
         )
 
-    history = history_records(use_case, env)
-    if history:
-        newest_path, newest = history[-1]
-        if newest.get("signature") != record.get("signature") and str(newest.get("decided_at", "")) > str(
-            record.get("decided_at", "")
-        ):
-            reasons.append(
-                f"{SUPERSEDED} by {_posix_rel(newest_path, root)} ({newest.get('decision')} by "
-                f"{newest.get('approver')} at {newest.get('decided_at')})"
-            )
+    warnings: list[str] = []
+    if signed:  # an edited or foreign record already fails; comparing its sequence would only add noise
+        reasons.extend(_rollback_reasons(root, use_case, env, record, key, warnings))
 
     flow = use_case.standard_flow
     raw_variants, raw_params = record.get("variants"), record.get("params")
@@ -732,7 +1014,7 @@ def verify_approval(
             reasons.append(f"{DATASET_CHANGED}: {rel_path} (missing)")
         elif hash_file(path_now) != expected:
             reasons.append(f"{DATASET_CHANGED}: {rel_path}")
-    return VerifyResult(not reasons, reasons, record, shown, env)
+    return VerifyResult(not reasons, reasons, record, shown, env, warnings)
 
 
 def use_case_for_env(workspace_root: Path, name: str, env: str) -> UseCase:
@@ -753,7 +1035,8 @@ def approval_envs(use_case: UseCase) -> list[str]:
         envs |= {
             p.name.rsplit("-", 2)[0] for p in (folder / HISTORY_DIR).glob("*.json") if p.name.count("-") >= 2
         }
-    return sorted(envs)
+    # A stray file whose name is no environment name ("notes.json" is one, "a b.json" is not) is left out.
+    return sorted(e for e in envs if _ENV_RE.match(e) and not name_problem(e))
 
 
 def list_approvals(

@@ -5,13 +5,16 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import re
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from llmops_tui.core.errors import Problem
+from llmops_tui.core.errors import LlmopsError, Problem
 
 
 class ConfigError(Exception):
@@ -150,3 +153,142 @@ def inspect_data(path: Path, root: Path | None = None) -> DataFile:
                 seen.add(key)
                 columns.append(key)
     return DataFile(path=path, rows=len(rows), columns=columns)
+
+
+# ------------------------------------------------------------------------------- names that become paths
+
+# A name that becomes one path component (a use case, an environment, a deployment, a connection file):
+# letters, digits, '_', '-' and '.', starting with a letter or digit. That rules out '/', '\\', '..',
+# absolute paths, hidden names and empty names, so joining it to a folder can never leave that folder.
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+NAME_HINT = "use letters, digits, '_', '-' and '.', starting with a letter or digit"
+
+
+def name_problem(value: Any) -> str | None:
+    """Why ``value`` cannot be a name that becomes a path component, or None when it can."""
+    if not isinstance(value, str) or not value:
+        return "must be a non-empty name"
+    if not NAME_RE.match(value):
+        return f"'{value}' is not a safe name (it would be used as a file or folder name)"
+    return None
+
+
+def check_name(value: Any, *, file: str | Path | None = None, field: str = "name") -> str:
+    """``value`` when it is a safe name (see :data:`NAME_RE`), else LlmopsError naming the file and field."""
+    problem = name_problem(value)
+    if problem:
+        raise LlmopsError(problem, file=file, field=field, hint=NAME_HINT)
+    return str(value)
+
+
+def safe_join(base: Path | str, *parts: str | Path, field: str = "") -> Path:
+    """``base / parts...`` resolved, refusing any result outside ``base`` (``..``, absolute parts, or a
+    symlink on the way that points elsewhere). Every writer that builds a path from a name uses this, so
+    a name that slipped past validation still cannot write outside its folder."""
+    root = Path(base).resolve()
+    target = root.joinpath(*[str(p) for p in parts]).resolve()
+    if target != root and not target.is_relative_to(root):
+        shown = "/".join(str(p) for p in parts)
+        raise LlmopsError(
+            f"refusing to use '{shown}': it resolves to {target}, outside {root}",
+            file=root,
+            field=field,
+            hint="names that become paths may not contain '/', '..' or point through a symlink",
+        )
+    return target
+
+
+# ------------------------------------------------------------------------- walking folders with symlinks
+
+
+def _link_error(link: Path, message: str, hint: str) -> LlmopsError:
+    return LlmopsError(message, file=link, field="symlink", hint=hint)
+
+
+def walk_files(
+    folder: Path | str,
+    *,
+    confine: Path | str | None = None,
+    ignore_dirs: set[str] | frozenset[str] = frozenset(),
+    ignore_suffixes: set[str] | frozenset[str] = frozenset(),
+) -> list[tuple[str, Path]]:
+    """(relative POSIX path, path to read) of every regular file under ``folder``, sorted.
+
+    Symlinks are followed, but: a link that points outside ``confine`` (when given), a dangling link and
+    a symlink loop (a link to itself, a cycle of links, or a folder link to one of its own ancestors) are
+    LlmopsErrors naming the link. Names in ``ignore_dirs`` are skipped wherever they appear; sockets,
+    FIFOs and devices are skipped (reading them could block or never end)."""
+    folder = Path(folder)
+    limit = Path(confine).resolve() if confine is not None else None
+    out: list[tuple[tuple[str, ...], Path]] = []
+
+    def visit(directory: Path, parts: tuple[str, ...], stack: frozenset[Path], via: Path | None) -> None:
+        try:
+            entries = sorted(os.scandir(directory), key=lambda e: e.name)
+        except OSError as exc:
+            raise LlmopsError(f"cannot read folder: {exc.strerror or exc}", file=directory, field="") from exc
+        for entry in entries:
+            if entry.name in ignore_dirs:
+                continue
+            path = directory / entry.name
+            rel_parts = (*parts, entry.name)
+            if entry.is_symlink():
+                try:
+                    target = path.resolve(strict=True)
+                except RuntimeError:
+                    raise _link_error(
+                        path, "symlink loop", "remove the link or point it at a real file"
+                    ) from None
+                except OSError as exc:
+                    raise _link_error(
+                        path,
+                        f"symlink points to a missing file ({os.readlink(path)})",
+                        "fix or remove the link",
+                    ) from exc
+                if limit is not None and target != limit and not target.is_relative_to(limit):
+                    raise _link_error(
+                        path,
+                        f"symlink points outside {limit} (to {target})",
+                        "copy the file into the use case folder instead of linking to it",
+                    )
+                is_dir, is_file = target.is_dir(), target.is_file()
+            else:
+                is_dir = entry.is_dir(follow_symlinks=False)
+                is_file = entry.is_file(follow_symlinks=False)
+            if is_dir:
+                real = path.resolve()
+                link = path if entry.is_symlink() else via
+                if real in stack:
+                    # Name the link that led here (``up -> ..``), not the path through it.
+                    raise _link_error(
+                        link or path, f"symlink loop (it leads back to {real})", "remove the link"
+                    )
+                visit(path, rel_parts, stack | {real}, link)
+            elif is_file and Path(entry.name).suffix not in ignore_suffixes:
+                out.append((rel_parts, path))
+
+    root = folder.resolve()
+    visit(folder, (), frozenset({root}), None)
+    out.sort(key=lambda item: item[0])
+    return [("/".join(parts), path) for parts, path in out]
+
+
+def copy_confined(
+    src: Path | str,
+    dest: Path | str,
+    *,
+    confine: Path | str | None,
+    ignore_dirs: set[str] | frozenset[str] = frozenset(),
+    ignore_suffixes: set[str] | frozenset[str] = frozenset(),
+) -> list[str]:
+    """Copy every file :func:`walk_files` yields from ``src`` into ``dest`` as plain files (links are
+    resolved, never copied as links). Checks every link before writing anything. Returns the relative
+    paths written."""
+    files = walk_files(src, confine=confine, ignore_dirs=ignore_dirs, ignore_suffixes=ignore_suffixes)
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    for rel_path, path in files:
+        target = safe_join(dest, rel_path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, target)
+    return [r for r, _ in files]

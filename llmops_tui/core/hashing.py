@@ -7,31 +7,37 @@ import json
 from pathlib import Path
 from typing import Any
 
+from llmops_tui.core.files import walk_files
+
 # Never part of what a flow *is*: Prompt flow's own logs and caches, bytecode, editor files.
 IGNORED_DIRS = {".promptflow", "__pycache__", ".runs", ".ipynb_checkpoints", ".git", ".llmops"}
 IGNORED_SUFFIXES = {".pyc", ".pyo"}
 
 
 def flow_files(folder: Path) -> list[Path]:
-    """Every file that makes up a flow folder, sorted, skipping logs and caches."""
-    out = []
-    for path in sorted(Path(folder).rglob("*")):
-        rel_parts = path.relative_to(folder).parts
-        if any(part in IGNORED_DIRS for part in rel_parts):
-            continue
-        if path.is_file() and path.suffix not in IGNORED_SUFFIXES:
-            out.append(path)
-    return out
+    """Every file that makes up a flow folder, sorted, skipping logs and caches.
+
+    Symlinks are followed as the copy that runs or ships would follow them; a symlink loop or a dangling
+    link is an LlmopsError naming the link (never an endless walk). Whether a link may point outside
+    the use case is decided where flows are materialised (core.materialize), not here."""
+    return [
+        path
+        for _, path in walk_files(
+            folder, ignore_dirs=frozenset(IGNORED_DIRS), ignore_suffixes=frozenset(IGNORED_SUFFIXES)
+        )
+    ]
 
 
 def hash_folder(folder: Path) -> str:
     """sha256 over (relative path, bytes) of every file of the folder: stable across machines."""
     digest = hashlib.sha256()
-    folder = Path(folder)
-    for path in flow_files(folder):
-        digest.update(path.relative_to(folder).as_posix().encode())
+    files = walk_files(
+        folder, ignore_dirs=frozenset(IGNORED_DIRS), ignore_suffixes=frozenset(IGNORED_SUFFIXES)
+    )
+    for rel_path, path in files:
+        digest.update(rel_path.encode())
         digest.update(b"\0")
-        digest.update(hashlib.sha256(path.read_bytes()).digest())
+        digest.update(bytes.fromhex(hash_file(path)))
     return digest.hexdigest()
 
 

@@ -16,9 +16,9 @@ from typing import Any
 import yaml
 
 from llmops_tui.core.errors import LlmopsError
-from llmops_tui.core.files import load_yaml
+from llmops_tui.core.files import copy_confined, load_yaml, walk_files
 from llmops_tui.core.flows import DAG_FILE
-from llmops_tui.core.hashing import IGNORED_DIRS, hash_folder, hash_value
+from llmops_tui.core.hashing import IGNORED_DIRS, IGNORED_SUFFIXES, hash_folder, hash_value
 
 
 def to_openai_compatible(data: dict[str, Any]) -> dict[str, Any]:
@@ -97,8 +97,49 @@ def _hash_used(flow_dir: Path, unused: set[str]) -> str:
     return hash_value({k: v for k, v in files.items() if k not in unused})
 
 
-def _ignore(directory: str, names: list[str]) -> set[str]:
-    return {n for n in names if n in IGNORED_DIRS or n.endswith((".pyc", ".pyo"))}
+USE_CASE_MARKERS = ("experiment.yaml", "llmops_config.json")
+
+
+def use_case_root(flow_dir: Path) -> Path:
+    """The use case folder a flow belongs to: the nearest folder at or above ``flow_dir`` holding
+    experiment.yaml or llmops_config.json (else ``flow_dir`` itself). Symlinks in a flow may point
+    anywhere inside it, never outside."""
+    start = Path(flow_dir).absolute()
+    for folder in (start, *start.parents):
+        if any((folder / m).is_file() for m in USE_CASE_MARKERS):
+            return folder.resolve()
+    return start.resolve()
+
+
+def check_links(flow_dir: Path, *, confine: Path | None = None) -> Path:
+    """Raise LlmopsError for a symlink of the flow that points outside ``confine`` (default: the use case
+    folder), dangles or loops; returns the confining folder."""
+    limit = Path(confine).resolve() if confine is not None else use_case_root(flow_dir)
+    real = Path(flow_dir).resolve()
+    if real != limit and not real.is_relative_to(limit):
+        raise LlmopsError(
+            f"the flow folder resolves to {real}, outside the use case {limit}",
+            file=flow_dir,
+            field="symlink",
+            hint="copy the flow into the use case folder instead of linking to it",
+        )
+    walk_files(flow_dir, confine=limit, ignore_dirs=frozenset(IGNORED_DIRS))
+    return limit
+
+
+def copy_flow(flow_dir: Path, dest: Path, *, confine: Path | None = None) -> None:
+    """Copy a flow folder's files into ``dest`` (logs and caches left out). Symlinks are resolved into
+    plain files; a link pointing outside ``confine`` (default: the use case, see :func:`use_case_root`),
+    a dangling link or a symlink loop is an LlmopsError naming the link, raised before anything is
+    written."""
+    limit = check_links(flow_dir, confine=confine)
+    copy_confined(
+        flow_dir,
+        dest,
+        confine=limit,
+        ignore_dirs=frozenset(IGNORED_DIRS),
+        ignore_suffixes=frozenset(IGNORED_SUFFIXES),
+    )
 
 
 def _source_paths(node: dict[str, Any]) -> set[str]:
@@ -136,6 +177,7 @@ def materialize_flow(
     overrides: dict[str, Any] | None = None,
     *,
     openai_compatible: bool = False,
+    confine: Path | None = None,
 ) -> tuple[Path, str]:
     """Write the materialised flow under ``dest_root/<hash>/`` (reused if present); returns (folder, hash).
 
@@ -151,12 +193,13 @@ def materialize_flow(
     unused = unused_variant_files(flow_dir, data)
     key = hash_value({"src": _hash_used(flow_dir, unused), "dag": data})[:16]
     final = dest_root / key
+    check_links(flow_dir, confine=confine)  # even when a cached copy exists: refuse what cannot ship
     if final.is_dir() and (final / ".complete").exists():
         return final, (final / ".complete").read_text().strip()
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=dest_root))
     try:
         target = tmp / "flow"
-        shutil.copytree(flow_dir, target, ignore=_ignore)
+        copy_flow(flow_dir, target, confine=confine)
         _drop(target, unused_variant_files(flow_dir, data))
         (target / DAG_FILE).write_text(
             yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8"
@@ -172,14 +215,20 @@ def materialize_flow(
 
 
 def export_flow(
-    flow_dir: Path, out: Path, variants: dict[str, str] | None = None, overrides: dict[str, Any] | None = None
+    flow_dir: Path,
+    out: Path,
+    variants: dict[str, str] | None = None,
+    overrides: dict[str, Any] | None = None,
+    *,
+    confine: Path | None = None,
 ) -> str:
-    """Write a materialised flow folder to ``out`` (for deployment); returns its content hash (version)."""
+    """Write a materialised flow folder to ``out`` (for deployment); returns its content hash (version).
+    Symlinks out of ``confine`` (default: the use case folder) are refused, see :func:`copy_flow`."""
     data = materialized_dag(flow_dir, variants, overrides)
     out = Path(out)
     if out.exists():
         shutil.rmtree(out)
-    shutil.copytree(flow_dir, out, ignore=_ignore)
+    copy_flow(flow_dir, out, confine=confine)
     _drop(out, unused_variant_files(flow_dir, data))
     (out / DAG_FILE).write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
     return hash_folder(out)

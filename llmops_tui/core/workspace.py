@@ -18,7 +18,15 @@ from typing import Any
 
 from llmops_tui.core.errors import LlmopsError, Problem
 from llmops_tui.core.extras import EXTRAS_FILE, Extras, parse_extras
-from llmops_tui.core.files import ConfigError, inspect_data, load_json, load_yaml, rel
+from llmops_tui.core.files import (
+    NAME_HINT,
+    ConfigError,
+    inspect_data,
+    load_json,
+    load_yaml,
+    name_problem,
+    rel,
+)
 from llmops_tui.core.flows import Flow, flow_kind, load_flow
 
 EXPERIMENT_FILE = "experiment.yaml"
@@ -181,24 +189,49 @@ def is_use_case_dir(path: Path) -> bool:
     return (path / EXPERIMENT_FILE).is_file() or (path / OLD_CONFIG_FILE).is_file()
 
 
+def _maybe_use_case(path: Path, *, skip: set[str] | None = None) -> bool:
+    """Whether ``path`` is (or may be) a use-case folder. A folder that cannot be read counts: it is
+    listed with its error rather than silently left out or allowed to stop the listing."""
+    if path.name.startswith(".") or (skip is not None and path.name in skip):
+        return False
+    try:
+        return path.is_dir() and is_use_case_dir(path)
+    except OSError:
+        return True
+
+
+def _children(folder: Path) -> list[Path]:
+    try:
+        return sorted(folder.iterdir())
+    except OSError as exc:
+        raise LlmopsError(
+            f"cannot read folder: {exc.strerror or exc}",
+            file=folder,
+            field="--workspace",
+            hint="check the folder's permissions",
+        ) from exc
+
+
 def discover(root: Path) -> tuple[str, list[Path]]:
     """Find use-case folders: ``root/use_cases/*`` first, else folders at the root (template layout)."""
     uc_dir = root / "use_cases"
-    if uc_dir.is_dir():
-        found = sorted(
-            p
-            for p in uc_dir.iterdir()
-            if p.is_dir() and not p.name.startswith((".", "_")) and is_use_case_dir(p)
-        )
+    try:
+        has_uc_dir = uc_dir.is_dir()
+        single = is_use_case_dir(root)
+    except OSError as exc:
+        raise LlmopsError(
+            f"cannot read folder: {exc.strerror or exc}",
+            file=root,
+            field="--workspace",
+            hint="check the folder's permissions",
+        ) from exc
+    if has_uc_dir:
+        found = [p for p in _children(uc_dir) if not p.name.startswith("_") and _maybe_use_case(p)]
         if found:
             return "use_cases", found
-    if is_use_case_dir(root):
+    if single:
         return "single", [root]
-    found = sorted(
-        p
-        for p in root.iterdir()
-        if p.is_dir() and p.name not in SKIP_DIRS and not p.name.startswith(".") and is_use_case_dir(p)
-    )
+    found = [p for p in _children(root) if _maybe_use_case(p, skip=SKIP_DIRS)]
     return "template_root", found
 
 
@@ -232,12 +265,35 @@ def load_workspace(
     return ws
 
 
+def _os_problem(exc: OSError, folder: Path, root: Path) -> Problem:
+    where = Path(exc.filename) if exc.filename else folder
+    return Problem(
+        rel(where, root),
+        "",
+        f"cannot read: {exc.strerror or exc}",
+        "check the permissions of the use-case folder and its files",
+    )
+
+
 def load_use_case(
     folder: Path, *, root: Path | None = None, env: str | None = None, inspect_datasets: bool = True
 ) -> UseCase:
     folder = Path(folder).resolve()
     root = root or folder.parent
-    if (folder / EXPERIMENT_FILE).is_file():
+    try:
+        experiment = (folder / EXPERIMENT_FILE).is_file()
+    except OSError as exc:
+        # An unreadable folder is this use case's error; the others are still listed.
+        uc = UseCase(
+            name=folder.name,
+            path=folder,
+            format="unreadable",
+            config_file=folder / EXPERIMENT_FILE,
+            env=env,
+        )
+        uc.problems.append(_os_problem(exc, folder, root))
+        return uc
+    if experiment:
         uc = UseCase(
             name=folder.name,
             path=folder,
@@ -263,12 +319,43 @@ def load_use_case(
         _check_mappings(uc, root)
     except ConfigError as exc:
         uc.problems.append(exc.problem)
+    except OSError as exc:
+        uc.problems.append(_os_problem(exc, folder, root))
+    _check_names(uc, root)
     if uc.standard_flow:
         uc.problems.extend(uc.standard_flow.problems)
     for ev in uc.evaluators:
         if ev.flow:
             uc.problems.extend(ev.flow.problems)
     return uc
+
+
+def _check_names(uc: UseCase, root: Path) -> None:
+    """Names that become paths (the use case's name, its environments) must be safe names
+    (core.files.NAME_RE). A bad use-case name is reported first and replaced by the folder's name, so
+    nothing downstream ever builds a path from it; a bad environment name is reported and dropped."""
+    config = rel(uc.config_file, root)
+    problem = name_problem(uc.name)
+    if problem:
+        source = "name" if uc.name != uc.path.name else "(folder name)"
+        uc.problems.insert(0, Problem(config, source, problem, NAME_HINT))
+        uc.name = uc.path.name
+    bad = [e for e in uc.environments if name_problem(e)]
+    for env in bad:
+        file, field_name = _env_source(uc, env, root)
+        uc.problems.append(Problem(file, field_name, f"environment name {name_problem(env)}", NAME_HINT))
+    uc.environments = [e for e in uc.environments if e not in bad]
+
+
+def _env_source(uc: UseCase, env: str, root: Path) -> tuple[str, str]:
+    """Where an environment name was declared: (file, field) for the error message."""
+    if env in uc.extras.environments:
+        return rel(uc.path / EXTRAS_FILE, root), "environments"
+    if env in _deployment_envs(uc):
+        return rel(uc.path / "configs" / "deployment_config.json", root), "ENV_NAME"
+    if uc.format == "llmops_config":
+        return rel(uc.config_file, root), "envs[].ENV_NAME"
+    return rel(uc.path / f"experiment.{env}.yaml", root), "(file name)"
 
 
 def _load_extras(uc: UseCase, root: Path) -> None:
@@ -327,6 +414,8 @@ def _overlay(uc: UseCase, root: Path, base: dict[str, Any], env: str | None) -> 
     uc.environments = sorted(set(envs) | set(uc.extras.environments) | set(_deployment_envs(uc)))
     if not env:
         return base
+    if name_problem(env):
+        raise ConfigError(Problem(rel(uc.config_file, root), "--env", f"{name_problem(env)}", NAME_HINT))
     path = uc.path / f"experiment.{env}.yaml"
     if not path.is_file():
         # The template uses experiment.yaml as it is when an environment has no overlay; an env name

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from llmops_tui.core.errors import LlmopsError
-from llmops_tui.core.files import rel
+from llmops_tui.core.files import check_name, rel, safe_join
 from llmops_tui.core.workspace import UseCase
 from llmops_tui.deploy.config import CONFIG_REL, TARGETS, EndpointEntry, entry_for
 from llmops_tui.deploy.plan import DeployResult
@@ -81,7 +81,7 @@ class DeployContext:
         return rel(path, self.root)
 
     def write(self, rel_path: str, text: str, *, obj: Any = None) -> None:
-        path = self.out / rel_path
+        path = safe_join(self.out, rel_path)
         shown = self.display(path)
         if self.opts.dry_run:
             self.result.add("write", f"write {shown}", obj=obj if obj is not None else text)
@@ -93,9 +93,13 @@ class DeployContext:
 
 
 def default_out(root: Path, uc: UseCase, env: str, target: str, version: str) -> Path:
+    """Where a deployment's files go without ``--out``: always inside ``<workspace>/.llmops``, whatever
+    the use-case or environment name says (names are validated when read; this checks again)."""
+    check_name(uc.name, file=uc.config_file, field="name")
+    check_name(env, field="--env")
     if target == "local":
-        return root / ".llmops" / "deployments" / uc.name / f"{env}-{version[:12]}"
-    return root / ".llmops" / "deploy" / uc.name / env / target
+        return safe_join(root / ".llmops" / "deployments", uc.name, f"{env}-{version[:12]}")
+    return safe_join(root / ".llmops" / "deploy", uc.name, env, target)
 
 
 def _check_out(out: Path, version: str, target: str) -> str:
@@ -134,6 +138,7 @@ def deploy(
             f"unknown target '{opts.target}'", field="--target", hint=f"use one of: {', '.join(TARGETS)}"
         )
     _check_target_options(opts)
+    check_name(opts.env, field="--env")
     uc = use_case_for_env(root, opts.use_case, opts.env)
     config_path = uc.path / CONFIG_REL
     entry = entry_for(config_path, opts.target, opts.env, root=root, required=opts.target != "local")

@@ -44,16 +44,64 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def _base_env(root: Path) -> dict[str, str]:
+# What a local deployment's processes inherit from ours: the basics to find and run Python, locale and
+# time zone, TLS trust and proxy settings (to reach a declared endpoint the way this process does), and
+# Prompt flow's own settings. Nothing else: no approval key, no cloud credentials, no keys of connections
+# the flow does not use. Connection keys are added per deployment by :func:`_llm_env`.
+_INHERITED = frozenset(
+    {
+        "PATH",
+        "HOME",
+        "USER",
+        "LOGNAME",
+        "SHELL",
+        "LANG",
+        "LANGUAGE",
+        "TZ",
+        "TMPDIR",
+        "TEMP",
+        "TMP",
+        "SYSTEMROOT",
+        "PYTHONPATH",
+        "PYTHONHOME",
+        "PYTHONIOENCODING",
+        "PYTHONUTF8",
+        "PYTHONDONTWRITEBYTECODE",
+        "VIRTUAL_ENV",
+        "SSL_CERT_FILE",
+        "SSL_CERT_DIR",
+        "REQUESTS_CA_BUNDLE",
+        "CURL_CA_BUNDLE",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "NO_PROXY",
+        "no_proxy",
+    }
+)
+_INHERITED_PREFIXES = ("LC_", "PF_", "PROMPTFLOW_")
+
+
+def _base_env(root: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The minimal environment of a local deployment's child processes (see ``_INHERITED``), plus
+    ``extra`` (a ``local_endpoint`` entry's ENVIRONMENT_VARIABLES)."""
     from llmops_tui.core.pfenv import _OFFLINE_ENV, default_pf_home
 
-    env = dict(os.environ)
+    env = {k: v for k, v in os.environ.items() if k in _INHERITED or k.startswith(_INHERITED_PREFIXES)}
     for key, value in _OFFLINE_ENV.items():
         env.setdefault(key, value)
     env.setdefault("PF_HOME_DIRECTORY", str(default_pf_home(root)))
     for name in ("NO_PROXY", "no_proxy"):
         env[name] = ",".join(x for x in (env.get(name, ""), "127.0.0.1", "localhost") if x)
+    env.update(extra or {})
     return env
+
+
+def _entry_env(ctx: DeployContext) -> dict[str, str]:
+    entry = ctx.entry
+    values = getattr(entry, "ENVIRONMENT_VARIABLES", None) if entry is not None else None
+    return dict(values) if isinstance(values, dict) else {}
 
 
 def _spawn(
@@ -221,7 +269,7 @@ def deploy_local(ctx: DeployContext) -> None:
             result.endpoint_url = f"http://{LOCALHOST}:{shown_port}"
             _plan_router(ctx, traffic, prior)
             return
-        env = _base_env(root)
+        env = _base_env(root, _entry_env(ctx))
         sandbox_pid = None
         sandbox_url = None
         log = folder / "logs" / "serve.log"
@@ -230,7 +278,7 @@ def deploy_local(ctx: DeployContext) -> None:
                 sb_log = folder / "logs" / "sandbox.log"
                 url_file = folder / "logs" / "sandbox.url"
                 url_file.unlink(missing_ok=True)
-                proc = _spawn(sandbox_command(), env, folder, sb_log, stdout=url_file)
+                proc = _spawn(sandbox_command(), _base_env(root), folder, sb_log, stdout=url_file)
                 sandbox_pid = proc.pid
                 sandbox_url = _first_line(url_file, proc, 30.0)
                 if not sandbox_url:
@@ -268,6 +316,8 @@ def deploy_local(ctx: DeployContext) -> None:
             "folder": str(folder),
             "log": str(log),
             "configuration": ctx.config.source,
+            # The approval's sequence number: which decision this deployment carries out.
+            "approval_sequence": (ctx.config.approval or {}).get("sequence"),
             "started_at": _now(),
         }
         registry.add(root, record)
@@ -309,7 +359,7 @@ def _plan_router(ctx: DeployContext, traffic: int, prior: dict[str, Any] | None)
     url_file = folder / "logs" / "router.url"
     url_file.unlink(missing_ok=True)
     log = folder / "logs" / "router.log"
-    proc = _spawn(router_command(backends), _base_env(root), folder, log, stdout=url_file)
+    proc = _spawn(router_command(backends), _base_env(root), folder, log, stdout=url_file)  # no keys at all
     url = _first_line(url_file, proc, 15.0)
     if not url or not wait_healthy(url, timeout=15.0, alive=lambda: proc.poll() is None):
         registry.stop_process(proc.pid, ROUTER_MARKER)

@@ -27,7 +27,7 @@ from typing import Any
 import yaml
 
 from llmops_tui.core.errors import LlmopsError
-from llmops_tui.core.files import rel
+from llmops_tui.core.files import check_name, rel, safe_join
 from llmops_tui.core.workspace import UseCase, load_workspace
 
 SERVE_SCRIPT = Path(__file__).with_name("serve_flow.py")
@@ -39,6 +39,7 @@ SCORE_ROUTE = "/score"
 def use_case_for_env(root: Path, name: str, env: str) -> UseCase:
     """The use case as deployed to ``env``: with its ``experiment.<env>.yaml`` overlay when there is one,
     else the base configuration. Raises LlmopsError for an unknown or broken use case."""
+    check_name(env, field="--env")
     ws = load_workspace(root, env=env)
     uc = ws.get(name)
     env_problems = [p for p in uc.problems if p.field == "--env"]
@@ -109,7 +110,7 @@ def parse_variants(text: str | None, uc: UseCase) -> dict[str, str]:
 
 def _approval_summary(result: Any) -> dict[str, Any]:
     record = result.record or {}
-    keys = ("run_id", "cell_id", "approver", "decided_at", "flow_hash", "decision")
+    keys = ("run_id", "cell_id", "approver", "decided_at", "flow_hash", "decision", "sequence")
     out = {k: record.get(k) for k in keys}
     out["path"] = getattr(result, "path", None)
     out["verified"] = bool(result.ok)
@@ -332,13 +333,14 @@ def materialise(uc: UseCase, config: Configuration, dest: Path, *, test_file: st
     refs = connection_refs(dag, uc)
     (dest / "connections").mkdir()
     for ref in refs:
+        check_name(ref.name, file=uc.standard_flow.file, field="nodes[].connection")  # type: ignore[union-attr]
         text = yaml.safe_dump(ref.to_yaml_dict(), sort_keys=False)
-        (dest / "connections" / f"{ref.name}.yaml").write_text(text, encoding="utf-8")
+        safe_join(dest / "connections", f"{ref.name}.yaml").write_text(text, encoding="utf-8")
     shutil.copyfile(SERVE_SCRIPT, dest / "serve_flow.py")
     (dest / "requirements.txt").write_text(
         "\n".join(pinned_requirements(dest / "flow")) + "\n", encoding="utf-8"
     )
-    sample = uc.path / (test_file or "sample-request.json")
+    sample = sample_request_path(uc, test_file)
     if sample.is_file():
         shutil.copyfile(sample, dest / "sample-request.json")
     meta = {
@@ -352,6 +354,22 @@ def materialise(uc: UseCase, config: Configuration, dest: Path, *, test_file: st
     )
     outputs = list((dag.get("outputs") or {}).keys())
     return Bundle(folder=dest, version=version, connections=refs, outputs=outputs)
+
+
+def sample_request_path(uc: UseCase, test_file: str | None) -> Path:
+    """The endpoint test's request file (TEST_FILE_PATH, relative to the use case). A path that leaves
+    the use case folder (``..``, absolute, or a symlink pointing out) is refused: its bytes would be
+    copied into the bundle and shipped."""
+    rel_path = test_file or "sample-request.json"
+    try:
+        return safe_join(uc.path, rel_path, field="TEST_FILE_PATH")
+    except LlmopsError:
+        raise LlmopsError(
+            f"TEST_FILE_PATH '{rel_path}' leaves the use case folder",
+            file=uc.path / "configs" / "deployment_config.json",
+            field="TEST_FILE_PATH",
+            hint="give a path inside the use case, e.g. sample-request.json",
+        ) from None
 
 
 def display(path: Path, root: Path) -> str:

@@ -3,7 +3,8 @@ local deployments, sending each request to a backend by weight.
 
 Backends are picked by smooth weighted round robin (the nginx algorithm): deterministic, and over any
 window of ``sum(weights)`` requests each backend gets exactly its weight (80/20 -> 400/100 of 500),
-interleaved rather than in bursts. Each answer carries ``X-LLMOps-Backend`` naming the backend.
+interleaved rather than in bursts. Each answer carries ``X-LLMOps-Backend`` naming the backend; no answer
+carries CORS (``Access-Control-*``) headers.
 
     python -m llmops_tui.deploy.router --port 0 --backend v1=http://127.0.0.1:8001=80 \\
         --backend v2=http://127.0.0.1:8002=20
@@ -109,7 +110,13 @@ def _make_handler(balancer: SmoothWeightedRoundRobin, timeout: float):
                 conn.request(self.command, self.path, body=body, headers=headers)
                 resp = conn.getresponse()
                 data = resp.read()
-                out = {k: v for k, v in resp.getheaders() if k.lower() not in _HOP_HEADERS}
+                # No CORS headers pass through (a backend may be an older serving script that sends
+                # ``Access-Control-Allow-Origin: *``): web pages must not call a loopback endpoint.
+                out = {
+                    k: v
+                    for k, v in resp.getheaders()
+                    if k.lower() not in _HOP_HEADERS and not k.lower().startswith("access-control-")
+                }
                 out["X-LLMOps-Backend"] = backend.name
                 self._send(resp.status, data, out)
             except OSError as exc:

@@ -13,13 +13,19 @@ connection's ``api_base`` (this is how a local deployment is pointed at the sand
 
     python serve_flow.py --flow flow --connections connections --host 127.0.0.1 --port 8080
 
-Routes are Prompt flow's: ``GET /health``, ``POST /score``, ``GET /swagger.json``.
+Routes are Prompt flow's: ``GET /health``, ``POST /score``, ``GET /swagger.json``. Two things differ
+from Prompt flow's app (see :class:`RequestGuard`): no CORS headers (Prompt flow allows every origin,
+which would let any web page a developer visits call a loopback endpoint holding real keys), and a JSON
+request missing a required flow input (one without a default) gets HTTP 400 naming the input instead
+of a run with the input absent.
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import io
+import json
 import os
 import re
 import sys
@@ -107,6 +113,61 @@ def load_connections(folder: Path) -> list[Any]:
     return out
 
 
+def required_inputs(flow_dir: Path) -> list[str]:
+    """The flow's inputs that have no default (a request must give them)."""
+    import yaml
+
+    data = yaml.safe_load((Path(flow_dir) / "flow.dag.yaml").read_text(encoding="utf-8")) or {}
+    inputs = data.get("inputs") or {}
+    return [str(k) for k, v in inputs.items() if not (isinstance(v, dict) and "default" in v)]
+
+
+class RequestGuard:
+    """WSGI middleware around Prompt flow's app: drops every ``Access-Control-*`` response header, and
+    answers a ``POST /score`` whose JSON object lacks a required input with 400 naming the input(s)."""
+
+    def __init__(self, app: Any, required: list[str]):
+        self.app = app
+        self.required = list(required)
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        if (
+            self.required
+            and environ.get("REQUEST_METHOD") == "POST"
+            and str(environ.get("PATH_INFO", "")).rstrip("/") == "/score"
+        ):
+            length = environ.get("CONTENT_LENGTH")
+            stream = environ["wsgi.input"]
+            body = stream.read(int(length)) if length else stream.read()
+            environ["wsgi.input"] = io.BytesIO(body)
+            environ["CONTENT_LENGTH"] = str(len(body))
+            try:
+                data = json.loads(body or b"null")
+            except ValueError:
+                data = None  # not JSON: Prompt flow maps a plain body to a single input, or refuses it
+            missing = [k for k in self.required if k not in data] if isinstance(data, dict) else []
+            if missing:
+                payload = json.dumps(
+                    {
+                        "error": {
+                            "code": "MissingRequiredFlowInput",
+                            "message": f"required flow input(s) missing: {', '.join(missing)}",
+                        }
+                    }
+                ).encode()
+                start_response(
+                    "400 Bad Request",
+                    [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))],
+                )
+                return [payload]
+
+        def no_cors(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            kept = [(k, v) for k, v in headers if not k.lower().startswith("access-control-")]
+            return start_response(status, kept, exc_info) if exc_info else start_response(status, kept)
+
+        return self.app(environ, no_cors)
+
+
 def create_serving_app(flow_dir: Path, connections_dir: Path | None) -> Any:
     """Prompt flow's Flask serving app for ``flow_dir`` with in-memory connections."""
     for key, value in _OFFLINE_ENV.items():
@@ -121,11 +182,13 @@ def create_serving_app(flow_dir: Path, connections_dir: Path | None) -> Any:
     os.chdir(flow_dir)
     from promptflow.core._serving.app import create_app
 
-    return create_app(
+    app = create_app(
         connection_provider=provider,
         flow_file_path=(flow_dir / "flow.dag.yaml").as_posix(),
         engine="flask",
     )
+    app.wsgi_app = RequestGuard(app.wsgi_app, required_inputs(flow_dir))
+    return app
 
 
 def main(argv: list[str] | None = None) -> int:
