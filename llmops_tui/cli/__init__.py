@@ -76,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     process ends quickly once the command is done)."""
     if argv is None:
         _exit_quickly(_main(list(sys.argv[1:])))
+        return 0  # not reached
     return _main(list(argv))
 
 

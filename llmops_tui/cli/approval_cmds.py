@@ -181,9 +181,9 @@ def verify_cmd(
             f"ok: {uc.name} {env} approved by {rec.get('approver')} at {rec.get('decided_at')} "
             f"({seq}run {rec.get('run_id')}, cell {rec.get('cell_id')}, flow {str(rec.get('flow_hash'))[:16]})"
         )
-        warning = core.sandbox_warning(rec)
-        if warning:
-            print(f"warning: {warning}", file=sys.stderr)
+        sandbox_note = core.sandbox_warning(rec)
+        if sandbox_note:
+            print(f"warning: {sandbox_note}", file=sys.stderr)
     else:
         for reason in result.reasons:
             print(f"{uc.name} {env}: {reason}")

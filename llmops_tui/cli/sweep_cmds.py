@@ -84,6 +84,15 @@ def sweep_cmd(
         str,
         typer.Option("--target", help="local (default) or azureml: the same sweep in an Azure ML workspace."),
     ] = "local",
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            min=1,
+            max=64,
+            help="Processes running lines (default: the machine's cores for big sweeps, 1 for small ones).",
+        ),
+    ] = None,
     max_error_rate: Annotated[
         float,
         typer.Option(
@@ -126,6 +135,7 @@ def sweep_cmd(
             limit=limit,
             line_timeout_s=line_timeout,
             target=target,
+            workers=workers,
         )
         plan = plan_sweep(uc, options, allow_remote=target == "azureml")
         if target == "azureml":

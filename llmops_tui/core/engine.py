@@ -44,6 +44,7 @@ from llmops_tui.core.redact import redact
 from llmops_tui.core.store import CellRecord, LineRecord, RunLock, RunStore
 from llmops_tui.core.summary import decide_status, new_run_id, summarize
 from llmops_tui.core.sweep import Cell, SweepOptions, SweepPlan, plan_sweep
+from llmops_tui.core.workers import WorkerDied
 from llmops_tui.core.workspace import Evaluator, UseCase, load_workspace
 
 log = logging.getLogger(__name__)
@@ -208,6 +209,7 @@ class SweepRunner:
         self._sandbox: Any = None
         self._limiters: dict[str, Any] = {}
         self._backends: dict[Path, FlowBackend] = {}
+        self._pool: Any = None  # core.workers.WorkerPool when lines run in worker processes
         self._backend_errors: dict[Path, str] = {}
         self._exec_lock = threading.Lock()
         self._target = ""
@@ -226,7 +228,6 @@ class SweepRunner:
     # ------------------------------------------------------------------------------------- set-up
 
     def _setup(self) -> None:
-        prepare_process(self.ws_root / ".llmops")
         from llmops_tui.core import llmhooks
         from llmops_tui.core.connections import SANDBOX, build_connections
 
@@ -260,6 +261,38 @@ class SweepRunner:
             request_timeout_s=self.options.request_timeout_s or min(60.0, line_timeout),
         )
         self._line_timeout = self.options.line_timeout_s or spec.line_timeout_s
+        self._start_workers()
+
+    def _start_workers(self) -> None:
+        """Worker processes when the sweep is big enough to gain from them (``--workers``); else this
+        process runs the lines itself (and only then imports the backends)."""
+        from llmops_tui.core.workers import WorkerConfig, WorkerPool, default_workers
+
+        evaluators = max(1, len(self.uc.evaluators))
+        n = self.options.workers or default_workers(self.plan.lines_total * (1 + evaluators))
+        if n <= 1:
+            prepare_process(self.ws_root / ".llmops")
+            return
+        threads = max(1, -(-self.plan.concurrency // n))
+        limits: dict[str, tuple[int | None, int | None]] = {}
+        for url, name in self._conn_url.items():
+            rl = self.uc.extras.rate_limits.get(name)
+            if rl is not None:  # each worker gets its share of the endpoint's budget
+                limits[url] = (
+                    max(1, rl.rpm // n) if rl.rpm else None,
+                    max(1, rl.tpm // n) if rl.tpm else None,
+                )
+        config = WorkerConfig(
+            store_dir=str(self.ws_root / ".llmops"),
+            workspace=str(self.ws_root),
+            connections=self._conns,
+            line_timeout_s=self._line_timeout,
+            policy=self._policy,
+            threads=threads,
+            rate_limits=limits,
+            secrets=self._secrets,
+        )
+        self._pool = WorkerPool(n, config)
 
     def _limiter_for(self, base_url: str) -> Any:
         from llmops_tui.core.llmhooks import RateLimiter
@@ -307,7 +340,8 @@ class SweepRunner:
 
     def _exec(
         self,
-        backend: FlowBackend,
+        flow_dir: Path,
+        source_dir: Path | None,
         inputs: dict[str, Any],
         index: int,
         tag: str,
@@ -315,10 +349,16 @@ class SweepRunner:
         on_retry: Any = None,
         seed: int | None = None,
     ) -> tuple[LineOutcome, Any]:
-        """Run one line through ``backend`` under our LLM-call policy; every line the engine runs (flow
-        or evaluator) goes through here. Returns the line's outcome and its counters."""
+        """Run one line of the flow in ``flow_dir`` under our LLM-call policy, here or in a worker
+        process; every line the engine runs (flow or evaluator) goes through here. Returns the line's
+        outcome and its counters; raises :class:`FlowLoadError` when the flow cannot load."""
+        if self._pool is not None:
+            return self._pool.run_line(
+                flow_dir, source_dir, inputs, index, f"{self.run_id}-{tag}", seed=seed, on_retry=on_retry
+            )
         from llmops_tui.core import llmhooks
 
+        backend = self._backend(flow_dir, source_dir)
         ctx = llmhooks.LineContext(
             policy=self._policy,
             cancel=self._stop,
@@ -338,7 +378,7 @@ class SweepRunner:
         """A line worker: whatever happens, the loop hears about this line exactly once."""
         try:
             self._run_line(state, index, inputs)
-        except StorageError as exc:
+        except (StorageError, WorkerDied) as exc:
             self._fail_run(str(exc))
             self._msgs.put(_LineSkipped(state))
         except Exception as exc:  # our own fault: the line fails with it, the run goes on
@@ -388,16 +428,6 @@ class SweepRunner:
                 self.store.record_line(rec)
                 self._msgs.put(_LineDone(state, rec))
                 return
-        try:
-            backend = self._backend(state.flow_dir, state.source_dir)
-        except FlowLoadError as exc:
-            with self._lock:
-                first = state.error is None
-                state.error = state.error or str(exc)
-            if first:
-                self._msgs.put(_CellFailed(state, str(exc)))
-            self._msgs.put(_LineSkipped(state))
-            return
         retries_seen: list[tuple[int, str, float]] = []
 
         def on_retry(attempt: int, reason: str, delay: float) -> None:
@@ -407,7 +437,18 @@ class SweepRunner:
         # The sandbox is deterministic per request; repetitions carry their index as the request seed so
         # that at temperature > 0 they differ as a real model's would (real models vary on their own).
         seed = cell.repeat if (self._target == "sandbox" and cell.repeat) else None
-        outcome, ctx = self._exec(backend, inputs, index, cell.cell_id, on_retry=on_retry, seed=seed)
+        try:
+            outcome, ctx = self._exec(
+                state.flow_dir, state.source_dir, inputs, index, cell.cell_id, on_retry=on_retry, seed=seed
+            )
+        except FlowLoadError as exc:
+            with self._lock:
+                first = state.error is None
+                state.error = state.error or str(exc)
+            if first:
+                self._msgs.put(_CellFailed(state, str(exc)))
+            self._msgs.put(_LineSkipped(state))
+            return
         latency = (time.perf_counter() - started) * 1000
         ok, outputs, error, logs = outcome.ok, outcome.outputs, outcome.error, outcome.logs
         if not ok and self._stop.is_set():
@@ -501,7 +542,7 @@ class SweepRunner:
             flow_dir, _ = materialize_flow(
                 flow_dir, self.ws_root / ".llmops" / "flows", openai_compatible=True
             )
-        backend = self._backend(flow_dir, evaluator.flow.path)
+        source_dir = evaluator.flow.path
         eval_hash = hash_folder(flow_dir)
         line_ids = sorted(i for i in lines if i < len(rows))
 
@@ -520,7 +561,7 @@ class SweepRunner:
                         LineOutcome(True, data["output"], aggregation_inputs=data["aggregation_inputs"]),
                         inputs,
                     )
-            outcome, _ = self._exec(backend, inputs, i, f"eval-{evaluator.name}")
+            outcome, _ = self._exec(flow_dir, source_dir, inputs, i, f"eval-{evaluator.name}")
             if outcome.ok and not self.options.no_cache:
                 data = {
                     "ok": True,
@@ -543,8 +584,12 @@ class SweepRunner:
             else:
                 eval_rows.append((i, "failed", None, outcome.error))
         metrics: dict[str, float] = {}
-        if ok_inputs and backend.has_aggregation:
-            metrics = backend.run_aggregation(ok_inputs, ok_outcomes)
+        if ok_inputs and self._pool is not None:
+            metrics = self._pool.aggregate(flow_dir, source_dir, ok_inputs, ok_outcomes)
+        elif ok_inputs:
+            backend = self._backend(flow_dir, source_dir)
+            if backend.has_aggregation:
+                metrics = backend.run_aggregation(ok_inputs, ok_outcomes)
         return metrics, eval_rows
 
     # ------------------------------------------------------------------------------------ the run
@@ -728,6 +773,8 @@ class SweepRunner:
             while lines_left or evaluating:
                 if self.cancel.is_set():
                     self._stop.set()
+                if self._stop.is_set() and self._pool is not None:
+                    self._pool.cancel.set()
                 try:
                     msg: _Msg | None = self._msgs.get(timeout=self.progress_interval / 2)
                 except queue.Empty:
@@ -873,6 +920,9 @@ class SweepRunner:
                 }
         finally:
             sys.stdout, sys.stderr = self._streams
+            if self._pool is not None:
+                self._pool.close()
+                self._pool = None
             for backend in self._backends.values():
                 try:
                     backend.close()

@@ -39,6 +39,7 @@ class SweepOptions:
     limit: int | None = None  # first N lines of each dataset (quick trials)
     sandbox_latency_ms: float = 0.0
     target: str = "local"  # local | azureml (cloud sweep, see core.cloud)
+    workers: int | None = None  # processes running lines; None: the machine's cores for big sweeps
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
