@@ -1,21 +1,48 @@
 """Sweep builder: variants, hyperparameter grid, datasets, repetitions, concurrency, model endpoint;
-a live plan with its estimate (cells, lines, calls, tokens, cost, time) before anything starts."""
+a live plan with its estimate (cells, lines, calls, tokens, cost, time) before anything starts.
+
+The form can never freeze the app: numeric fields take digits only and have bounds, the form is checked
+(and the number of cells counted without building them) on every key, and the plan itself is built in a
+background thread after a short pause in typing. A plan over ``MAX_CELLS`` is refused with a message.
+"""
 
 from __future__ import annotations
 
+import math
 import re
+import threading
+from dataclasses import dataclass
 
 from rich.table import Table
 from rich.text import Text
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
 from textual.widgets import Button, Checkbox, Input, Label, RadioButton, RadioSet, Static
+from textual.worker import get_current_worker
 
+from llmops_tui.core.compare import short_labels
 from llmops_tui.core.errors import LlmopsError
-from llmops_tui.core.sweep import Estimate, SweepOptions, SweepPlan, estimate, parse_grid_args, plan_sweep
+from llmops_tui.core.sweep import (
+    Estimate,
+    SweepOptions,
+    SweepPlan,
+    estimate,
+    parse_grid_args,
+    plan_sweep,
+)
+from llmops_tui.core.workspace import UseCase
 from llmops_tui.tui.data import any_key_missing, fmt_cost
 from llmops_tui.tui.screens.base import BaseScreen
+
+#: The most cells a plan may have; more is refused before any cell is built.
+MAX_CELLS = 1000
+#: Bounds of the numeric fields: (smallest, largest).
+BOUNDS = {"repeat": (1, 100), "concurrency": (1, 64), "first N lines": (1, 1_000_000)}
+#: Seconds of quiet typing before the plan is rebuilt.
+DEBOUNCE_S = 0.15
 
 MODES = [
     ("all", "all combinations"),
@@ -34,6 +61,53 @@ ENDPOINTS = [
 def split_grid(text: str) -> list[str]:
     """``A.x=0,0.7 B.y=1`` or ``A.x=0,0.7; B.y=1`` -> items for parse_grid_args."""
     return [item for item in re.split(r"[;\s]+", text.strip()) if item]
+
+
+def count_cells(uc: UseCase, options: SweepOptions) -> int:
+    """How many cells ``plan_sweep`` would build, counted without building them (so a huge grid or
+    repeat is refused at once). Mirrors the planner's choices of variants, grid, datasets and repeat."""
+    flow = uc.standard_flow
+    spec = uc.extras.sweep
+    per_node = {n.name: len(n.variant_ids) for n in flow.nodes if n.variants} if flow else {}
+    mode = options.variants if options.variants is not None else spec.variants
+    if isinstance(mode, str) and "." in mode:
+        mode = [m.strip() for m in mode.split(",") if m.strip()]
+    if not per_node or mode == "defaults":
+        combos = 1
+    elif mode == "all":
+        combos = math.prod(per_node.values())
+    elif mode == "one-at-a-time":
+        combos = 1 + sum(n - 1 for n in per_node.values())
+    elif isinstance(mode, list):
+        chosen: dict[str, set[str]] = {}
+        for item in mode:
+            node, _, vid = str(item).partition(".")
+            chosen.setdefault(node, set()).add(vid)
+        combos = math.prod(len(chosen.get(n, ())) or 1 for n in per_node)
+    else:
+        combos = 1
+    grid = options.grid if options.grid is not None else dict(spec.grid)
+    params = math.prod(len(v) if isinstance(v, list) else 1 for v in grid.values())
+    datasets = len(options.datasets or spec.datasets or uc.datasets) or 1
+    repeat = options.repeat if options.repeat is not None else spec.repeat
+    return combos * params * datasets * max(int(repeat or 1), 1)
+
+
+@dataclass
+class _Planned:
+    generation: int
+    plan: SweepPlan | None
+    estimate: Estimate | None
+    options: SweepOptions | None
+    error: str | None
+
+
+class PlanReady(Message):
+    """The background planner finished (or refused) the form as it was at ``generation``."""
+
+    def __init__(self, result: _Planned) -> None:
+        super().__init__()
+        self.result = result
 
 
 def fmt_duration(seconds: float) -> str:
@@ -62,7 +136,11 @@ class SweepBuilderScreen(BaseScreen):
     SweepBuilderScreen .numbers > Vertical { width: 1fr; height: auto; }
     SweepBuilderScreen #plan { height: auto; }
     SweepBuilderScreen #plan-error { height: auto; color: $error; }
+    SweepBuilderScreen #grid-error { height: auto; color: $error; }
     SweepBuilderScreen #start { width: 100%; margin-top: 1; }
+    SweepBuilderScreen.narrow #plan-side { width: 36; }
+    SweepBuilderScreen.narrow .numbers { layout: vertical; }
+    SweepBuilderScreen.narrow .section { margin-top: 0; }
     """
 
     def __init__(self, use_case: str) -> None:
@@ -72,6 +150,10 @@ class SweepBuilderScreen(BaseScreen):
         self.dataset_boxes: dict[str, str] = {}
         self.plan: SweepPlan | None = None
         self.estimate: Estimate | None = None
+        self.plan_options: SweepOptions | None = None
+        # Every change of the form bumps the generation; a plan built for an older one is dropped.
+        self._generation = 0
+        self._lock = threading.Lock()
 
     def header_title(self) -> str:
         return f"Sweep builder · {self.use_case_name}"
@@ -107,6 +189,7 @@ class SweepBuilderScreen(BaseScreen):
                 llm = [n.name for n in flow.llm_nodes] if flow else []
                 example = f"e.g. {llm[0]}.temperature=0,0.7" if llm else "e.g. NODE.temperature=0,0.7"
                 yield Input(value=grid_text, placeholder=example, id="grid")
+                yield Static(id="grid-error", markup=False)
                 yield Label("Datasets", classes="section")
                 with Vertical(id="datasets"):
                     chosen = set(spec.datasets) or {d.name for d in uc.datasets}
@@ -117,15 +200,15 @@ class SweepBuilderScreen(BaseScreen):
                         yield Checkbox(f"{ds.name} ({rows} rows)", value=ds.name in chosen, id=box_id)
                 with Horizontal(classes="numbers"):
                     with Vertical():
-                        yield Label("Repeat", classes="section")
-                        yield Input(str(spec.repeat), id="repeat", type="integer")
+                        yield Label("Repeat (1-100)", classes="section")
+                        yield _digits(str(spec.repeat), "repeat")
                     with Vertical():
-                        yield Label("Concurrency", classes="section")
-                        yield Input(str(spec.concurrency), id="concurrency", type="integer")
+                        yield Label("Concurrency (1-64)", classes="section")
+                        yield _digits(str(spec.concurrency), "concurrency")
                     with Vertical():
-                        yield Label("First N lines (blank: all)", classes="section")
+                        yield Label("First N lines", classes="section")
                         limit = self.llmops.settings.limit
-                        yield Input("" if limit is None else str(limit), id="limit", type="integer")
+                        yield _digits("" if limit is None else str(limit), "limit", placeholder="all")
                 yield Label("Model endpoint", classes="section")
                 endpoint = self._default_endpoint()
                 with RadioSet(id="endpoint"):
@@ -151,7 +234,14 @@ class SweepBuilderScreen(BaseScreen):
 
     def on_mount(self) -> None:
         self._sync_enabled()
+        self._fit(self.size.width)
         self.recompute()
+
+    def on_resize(self, event) -> None:  # type: ignore[no-untyped-def]
+        self._fit(event.size.width)
+
+    def _fit(self, width: int) -> None:
+        self.set_class(width < 120, "narrow")
 
     # ------------------------------------------------------------------------------------ the plan
 
@@ -165,10 +255,15 @@ class SweepBuilderScreen(BaseScreen):
         text = self.query_one(f"#{widget_id}", Input).value.strip()
         if not text:
             return None
-        try:
-            return int(text)
-        except ValueError:
-            raise LlmopsError(f"'{text}' is not a whole number", field=field) from None
+        if not text.isdigit():
+            raise LlmopsError(f"'{text}' is not a whole number", field=field, hint="digits only")
+        value = int(text)
+        low, high = BOUNDS[field]
+        if not low <= value <= high:
+            raise LlmopsError(
+                f"{value:,} is out of range", field=field, hint=f"give a number from {low} to {high:,}"
+            )
+        return value
 
     def options(self) -> SweepOptions:
         """The SweepOptions the form describes. Raises LlmopsError for bad input."""
@@ -184,7 +279,13 @@ class SweepBuilderScreen(BaseScreen):
                 raise LlmopsError("pick at least one variant", field="variants")
         else:
             variants = mode
-        grid = parse_grid_args(split_grid(self.query_one("#grid", Input).value))
+        grid_error = self.query_one("#grid-error", Static)
+        try:
+            grid = parse_grid_args(split_grid(self.query_one("#grid", Input).value))
+        except LlmopsError as exc:
+            grid_error.update(str(exc))  # beside the field, at once
+            raise
+        grid_error.update("")
         datasets = [
             name
             for box_id, name in self.dataset_boxes.items()
@@ -205,8 +306,6 @@ class SweepBuilderScreen(BaseScreen):
             endpoint = None
         target = "azureml" if endpoint_kind == "azureml" else "local"
         limit = self._int("limit", "first N lines")
-        if limit is not None and limit < 1:
-            raise LlmopsError("must be at least 1", field="first N lines")
         return SweepOptions(
             variants=variants,
             grid=grid,
@@ -220,23 +319,85 @@ class SweepBuilderScreen(BaseScreen):
         )
 
     def recompute(self) -> None:
-        error = self.query_one("#plan-error", Static)
+        """Check the form now (cheap: no cells are built) and plan it in the background after a pause.
+        An error or a plan over the cap is shown at once and clears the old plan."""
+        with self._lock:
+            self._generation += 1
+            generation = self._generation
+        self.plan = self.estimate = self.plan_options = None
+        start = self.query_one("#start", Button)
+        start.disabled = True
         try:
             options = self.options()
+            self._check_size(options)
+        except LlmopsError as exc:
+            self._show(_Planned(generation, None, None, None, str(exc)))
+            return
+        self.query_one("#plan-error", Static).update("planning…")
+        self._plan_in_background(generation, options)
+
+    def _check_size(self, options: SweepOptions) -> None:
+        cells = count_cells(self.uc, options)
+        if cells > MAX_CELLS:
+            raise LlmopsError(
+                f"{cells:,} cells is too many (at most {MAX_CELLS:,})",
+                field="plan",
+                hint="use fewer variants, grid values, datasets or repetitions",
+            )
+
+    def _build(self, generation: int, options: SweepOptions) -> _Planned:
+        try:
             plan = plan_sweep(self.uc, options, allow_remote=options.target == "azureml")
             est = estimate(self.uc, plan, latency_s=0.05 if options.llm_endpoint == "sandbox" else 1.0)
         except LlmopsError as exc:
-            self.plan = self.estimate = None
-            error.update(str(exc))
-            self.query_one("#start", Button).disabled = True
+            return _Planned(generation, None, None, None, str(exc))
+        return _Planned(generation, plan, est, options, None)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="plan")
+    def _plan_in_background(self, generation: int, options: SweepOptions) -> None:
+        # Debounce: wait for a pause in typing; a newer change makes this one moot.
+        worker = get_current_worker()
+        if worker.cancelled_event.wait(DEBOUNCE_S) or generation != self._generation:
             return
-        self.plan, self.estimate = plan, est
-        self.uses_sandbox = options.llm_endpoint == "sandbox"
+        result = self._build(generation, options)
+        if generation == self._generation and not worker.is_cancelled:
+            self.post_message(PlanReady(result))
+
+    def on_plan_ready(self, message: PlanReady) -> None:
+        if message.result.generation == self._generation:
+            self._show(message.result)
+
+    def _show(self, result: _Planned) -> None:
+        error = self.query_one("#plan-error", Static)
+        start = self.query_one("#start", Button)
+        self.plan, self.estimate, self.plan_options = result.plan, result.estimate, result.options
+        if result.plan is None or result.estimate is None or result.options is None:
+            error.update(result.error or "the plan has errors")
+            self.query_one("#plan", Static).update("")
+            start.disabled = True
+            return
+        self.uses_sandbox = result.options.llm_endpoint == "sandbox"
         if self.is_current:
             self.update_sandbox_badge()
         error.update("")
-        self.query_one("#start", Button).disabled = not plan.cells
-        self.query_one("#plan", Static).update(self._plan_table(plan, est, options))
+        start.disabled = not result.plan.cells
+        self.query_one("#plan", Static).update(self._plan_table(result.plan, result.estimate, result.options))
+
+    def plan_now(self) -> SweepPlan | None:
+        """The plan of the form as it is now, built here (bounded by ``MAX_CELLS``, so quick)."""
+        if self.plan is not None:
+            return self.plan
+        with self._lock:
+            self._generation += 1
+            generation = self._generation
+        try:
+            options = self.options()
+            self._check_size(options)
+        except LlmopsError as exc:
+            self._show(_Planned(generation, None, None, None, str(exc)))
+            return None
+        self._show(self._build(generation, options))
+        return self.plan
 
     def _plan_table(self, plan: SweepPlan, est: Estimate, options: SweepOptions) -> Table:
         t = Table.grid(padding=(0, 1))
@@ -249,11 +410,8 @@ class SweepBuilderScreen(BaseScreen):
             "tokens",
             f"~{est.prompt_tokens + est.completion_tokens:,} ({est.prompt_tokens:,} in / {est.completion_tokens:,} out)",
         )
-        cost = (
-            "sandbox: free"
-            if options.llm_endpoint == "sandbox"
-            else (fmt_cost(est.cost) if est.cost is not None else "no prices in llmops.yaml")
-        )
+        sandbox = options.llm_endpoint == "sandbox"
+        cost = fmt_cost(est.cost, sandbox=sandbox) if sandbox or est.cost is not None else "no prices"
         t.add_row("cost", cost)
         t.add_row("time", f"~{fmt_duration(est.wall_s)} at concurrency {est.concurrency}")
         if options.target == "azureml":
@@ -261,8 +419,9 @@ class SweepBuilderScreen(BaseScreen):
         t.add_row("endpoint", options.llm_endpoint or "configured connections")
         t.add_row("", "")
         shown = plan.cells[:12]
+        labels = short_labels(plan.cells)
         for cell in shown:
-            t.add_row(Text(cell.cell_id, style="dim"), Text(cell.label + f" ({cell.lines} lines)"))
+            t.add_row(Text(f"{cell.lines} lines", style="dim"), Text(labels.get(cell.cell_id, cell.label)))
         if len(plan.cells) > len(shown):
             t.add_row("", Text(f"… and {len(plan.cells) - len(shown)} more cells", style="dim"))
         return t
@@ -294,14 +453,19 @@ class SweepBuilderScreen(BaseScreen):
         box.value = "" if box.value.strip() == "4" else "4"
 
     def action_start(self) -> None:
-        self.recompute()
-        if self.plan is None:
+        plan = self.plan_now()
+        if plan is None:
             self.notify(
                 self.query_one("#plan-error", Static).render().plain or "the plan has errors",
                 severity="error",
             )
             return
-        if not self.plan.cells:
+        if not plan.cells:
             self.notify("the plan has no cells", severity="warning")
             return
-        self.llmops.open_screen("monitor", use_case=self.use_case_name, plan=self.plan)
+        self.llmops.open_screen("monitor", use_case=self.use_case_name, plan=plan)
+
+
+def _digits(value: str, widget_id: str, placeholder: str = "") -> Input:
+    """A numeric field: digits only, at most 10 of them (bounds are checked with the rest of the form)."""
+    return Input(value, placeholder=placeholder, id=widget_id, restrict=r"[0-9]*", max_length=10)
