@@ -314,3 +314,29 @@ async def test_home_and_runs_show_statuses_in_words(ws):
         await pilot.pause()
         text = _screen_text(app)
         assert "■ cancelled" in text and "✓ completed" in text
+
+
+async def test_variant_boxes_show_what_the_mode_runs_and_keep_hand_picks(ws):
+    app = make_app(ws)
+    async with app.run_test(size=SMALL) as pilot:
+        await pilot.pause()
+        app.open_screen("sweep", use_case="ner")
+        await _settle(app, pilot)
+        screen = app.screen
+        boxes = [screen.query_one(f"#{b}") for b in screen.variant_boxes]
+        assert [b.value for b in boxes] == [True, True]  # all combinations: every variant runs
+        screen.query_one("#mode-defaults").value = True
+        await _settle(app, pilot)
+        assert [b.value for b in boxes] == [True, False] and all(b.disabled for b in boxes)
+        screen.query_one("#mode-picked").value = True
+        await _settle(app, pilot)
+        boxes[1].value = True
+        boxes[0].value = False
+        await _settle(app, pilot)
+        assert len(screen.plan.cells) == 1
+        screen.query_one("#mode-all").value = True
+        await _settle(app, pilot)
+        assert [b.value for b in boxes] == [True, True]
+        screen.query_one("#mode-picked").value = True
+        await _settle(app, pilot)
+        assert [b.value for b in boxes] == [False, True] and not boxes[0].disabled

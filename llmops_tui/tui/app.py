@@ -36,7 +36,8 @@ class LlmopsApp(App):
     TITLE = "llmops"
     COMMANDS = App.COMMANDS | {LlmopsCommands}
     BINDINGS = [
-        Binding("question_mark,f1", "help", "Help", id="help", key_display="?"),
+        # Shown in the footer by every screen (BaseScreen), first; this one serves modal screens.
+        Binding("question_mark,f1", "help", "Help", id="help", key_display="?", show=False),
         Binding("ctrl+t", "toggle_theme", "Theme", id="toggle_theme"),
         Binding("ctrl+r", "reload", "Reload", id="reload"),
         Binding("ctrl+q", "quit", "Quit", id="quit", priority=True),

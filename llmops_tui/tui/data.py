@@ -161,6 +161,7 @@ class UseCaseRow:
     problems: list[str] = field(default_factory=list)
     last_run_id: str | None = None
     best_cell_id: str | None = None
+    best_label: str = "-"  # the short form for the table
 
 
 def variant_count(uc: UseCase) -> int:
@@ -173,8 +174,8 @@ def variant_count(uc: UseCase) -> int:
     return n if flow.variants else 0
 
 
-def best_cell(store: RunStore, run_id: str, root: Path) -> tuple[str | None, str]:
-    """(cell id, "label (metric value)") of a run's best cell, chosen by the comparison itself
+def best_cell(store: RunStore, run_id: str, root: Path) -> tuple[str | None, str, str]:
+    """(cell id, label, "label (metric value)") of a run's best cell, chosen by the comparison itself
     (``Comparison.best_cell``: gates first, then the primary metric in its direction), so home, Compare,
     ``llmops compare --json`` and the reports always agree."""
     from llmops_tui.core.compare import build_comparison
@@ -184,15 +185,17 @@ def best_cell(store: RunStore, run_id: str, root: Path) -> tuple[str | None, str
     cid = comparison.best_cell()
     cell = comparison.cell(cid) if cid else None
     if cell is None:
-        return None, "-"
+        return None, "-", "-"
     primary = comparison.primary_row()
     mv = primary.values.get(cid) if primary is not None else None
     text = cell.label
     if primary is not None and mv is not None and mv.value is not None:
         text += f" ({primary.label} {fmt_value(mv.value, primary.key)})"
+    label = cell.label
     if comparison.gates and not comparison.passes(cid):
         text += " fails a gate"
-    return cid, text
+        label += " ✗gate"
+    return cid, label, text
 
 
 def overview(ws: Workspace, store: RunStore | None) -> list[UseCaseRow]:
@@ -222,6 +225,7 @@ def overview(ws: Workspace, store: RunStore | None) -> list[UseCaseRow]:
                 last_run=fmt_time(last.started_at) if last else "-",
                 last_status=last.status if last else "-",
                 best_cell=best,
+                best_label=best,
                 approvals=approvals_text,
                 deployments=" ".join(f"{e}:{t}" for e, t in dep.items()) or "-",
                 problems=[str(p) for p in uc.problems],

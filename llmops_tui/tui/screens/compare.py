@@ -37,7 +37,9 @@ def fmt_value(value: float | None, key: str | None = None) -> str:
 
 
 #: Widest a cell column gets; longer labels are cut with an ellipsis (the detail panel has them whole).
-CELL_WIDTH = 22
+CELL_WIDTH = 20
+#: Widest the pinned first column (metric and gate names) gets.
+NAME_WIDTH = 24
 
 
 def fmt_delta(delta: float, key: str | None) -> str:
@@ -92,7 +94,7 @@ class CompareScreen(BaseScreen):
         Binding("a", "approve", "Approve cell", id="approve_cell"),
     ]
     DEFAULT_CSS = """
-    CompareScreen #cmp-head { height: auto; max-height: 5; padding: 0 1; }
+    CompareScreen #cmp-head { height: auto; max-height: 4; padding: 0 1; }
     CompareScreen #cmp-table { height: 1fr; }
     CompareScreen #cmp-detail { height: auto; max-height: 7; padding: 0 1; border-top: solid $primary 30%; }
     CompareScreen #charts { height: 18; display: none; }
@@ -115,7 +117,9 @@ class CompareScreen(BaseScreen):
     def compose_body(self) -> ComposeResult:
         with Vertical(classes="body"):
             yield Static("loading the comparison…", id="cmp-head", markup=False)
-            yield DataTable(id="cmp-table", cursor_type="cell", zebra_stripes=True, fixed_columns=1)
+            yield DataTable(
+                id="cmp-table", cursor_type="cell", zebra_stripes=True, fixed_columns=1, header_height=2
+            )
             yield Static(id="cmp-detail", markup=False)
             yield Horizontal(id="charts")
 
@@ -189,7 +193,9 @@ class CompareScreen(BaseScreen):
         for row in cmp.rows:
             best = row.best_cell()
             arrow = {True: " ↑", False: " ↓"}.get(row.higher_is_better, "")
-            cells = [Text(row.label + arrow, style="bold" if row.group == "metric" else "")]
+            cells = [
+                Text(clip(row.label, NAME_WIDTH - 2) + arrow, style="bold" if row.group == "metric" else "")
+            ]
             for cid in self.cell_order:
                 cells.append(
                     value_text(
@@ -204,7 +210,7 @@ class CompareScreen(BaseScreen):
             self.row_keys.append(row.key)
         gates = sorted({g.gate for g in cmp.gates})
         for gate in gates:
-            cells = [Text(f"gate {gate}", style="bold")]
+            cells = [Text(clip(f"gate {gate}", NAME_WIDTH), style="bold")]
             for cid in self.cell_order:
                 g = next((x for x in cmp.gates_for(cid) if x.gate == gate), None)
                 if g is None:
@@ -230,11 +236,14 @@ class CompareScreen(BaseScreen):
         if best is not None and cmp.gates:
             head.append(" (" + ("passes all gates" if cmp.passes(best) else "fails a gate") + ")")
         head.append(
-            "\nvalue, delta vs baseline, * significant (p<0.05); best per row green; CI and gate reasons below",
-            style="dim",
+            "\nvalue, Δ vs base, * significant (p<0.05), best in green; CI and gates below", style="dim"
         )
-        for w in cmp.warnings[:2]:
-            head.append(f"\n! {w}", style="yellow")
+        if cmp.warnings:
+            head.append(f"\n! {cmp.warnings[0]}", style="yellow")
+            if len(cmp.warnings) > 1:
+                head.append(
+                    f" (+{len(cmp.warnings) - 1} more warnings: press e to export a report)", style="dim"
+                )
         self.query_one("#cmp-head", Static).update(head)
         self.show_detail()
 

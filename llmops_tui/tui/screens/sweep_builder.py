@@ -41,6 +41,8 @@ from llmops_tui.tui.screens.base import BaseScreen
 MAX_CELLS = 1000
 #: Bounds of the numeric fields: (smallest, largest).
 BOUNDS = {"repeat": (1, 100), "concurrency": (1, 64), "first N lines": (1, 1_000_000)}
+#: Seconds a sweep spends starting (loading Prompt flow, the flow, the sandbox) whatever its size.
+STARTUP_S = 3.0
 #: Seconds of quiet typing before the plan is rebuilt.
 DEBOUNCE_S = 0.15
 
@@ -148,6 +150,7 @@ class SweepBuilderScreen(BaseScreen):
         self.use_case_name = use_case
         self.variant_boxes: dict[str, tuple[str, str]] = {}
         self.dataset_boxes: dict[str, str] = {}
+        self._picks: dict[str, bool] = {}  # hand-picked variant ticks, kept while another mode shows
         self.plan: SweepPlan | None = None
         self.estimate: Estimate | None = None
         self.plan_options: SweepOptions | None = None
@@ -179,9 +182,9 @@ class SweepBuilderScreen(BaseScreen):
                             n += 1
                             self.variant_boxes[box_id] = (node.name, v.id)
                             label = f"{node.name} · {v.id}" + (" (default)" if v.is_default else "")
-                            yield Checkbox(
-                                label, value=f"{node.name}.{v.id}" in picked or v.is_default, id=box_id
-                            )
+                            tick = f"{node.name}.{v.id}" in picked or v.is_default
+                            self._picks[box_id] = tick
+                            yield Checkbox(label, value=tick, id=box_id)
                     if n == 0:
                         yield Static(Text("the flow has no node variants", style="dim"))
                 yield Label("Hyperparameter grid (NODE.param=v1,v2 ...)", classes="section")
@@ -232,16 +235,42 @@ class SweepBuilderScreen(BaseScreen):
             return "sandbox", ""
         return "connections", ""
 
+    def _calibrate(self) -> None:
+        """Seconds per line and LLM call as this machine really ran them, from the largest of the use
+        case's recent finished runs on the same kind of endpoint: (wall time - start-up) x concurrency /
+        lines, so it includes Prompt flow's per-line overhead and evaluation. Else a default."""
+        self.calibration: dict[bool, tuple[float, str]] = {}
+        try:
+            store = self.llmops.store()
+            runs = store.list_runs(self.use_case_name)[:10] if store else []
+        except Exception:  # noqa: BLE001 - no calibration is not an error
+            runs = []
+        flow = self.uc.standard_flow
+        calls = max(len(flow.llm_nodes) if flow else 1, 1)
+        best: dict[bool, tuple[int, float, str]] = {}
+        for run in runs:
+            lines = (run.summary or {}).get("lines_done") or 0
+            if not run.finished_at or not lines or run.status not in ("completed", "completed_with_errors"):
+                continue
+            if lines <= best.get(run.uses_sandbox, (0, 0.0, ""))[0]:
+                continue
+            concurrency = (
+                run.config.get("concurrency") or (run.config.get("options") or {}).get("concurrency") or 1
+            )
+            wall = max(run.finished_at - run.started_at - STARTUP_S, 0.1)
+            best[run.uses_sandbox] = (lines, wall * concurrency / (lines * calls), run.run_id)
+        for sandbox, (_, per_call, run_id) in best.items():
+            self.calibration[sandbox] = (per_call, f"measured by run {run_id}")
+
+    def _latency(self, options: SweepOptions) -> tuple[float, str]:
+        sandbox = options.llm_endpoint == "sandbox"
+        default = (0.5, "guess: no finished run yet") if sandbox else (1.0, "guess: no finished run yet")
+        return self.calibration.get(sandbox, default)
+
     def on_mount(self) -> None:
+        self._calibrate()
         self._sync_enabled()
-        self._fit(self.size.width)
         self.recompute()
-
-    def on_resize(self, event) -> None:  # type: ignore[no-untyped-def]
-        self._fit(event.size.width)
-
-    def _fit(self, width: int) -> None:
-        self.set_class(width < 120, "narrow")
 
     # ------------------------------------------------------------------------------------ the plan
 
@@ -348,7 +377,7 @@ class SweepBuilderScreen(BaseScreen):
     def _build(self, generation: int, options: SweepOptions) -> _Planned:
         try:
             plan = plan_sweep(self.uc, options, allow_remote=options.target == "azureml")
-            est = estimate(self.uc, plan, latency_s=0.05 if options.llm_endpoint == "sandbox" else 1.0)
+            est = estimate(self.uc, plan, latency_s=self._latency(options)[0])
         except LlmopsError as exc:
             return _Planned(generation, None, None, None, str(exc))
         return _Planned(generation, plan, est, options, None)
@@ -414,6 +443,7 @@ class SweepBuilderScreen(BaseScreen):
         cost = fmt_cost(est.cost, sandbox=sandbox) if sandbox or est.cost is not None else "no prices"
         t.add_row("cost", cost)
         t.add_row("time", f"~{fmt_duration(est.wall_s)} at concurrency {est.concurrency}")
+        t.add_row("", Text(self._latency(options)[1], style="dim"))
         if options.target == "azureml":
             t.add_row("target", "Azure ML workspace: one cloud run per cell, results pulled home")
         t.add_row("endpoint", options.llm_endpoint or "configured connections")
@@ -427,10 +457,26 @@ class SweepBuilderScreen(BaseScreen):
         return t
 
     def _sync_enabled(self) -> None:
-        picked = self._radio("mode", MODES) == "picked"
-        for box_id in self.variant_boxes:
-            self.query_one(f"#{box_id}", Checkbox).disabled = not picked
+        """Variant boxes can be ticked only when hand-picking; otherwise they show what the mode runs
+        (every variant, or the defaults only). Hand-picked ticks come back when you pick again."""
+        mode = self._radio("mode", MODES)
+        picked = mode == "picked"
+        for box_id, (node, vid) in self.variant_boxes.items():
+            box = self.query_one(f"#{box_id}", Checkbox)
+            if picked:
+                value = self._picks.get(box_id, box.value)
+            else:
+                value = mode in ("all", "one-at-a-time") or vid == self._default_variant(node)
+            box.disabled = not picked
+            if box.value != value:
+                with box.prevent(Checkbox.Changed):
+                    box.value = value
         self.query_one("#url", Input).display = self._radio("endpoint", ENDPOINTS) == "url"
+
+    def _default_variant(self, node: str) -> str | None:
+        flow = self.uc.standard_flow
+        found = flow.node(node) if flow else None
+        return found.variant_ids[0] if found is not None and found.variant_ids else None
 
     # -------------------------------------------------------------------------------------- events
 
@@ -439,6 +485,9 @@ class SweepBuilderScreen(BaseScreen):
         self.recompute()
 
     def on_checkbox_changed(self, event: Checkbox.Changed) -> None:
+        box_id = event.checkbox.id or ""
+        if box_id in self.variant_boxes and self._radio("mode", MODES) == "picked":
+            self._picks[box_id] = event.value
         self.recompute()
 
     def on_input_changed(self, event: Input.Changed) -> None:

@@ -72,6 +72,7 @@ class UseCasesScreen(BaseScreen):
         return [(key, label) for key, label, min_width in COLUMNS if width >= min_width]
 
     def on_resize(self, event) -> None:  # type: ignore[no-untyped-def]
+        super().on_resize(event)
         columns = self._columns_for(event.size.width)
         if columns != getattr(self, "columns", None):
             self.columns = columns
@@ -122,7 +123,7 @@ class UseCasesScreen(BaseScreen):
                 "variants": str(row.variants) if row.variants else "-",
                 "last_run": row.last_run,
                 "status": Text("broken", style="red") if broken else _status_text(row.last_status),
-                "best": row.best_cell,
+                "best": _clip(row.best_label),
                 "approvals": row.approvals,
                 "deployments": row.deployments,
             }
@@ -133,12 +134,14 @@ class UseCasesScreen(BaseScreen):
     @work(thread=True, exclusive=True, exit_on_error=False, group="home-best")
     def load_best_cells(self, runs: list[tuple[str, str]]) -> None:
         store = self.llmops.store()
-        found: dict[str, tuple[str | None, str]] = {}
+        found: dict[str, tuple[str | None, str, str]] = {}
         for name, run_id in runs:
             try:
-                found[name] = best_cell(store, run_id, self.llmops.workspace_root) if store else (None, "-")
+                found[name] = (
+                    best_cell(store, run_id, self.llmops.workspace_root) if store else (None, "-", "-")
+                )
             except Exception as exc:  # noqa: BLE001 - a broken run must not hide the use case
-                found[name] = (None, f"? ({type(exc).__name__})")
+                found[name] = (None, "?", f"? ({type(exc).__name__}: {exc})")
         self.post_message(DataLoaded("best_cells", found))
 
     def on_data_loaded(self, message: DataLoaded) -> None:
@@ -147,9 +150,9 @@ class UseCasesScreen(BaseScreen):
         table = self.query_one(DataTable)
         for row in self.rows:
             if row.name in message.payload:
-                row.best_cell_id, row.best_cell = message.payload[row.name]
+                row.best_cell_id, row.best_label, row.best_cell = message.payload[row.name]
                 if any(key == "best" for key, _ in self.columns):
-                    table.update_cell(row.name, "best", row.best_cell, update_width=True)
+                    table.update_cell(row.name, "best", _clip(row.best_label), update_width=True)
         self._show_detail(self._cursor())
 
     def selected_name(self) -> str | None:
@@ -232,6 +235,10 @@ class UseCasesScreen(BaseScreen):
 
     def action_back(self) -> None:
         pass  # home
+
+
+def _clip(text: str, width: int = 24) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _status_text(status: str) -> Text:
