@@ -340,3 +340,53 @@ async def test_variant_boxes_show_what_the_mode_runs_and_keep_hand_picks(ws):
         screen.query_one("#mode-picked").value = True
         await _settle(app, pilot)
         assert [b.value for b in boxes] == [False, True] and not boxes[0].disabled
+
+
+async def test_line_view_puts_the_answer_first_with_the_expected_answer_and_scores(ws):
+    cells = seed_store(ws)
+    app = make_app(ws)
+    async with app.run_test(size=SMALL) as pilot:
+        await pilot.pause()
+        app.open_screen("line_diff", run_id=RUN_ID, cell_a=cells["baseline"], cell_b=cells["other"])
+        await _settle(app, pilot)
+        screen = app.screen
+        text = _screen_text(app)
+        assert "Lines · variant_0 vs variant_1" in text and cells["baseline"] not in text
+        await pilot.press("down", "down", "down")  # line 3: only the other cell answers wrongly
+        await pilot.pause()
+        detail = screen.query_one("#ld-detail")
+        from rich.console import Console
+
+        console = Console(width=78, record=True, file=open("/dev/null", "w"))  # noqa: SIM115
+        console.print(detail.content)
+        shown = console.export_text()
+        lines = [ln.strip() for ln in shown.splitlines() if ln.strip()]
+        assert lines[0] == "line 3"
+        assert '["Somebody Else"]' in lines[2]  # the answer, not {"entities": ...}
+        assert "entities" not in lines[2]
+        expected = next(ln for ln in lines if ln.startswith("expected:"))
+        assert "Somebody Else" not in expected and expected != "expected:"
+        assert any(ln.split()[:3] == ["ner_eval.exact_match", "1", "0"] for ln in lines)
+        row = json.loads((ws / "use_cases/ner/data/data.jsonl").read_text().splitlines()[3])
+        assert row["text"].split()[-1] in shown  # inputs in full, not cut
+        await pilot.press("f", "f", "f")  # all -> differ -> failed -> lowest
+        await _settle(app, pilot)
+        assert screen.only == "lowest"
+        assert screen.diffs[0].scores_b.get("ner_eval.exact_match") == 0
+
+
+async def test_charts_open_at_80x24_with_a_legend_of_cell_names(ws):
+    seed_store(ws)
+    app = make_app(ws)
+    async with app.run_test(size=SMALL) as pilot:
+        await pilot.pause()
+        app.open_screen("compare", run_id=RUN_ID)
+        await _settle(app, pilot)
+        await pilot.press("g")
+        await _settle(app, pilot)
+        await pilot.press("down")
+        await _settle(app, pilot)
+        assert type(app.screen).__name__ == "CompareScreen"
+        legend = _plain(app.screen.query_one("#chart-legend"))
+        assert legend == "1 variant_0   2 variant_1"
+        assert set(app.screen.latencies) == set(app.screen.cell_order)

@@ -97,9 +97,12 @@ class CompareScreen(BaseScreen):
     CompareScreen #cmp-head { height: auto; max-height: 4; padding: 0 1; }
     CompareScreen #cmp-table { height: 1fr; }
     CompareScreen #cmp-detail { height: auto; max-height: 7; padding: 0 1; border-top: solid $primary 30%; }
-    CompareScreen #charts { height: 18; display: none; }
+    CompareScreen #charts { height: 18; display: none; layout: vertical; }
     CompareScreen #charts.-shown { display: block; }
-    CompareScreen #charts > * { width: 1fr; }
+    CompareScreen #plots { height: 1fr; }
+    CompareScreen #plots > * { width: 1fr; }
+    CompareScreen #chart-legend { height: auto; max-height: 3; padding: 0 1; }
+    CompareScreen.narrow #charts { height: 12; }
     """
 
     def __init__(self, run_id: str, baseline: str | None = None) -> None:
@@ -110,6 +113,7 @@ class CompareScreen(BaseScreen):
         self.cell_order: list[str] = []
         self.marked: str | None = None
         self.row_keys: list[str] = []
+        self.latencies: dict[str, list[float]] = {}  # cell id -> latencies of successful lines
 
     def header_title(self) -> str:
         return f"Compare · run {self.run_id}"
@@ -121,7 +125,7 @@ class CompareScreen(BaseScreen):
                 id="cmp-table", cursor_type="cell", zebra_stripes=True, fixed_columns=1, header_height=2
             )
             yield Static(id="cmp-detail", markup=False)
-            yield Horizontal(id="charts")
+            yield Vertical(id="charts")
 
     def on_mount(self) -> None:
         store = self.llmops.store()
@@ -147,7 +151,12 @@ class CompareScreen(BaseScreen):
         except LlmopsError as exc:
             self.post_message(DataLoaded("error", str(exc)))
             return
-        self.post_message(DataLoaded("comparison", comparison))
+        latencies: dict[str, list[float]] = {}
+        for run_id in comparison.run_ids:
+            prefix = f"{run_id}:" if len(comparison.run_ids) > 1 else ""
+            for cid, values in store.latencies(run_id).items():
+                latencies[prefix + cid] = list(values)
+        self.post_message(DataLoaded("comparison", (comparison, latencies)))
 
     def on_data_loaded(self, message: DataLoaded) -> None:
         if message.key == "error":
@@ -155,7 +164,7 @@ class CompareScreen(BaseScreen):
             return
         if message.key != "comparison":
             return
-        self.comparison = message.payload
+        self.comparison, self.latencies = message.payload
         self.baseline = self.comparison.baseline
         if not self.cell_order or set(self.cell_order) != {c.cell_id for c in self.comparison.cells}:
             self.cell_order = [c.cell_id for c in self.comparison.cells]
@@ -372,15 +381,21 @@ class CompareScreen(BaseScreen):
             self._draw_charts()
 
     def _draw_charts(self) -> None:
-        from llmops_tui.tui.widgets.charts import LatencyHistogram, MetricBars
+        from llmops_tui.tui.widgets.charts import LatencyBoxes, MetricBars, legend
 
         panel = self.query_one("#charts")
         if not panel.children:
-            panel.mount(MetricBars(id="bars"), LatencyHistogram(id="latency"))
+            panel.mount(
+                Horizontal(MetricBars(id="bars"), LatencyBoxes(id="latency"), id="plots"),
+                Static(id="chart-legend", markup=False),
+            )
             self.call_after_refresh(self._draw_charts)
             return
+        if not self.query("#bars") or not self.query("#latency"):
+            return  # still mounting: the call after refresh draws them
         cmp = self.comparison
         row = self._cursor_row() or cmp.primary_row()
+        labels = [self.label(cid) for cid in self.cell_order]
         if row is not None:
             vals, lows, highs = [], [], []
             for cid in self.cell_order:
@@ -389,11 +404,11 @@ class CompareScreen(BaseScreen):
                 vals.append(v)
                 lows.append(mv.ci_low if mv else None)
                 highs.append(mv.ci_high if mv else None)
-            labels = [self.label(cid) for cid in self.cell_order]
-            self.query_one("#bars", MetricBars).show(row.label, labels, vals, lows, highs)
-        self.query_one("#latency", LatencyHistogram).show(
-            cmp.latency_hist, {c.cell_id: c.label for c in cmp.cells}
-        )
+            self.query_one("#bars", MetricBars).show(
+                f"{row.label} (95% CI beside)", labels, vals, lows, highs
+            )
+        self.query_one("#latency", LatencyBoxes).show(self.latencies, self.cell_order)
+        self.query_one("#chart-legend", Static).update(Text(legend(labels), style="dim"))
 
     def on_data_table_cell_highlighted(self, event: DataTable.CellHighlighted) -> None:
         if self.comparison is not None:
