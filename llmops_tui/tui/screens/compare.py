@@ -496,8 +496,8 @@ class ExportScreen(ModalScreen[Path | None]):
             result.update(Text(f"{path}: {exc.strerror or exc}", style="red"))
             return
         self.written = Path(written)
-        result.update(Text(f"wrote {written}", style="green"))
-        self.app.notify(f"report written: {written}")
+        self.app.notify(f"report written to {written}", timeout=8)
+        self.dismiss(self.written)
 
     def action_dismiss_none(self) -> None:
         self.dismiss(None)
