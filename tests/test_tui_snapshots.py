@@ -137,3 +137,7 @@ def test_run_monitor_finished(snap_compare, app, size, monkeypatch):
         await _settle(pilot)
 
     assert snap_compare(app, terminal_size=size, run_before=run_before)
+
+
+def test_compare_charts(snap_compare, app, size):
+    assert snap_compare(app, terminal_size=size, run_before=_opener("compare", ("g",), run_id=RUN_ID))
