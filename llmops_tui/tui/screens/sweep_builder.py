@@ -134,6 +134,7 @@ class SweepBuilderScreen(BaseScreen):
     SweepBuilderScreen #picks { height: auto; }
     SweepBuilderScreen #datasets { height: auto; }
     SweepBuilderScreen Checkbox { height: 1; border: none; padding: 0 1; }
+    SweepBuilderScreen Checkbox:focus { border: none; background: $boost; }
     SweepBuilderScreen .numbers { height: auto; }
     SweepBuilderScreen .numbers > Vertical { width: 1fr; height: auto; }
     SweepBuilderScreen #plan { height: auto; }
