@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 from llmops_tui.core.compare import Comparison, MetricValue, Row
+from llmops_tui.core.format import fmt_money
 
 RATE_KEYS = {"success_rate", "error_rate"}
 
@@ -20,7 +21,7 @@ def fmt(row: Row | str, value: float | None, *, signed: bool = False) -> str:
     if key.startswith("latency_"):
         return f"{sign}{value:,.0f} ms"
     if key == "cost_usd":
-        return f"{sign}${value:,.4f}" if value >= 0 else f"-${-value:,.4f}"
+        return fmt_money(value, signed=signed)
     if key in {"prompt_tokens", "completion_tokens", "total_tokens", "llm_calls", "cache_hits"}:
         return f"{sign}{value:,.0f}"
     return f"{sign}{value:.4g}"

@@ -62,10 +62,11 @@ async def test_home_shows_last_run_best_cell_and_approvals(ws):
     cells = seed_store(ws)
     app = make_app(ws)
     async with app.run_test(size=SIZE) as pilot:
+        await app.workers.wait_for_complete()
         await pilot.pause()
         row = next(r for r in app.screen.rows if r.name == "ner")
         assert row.last_run_id == RUN_ID and row.last_status == "completed"
-        assert row.best_cell.startswith(cells["baseline"])
+        assert row.best_cell_id == cells["baseline"]
         assert row.approvals == "dev:- prod:-"
 
 
@@ -153,23 +154,30 @@ async def test_sweep_builder_plans_live_and_shows_errors_inline(ws):
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         app.open_screen("sweep", use_case="ner")
-        await pilot.pause()
+        await _planned(app, pilot)
         screen = app.screen
         assert len(screen.plan.cells) == 2
         assert screen.plan.options.llm_endpoint == "sandbox"  # no key found: sandbox by default
         assert app.sandbox_active
         screen.query_one("#grid").value = "NER_LLM.temperature=0,0.7"
-        await pilot.pause()
+        await _planned(app, pilot)
         assert len(screen.plan.cells) == 4
         screen.query_one("#grid").value = "nonsense"
         await pilot.pause()
         assert screen.plan is None
-        assert "NODE.param=v1,v2" in _plain(screen.query_one("#plan-error"))
+        assert "NODE.param=v1,v2" in _plain(screen.query_one("#grid-error"))
         assert screen.query_one("#start").disabled
         screen.query_one("#grid").value = ""
         screen.query_one("#mode-defaults").value = True
-        await pilot.pause()
+        await _planned(app, pilot)
         assert len(screen.plan.cells) == 1
+
+
+async def _planned(app, pilot) -> None:
+    """The sweep builder plans in a background worker after a short pause in typing: wait for it."""
+    await pilot.pause()
+    await app.workers.wait_for_complete()
+    await pilot.pause()
 
 
 async def test_sweep_compare_lines_export_and_approval_end_to_end(ws, monkeypatch):
@@ -234,8 +242,7 @@ async def test_sweep_compare_lines_export_and_approval_end_to_end(ws, monkeypatc
         await pilot.pause()
         written = Path(export.written)
         assert written.suffix == ".html" and written.is_file() and "<html" in written.read_text().lower()
-        await pilot.press("escape")
-        await pilot.pause()
+        assert app.screen is compare  # the dialog closed itself and said where the file went
 
         await pilot.press("a")
         await pilot.pause()

@@ -18,13 +18,20 @@ async def test_builder_offers_azureml_target(tmp_path, monkeypatch):
     async with app.run_test(size=(140, 45)) as pilot:
         await pilot.pause()
         app.open_screen("sweep", use_case="ner")
-        await pilot.pause()
+        await _planned(app, pilot)
         screen = app.screen
         assert screen.plan.options.target == "local"
         screen.query_one("#ep-azureml").value = True
-        await pilot.pause()
+        await _planned(app, pilot)
         assert screen.plan is not None and screen.plan.options.target == "azureml"
         assert screen.plan.options.llm_endpoint is None
         console = Console(width=140, record=True, file=io.StringIO())
         console.print(screen._plan_table(screen.plan, screen.estimate, screen.plan.options))
         assert "Azure ML workspace" in console.export_text()
+
+
+async def _planned(app, pilot) -> None:
+    """The sweep builder plans in a background worker after a short pause in typing: wait for it."""
+    await pilot.pause()
+    await app.workers.wait_for_complete()
+    await pilot.pause()

@@ -168,6 +168,9 @@ async def test_local_deploy_against_the_sandbox_then_undeploy_from_the_screen(ws
             assert table.row_count == 1 and screen.deployments[0]["alive"]
             table.focus()
             await pilot.press("x")
+            await pilot.pause()
+            assert type(app.screen).__name__ == "ConfirmScreen"  # undeploy asks, like delete-run
+            await pilot.press("y")
             await settle(pilot)
             assert "stopped flow" in plain(screen.query_one("#dp-result"))
             assert table.row_count == 0

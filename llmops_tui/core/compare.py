@@ -222,6 +222,62 @@ def cell_label(variants: dict[str, Any], params: dict[str, Any], dataset: str, r
     return f"{text} | {dataset}" + (f" | r{repeat}" if repeat else "")
 
 
+_PARAM_SHORT = {"temperature": "t", "top_p": "top_p", "max_tokens": "max_tokens"}
+
+
+def short_labels(cells: Iterable[Any]) -> dict[str, str]:
+    """A short label per cell in the words people use, made of what differs between the given cells:
+    ``variant_2 · t=0.7``, ``variant_1 · tickets_dev``, ``variant_0 · #2`` (repetition). Works on sweep
+    ``Cell``s, store ``CellRecord``s and ``CellColumn``s (anything with cell_id, variants, params, dataset
+    and repeat). A cell that differs in nothing shows its variants (or "defaults"); labels that would
+    still collide get the cell id's first characters."""
+    items = list(cells)
+    if not items:
+        return {}
+
+    def varies(get: Any) -> bool:
+        return len({repr(get(c)) for c in items}) > 1
+
+    nodes: list[str] = []
+    for c in items:
+        nodes += [n for n in c.variants if n not in nodes]
+    var_nodes = [n for n in nodes if varies(lambda c, n=n: c.variants.get(n))]
+    keys: list[str] = []
+    for c in items:
+        keys += [k for k in c.params if k not in keys]
+    var_keys = [k for k in keys if varies(lambda c, k=k: c.params.get(k))]
+    names = [k.partition(".")[2] or k for k in var_keys]
+    short = {
+        k: (_PARAM_SHORT.get(name, name) if names.count(name) == 1 else k)
+        for k, name in zip(var_keys, names, strict=True)
+    }
+    show_dataset = varies(lambda c: c.dataset)
+    show_repeat = varies(lambda c: c.repeat)
+    out: dict[str, str] = {}
+    for c in items:
+        parts: list[str] = []
+        if len(var_nodes) == 1:
+            parts.append(str(c.variants.get(var_nodes[0], "-")))
+        else:
+            parts += [f"{n}={c.variants.get(n, '-')}" for n in var_nodes]
+        parts += [f"{short[k]}={c.params[k]}" for k in var_keys if k in c.params]
+        if show_dataset:
+            parts.append(str(c.dataset))
+        if show_repeat:
+            parts.append(f"#{c.repeat + 1}")
+        if not parts:
+            parts = [" ".join(str(v) for v in c.variants.values()) or "defaults"]
+        out[c.cell_id] = " · ".join(parts)
+    seen: dict[str, int] = {}
+    for label in out.values():
+        seen[label] = seen.get(label, 0) + 1
+    for cid, label in out.items():
+        if seen[label] > 1:
+            # several runs: the run tells them apart; else the cell id does
+            out[cid] = f"{label} ({cid.split(':')[0][-6:] if ':' in cid else cid[:6]})"
+    return out
+
+
 def metric_direction(name: str) -> bool:
     """Guess whether a higher evaluation metric is better from its name (errors, losses, latency: lower)."""
     low = name.lower()
@@ -421,6 +477,9 @@ def build_comparison(
                 )
     if not cells:
         raise LlmopsError(f"run '{runs[0].run_id}' has no cells", field="RUN_ID")
+    # People read cells by what differs between them (variant, parameter, dataset), not by hash.
+    for cid, label in short_labels([c.col for c in cells]).items():
+        next(c.col for c in cells if c.col.cell_id == cid).label = label
 
     base = _pick_baseline(runs, cells, baseline)
     base.col.is_baseline = True

@@ -36,7 +36,8 @@ class LlmopsApp(App):
     TITLE = "llmops"
     COMMANDS = App.COMMANDS | {LlmopsCommands}
     BINDINGS = [
-        Binding("question_mark,f1", "help", "Help", id="help", key_display="?"),
+        # Shown in the footer by every screen (BaseScreen), first; this one serves modal screens.
+        Binding("question_mark,f1", "help", "Help", id="help", key_display="?", show=False),
         Binding("ctrl+t", "toggle_theme", "Theme", id="toggle_theme"),
         Binding("ctrl+r", "reload", "Reload", id="reload"),
         Binding("ctrl+q", "quit", "Quit", id="quit", priority=True),
@@ -220,13 +221,18 @@ class LlmopsApp(App):
     # --------------------------------------------------------------------------------------- actions
 
     def action_help(self) -> None:
-        from llmops_tui.tui.screens.dialogs import HelpScreen, bindings_markdown
+        from llmops_tui.tui.screens.dialogs import HelpScreen, bindings_text
 
         screen = self.screen
         title = getattr(screen, "TITLE", "") or type(screen).__name__
-        self.push_screen(
-            HelpScreen(bindings_markdown(title, list(type(screen).BINDINGS), list(self.BINDINGS)))
-        )
+        # The screen's own keys (ours all carry an id; Textual's focus and copy keys do not).
+        own = [
+            b
+            for keyed in screen._bindings.key_to_bindings.values()
+            for b in keyed
+            if b.id and b.id != "screen_help"
+        ]
+        self.push_screen(HelpScreen(bindings_text(title, own, list(self.BINDINGS))))
 
     def action_toggle_theme(self) -> None:
         self.theme = THEMES[1] if self.theme == THEMES[0] else THEMES[0]

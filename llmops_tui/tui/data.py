@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llmops_tui.core.store import STORE_DIR, STORE_FILE, RunRecord, RunStore
+from rich.text import Text
+
+from llmops_tui.core.store import STORE_DIR, STORE_FILE, RunStore
 from llmops_tui.core.workspace import Connection, UseCase, Workspace
 
 
@@ -45,8 +47,36 @@ def fmt_num(value: Any, digits: int = 3) -> str:
     return str(value)
 
 
-def fmt_cost(value: float | None) -> str:
-    return "-" if value is None else f"${value:,.4f}"
+def fmt_cost(value: float | None, *, sandbox: bool = False) -> str:
+    """Money as money: ``$0.0049``, ``$12.30``; "free (sandbox)" for the sandbox model."""
+    from llmops_tui.core.format import fmt_money
+
+    return "free (sandbox)" if sandbox else fmt_money(value)
+
+
+#: How each run status looks: a mark, the words and a colour. The five end states stay distinct, so
+#: nothing that was cancelled, interrupted or failed can read as "completed".
+RUN_STATUSES: dict[str, tuple[str, str, str]] = {
+    "completed": ("✓", "completed", "green"),
+    "completed_with_errors": ("!", "completed with errors", "dark_orange"),
+    "failed": ("✗", "failed", "bold red"),
+    "cancelled": ("■", "cancelled", "magenta"),
+    "interrupted": ("⚡", "interrupted", "yellow"),
+    "running": ("▶", "running", "cyan"),
+    "starting": ("…", "starting", "dim"),
+    "cancelling": ("…", "cancelling", "magenta"),
+}
+
+
+def status_words(status: str) -> str:
+    mark, words, _ = RUN_STATUSES.get(status, ("?", status.replace("_", " "), ""))
+    return f"{mark} {words}"
+
+
+def status_text(status: str) -> Text:
+    """A run status as coloured words with a mark (for tables and the run monitor's head)."""
+    _, _, style = RUN_STATUSES.get(status, ("?", status, ""))
+    return Text(status_words(status), style=style)
 
 
 # ------------------------------------------------------------------------------------------ approvals
@@ -130,6 +160,8 @@ class UseCaseRow:
     deployments: str
     problems: list[str] = field(default_factory=list)
     last_run_id: str | None = None
+    best_cell_id: str | None = None
+    best_label: str = "-"  # the short form for the table
 
 
 def variant_count(uc: UseCase) -> int:
@@ -142,23 +174,28 @@ def variant_count(uc: UseCase) -> int:
     return n if flow.variants else 0
 
 
-def best_cell(store: RunStore, run: RunRecord) -> str:
-    """The best cell of a run by its first metric (the comparison's own ranking when available)."""
-    metrics = store.metrics(run.run_id)
-    if not metrics:
-        return "-"
-    first_eval = next(iter(next(iter(metrics.values()))), None)
-    if first_eval is None:
-        return "-"
-    first_name = next(iter(next(iter(metrics.values()))[first_eval]), None)
-    best = None
-    for cell_id, evs in metrics.items():
-        value = (evs.get(first_eval) or {}).get(first_name)
-        if value is not None and (best is None or value > best[1]):
-            best = (cell_id, value)
-    if best is None:
-        return "-"
-    return f"{best[0]} {first_eval}.{first_name}={best[1]:.3f}"
+def best_cell(store: RunStore, run_id: str, root: Path) -> tuple[str | None, str, str]:
+    """(cell id, label, "label (metric value)") of a run's best cell, chosen by the comparison itself
+    (``Comparison.best_cell``: gates first, then the primary metric in its direction), so home, Compare,
+    ``llmops compare --json`` and the reports always agree."""
+    from llmops_tui.core.compare import build_comparison
+    from llmops_tui.tui.screens.compare import fmt_value
+
+    comparison = build_comparison(store, run_id, workspace_root=root)
+    cid = comparison.best_cell()
+    cell = comparison.cell(cid) if cid else None
+    if cell is None:
+        return None, "-", "-"
+    primary = comparison.primary_row()
+    mv = primary.values.get(cid) if primary is not None else None
+    text = cell.label
+    if primary is not None and mv is not None and mv.value is not None:
+        text += f" ({primary.label} {fmt_value(mv.value, primary.key)})"
+    label = cell.label
+    if comparison.gates and not comparison.passes(cid):
+        text += " fails a gate"
+        label += " ✗gate"
+    return cid, label, text
 
 
 def overview(ws: Workspace, store: RunStore | None) -> list[UseCaseRow]:
@@ -172,12 +209,8 @@ def overview(ws: Workspace, store: RunStore | None) -> list[UseCaseRow]:
         )
         runs = store.list_runs(uc.name) if store else []
         last = runs[0] if runs else None
-        best = "-"
-        if last is not None:
-            try:
-                best = best_cell(store, last)  # type: ignore[arg-type]
-            except Exception:  # noqa: BLE001 - a broken run must not hide the use case
-                best = "?"
+        # The best cell needs the run's comparison: the home screen fills it in the background.
+        best = "…" if last is not None else "-"
         approvals = approval_states(uc)
         envs = uc.environments or sorted(approvals)
         approvals_text = " ".join(f"{e}:{approvals.get(e, '-')}" for e in envs) or "-"
@@ -189,9 +222,10 @@ def overview(ws: Workspace, store: RunStore | None) -> list[UseCaseRow]:
                 flows=", ".join(flows),
                 datasets=datasets,
                 variants=variant_count(uc),
-                last_run=f"{last.run_id} {fmt_time(last.started_at)}" if last else "-",
+                last_run=fmt_time(last.started_at) if last else "-",
                 last_status=last.status if last else "-",
                 best_cell=best,
+                best_label=best,
                 approvals=approvals_text,
                 deployments=" ".join(f"{e}:{t}" for e, t in dep.items()) or "-",
                 problems=[str(p) for p in uc.problems],

@@ -17,10 +17,11 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 
+from llmops_tui.core.compare import short_labels
 from llmops_tui.core.errors import LlmopsError
 from llmops_tui.tui.messages import DataLoaded
 from llmops_tui.tui.screens.base import BaseScreen
-from llmops_tui.tui.screens.compare import fmt_value
+from llmops_tui.tui.screens.compare import fmt_delta, fmt_value
 
 DEFAULT_ENVS = ["dev", "prod"]
 
@@ -48,6 +49,11 @@ class ApprovalScreen(BaseScreen):
     ApprovalScreen Horizontal.buttons Button { margin-right: 1; }
     ApprovalScreen #ap-result { height: auto; margin-top: 1; }
     ApprovalScreen #override-box { height: auto; }
+    ApprovalScreen.narrow .body { layout: vertical; }
+    ApprovalScreen.narrow #ap-left { width: 100%; height: 1fr; }
+    ApprovalScreen.narrow #ap-right { width: 100%; height: 1fr; border-left: none;
+        border-top: solid $primary 30%; }
+    ApprovalScreen.narrow .section { margin-top: 0; }
     """
 
     def __init__(self, run_id: str, cell_id: str | None = None, comparison: Any = None) -> None:
@@ -80,8 +86,12 @@ class ApprovalScreen(BaseScreen):
                 yield Static(id="ap-config", markup=False)
             with VerticalScroll(id="ap-right"):
                 yield Label("Candidate cell", classes="section")
+                labels = short_labels(cells)
                 yield Select(
-                    [(c.cell_id, c.cell_id) for c in cells], id="cell", allow_blank=True, prompt="pick a cell"
+                    [(f"{labels.get(c.cell_id, c.cell_id)} ({c.cell_id})", c.cell_id) for c in cells],
+                    id="cell",
+                    allow_blank=True,
+                    prompt="pick a cell",
                 )
                 yield Label("Environments", classes="section")
                 with Vertical(id="envs"):
@@ -144,8 +154,12 @@ class ApprovalScreen(BaseScreen):
     def _evidence(self) -> Group:
         cmp, cid = self.comparison, self.cell_id
         base = cmp.baseline
+        label = {c.cell_id: c.label for c in cmp.cells}
         t = Table(
-            title=f"cell {cid} vs baseline {base}", title_justify="left", header_style="bold", expand=True
+            title=f"{label.get(cid, cid)} vs baseline {label.get(base, base)}",
+            title_justify="left",
+            header_style="bold",
+            expand=True,
         )
         t.add_column("metric")
         t.add_column("baseline", justify="right")
@@ -160,7 +174,7 @@ class ApprovalScreen(BaseScreen):
             delta = (
                 ""
                 if c is None or c.delta is None or (isinstance(c.delta, float) and math.isnan(c.delta))
-                else f"{c.delta:+.3g}"
+                else fmt_delta(c.delta, row.key)
             )
             ci = (
                 ""

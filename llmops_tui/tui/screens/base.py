@@ -11,6 +11,9 @@ from textual.widgets import Footer
 
 from llmops_tui.tui.widgets.header import AppHeader
 
+#: Below this many columns a screen has the ``narrow`` class: forms stack, tables drop columns.
+NARROW_WIDTH = 120
+
 if TYPE_CHECKING:
     from llmops_tui.tui.app import LlmopsApp
 
@@ -21,19 +24,28 @@ class BaseScreen(Screen):
     TITLE = ""
     #: True when what this screen shows comes from the sandbox model (None: follow the app's endpoint).
     uses_sandbox: bool | None = None
-    BINDINGS = [Binding("escape", "back", "Back", id="back")]
+    # Help comes first so the footer shows it even on an 80-column terminal.
+    BINDINGS = [
+        Binding("question_mark,f1", "app.help", "Help", id="screen_help", key_display="?"),
+        Binding("escape", "back", "Back", id="back"),
+    ]
 
     @property
     def llmops(self) -> LlmopsApp:
         return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
+        self.set_class(self.app.size.width < NARROW_WIDTH, "narrow")
         yield AppHeader(self.header_title())
         yield from self.compose_body()
         yield Footer()
 
     def on_screen_resume(self) -> None:
+        self.set_class(self.app.size.width < NARROW_WIDTH, "narrow")
         self.update_sandbox_badge()
+
+    def on_resize(self, event) -> None:  # type: ignore[no-untyped-def]
+        self.set_class(event.size.width < NARROW_WIDTH, "narrow")
 
     def update_sandbox_badge(self) -> None:
         app = self.llmops

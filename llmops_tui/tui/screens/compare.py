@@ -36,24 +36,50 @@ def fmt_value(value: float | None, key: str | None = None) -> str:
     return f"{value:.3f}"
 
 
+#: Widest a cell column gets; longer labels are cut with an ellipsis (the detail panel has them whole).
+CELL_WIDTH = 20
+#: Widest the pinned first column (metric and gate names) gets.
+NAME_WIDTH = 24
+
+
+def fmt_delta(delta: float, key: str | None) -> str:
+    from exporters._format import fmt
+
+    return fmt(key or "", delta, signed=True)
+
+
 def value_text(
-    mv: Any, *, best: bool, baseline: bool, higher_is_better: bool | None, key: str | None = None
+    mv: Any,
+    *,
+    best: bool,
+    baseline: bool,
+    higher_is_better: bool | None,
+    key: str | None = None,
+    interval: bool = False,
 ) -> Text:
-    """``0.812 [0.70, 0.90] +0.050*``: value, CI, delta to the baseline, * when significant."""
+    """``0.812 +0.050*``: the value, its delta to the baseline and ``*`` when significant. The baseline
+    shows ``base`` (with ``interval``, its 95% CI instead); CIs of the others are in the detail panel."""
     if mv is None:
         return Text("-", style="dim")
     text = Text(fmt_value(mv.value, key), style="bold green" if best else "")
-    if mv.ci_low is not None and mv.ci_high is not None:
-        text.append(f" [{fmt_value(mv.ci_low, key)}, {fmt_value(mv.ci_high, key)}]", style="dim")
     if baseline:
-        text.append(" base", style="cyan")
+        if interval and mv.ci_low is not None and mv.ci_high is not None:
+            text.append(f" [{fmt_value(mv.ci_low, key)}, {fmt_value(mv.ci_high, key)}]", style="dim")
+        else:
+            text.append(" base", style="cyan")
     elif mv.delta is not None and not (isinstance(mv.delta, float) and math.isnan(mv.delta)):
         good = None if higher_is_better is None or mv.delta == 0 else (mv.delta > 0) == higher_is_better
         style = "green" if good else "red" if good is False else "dim"
-        text.append(f" {mv.delta:+.3g}", style=style)
+        text.append(f" {fmt_delta(mv.delta, key)}", style=style)
         if mv.significant:
             text.append("*", style=f"bold {style}")
+    if len(text) > CELL_WIDTH:
+        text.truncate(CELL_WIDTH, overflow="ellipsis")
     return text
+
+
+def clip(text: str, width: int = CELL_WIDTH) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 class CompareScreen(BaseScreen):
@@ -68,11 +94,15 @@ class CompareScreen(BaseScreen):
         Binding("a", "approve", "Approve cell", id="approve_cell"),
     ]
     DEFAULT_CSS = """
-    CompareScreen #cmp-head { height: auto; padding: 0 1; }
+    CompareScreen #cmp-head { height: auto; max-height: 4; padding: 0 1; }
     CompareScreen #cmp-table { height: 1fr; }
-    CompareScreen #charts { height: 18; display: none; }
+    CompareScreen #cmp-detail { height: auto; max-height: 7; padding: 0 1; border-top: solid $primary 30%; }
+    CompareScreen #charts { height: 18; display: none; layout: vertical; }
     CompareScreen #charts.-shown { display: block; }
-    CompareScreen #charts > * { width: 1fr; }
+    CompareScreen #plots { height: 1fr; }
+    CompareScreen #plots > * { width: 1fr; }
+    CompareScreen #chart-legend { height: auto; max-height: 3; padding: 0 1; }
+    CompareScreen.narrow #charts { height: 12; }
     """
 
     def __init__(self, run_id: str, baseline: str | None = None) -> None:
@@ -83,6 +113,7 @@ class CompareScreen(BaseScreen):
         self.cell_order: list[str] = []
         self.marked: str | None = None
         self.row_keys: list[str] = []
+        self.latencies: dict[str, list[float]] = {}  # cell id -> latencies of successful lines
 
     def header_title(self) -> str:
         return f"Compare · run {self.run_id}"
@@ -90,8 +121,11 @@ class CompareScreen(BaseScreen):
     def compose_body(self) -> ComposeResult:
         with Vertical(classes="body"):
             yield Static("loading the comparison…", id="cmp-head", markup=False)
-            yield DataTable(id="cmp-table", cursor_type="cell", zebra_stripes=True)
-            yield Horizontal(id="charts")
+            yield DataTable(
+                id="cmp-table", cursor_type="cell", zebra_stripes=True, fixed_columns=1, header_height=2
+            )
+            yield Static(id="cmp-detail", markup=False)
+            yield Vertical(id="charts")
 
     def on_mount(self) -> None:
         store = self.llmops.store()
@@ -117,7 +151,12 @@ class CompareScreen(BaseScreen):
         except LlmopsError as exc:
             self.post_message(DataLoaded("error", str(exc)))
             return
-        self.post_message(DataLoaded("comparison", comparison))
+        latencies: dict[str, list[float]] = {}
+        for run_id in comparison.run_ids:
+            prefix = f"{run_id}:" if len(comparison.run_ids) > 1 else ""
+            for cid, values in store.latencies(run_id).items():
+                latencies[prefix + cid] = list(values)
+        self.post_message(DataLoaded("comparison", (comparison, latencies)))
 
     def on_data_loaded(self, message: DataLoaded) -> None:
         if message.key == "error":
@@ -125,7 +164,7 @@ class CompareScreen(BaseScreen):
             return
         if message.key != "comparison":
             return
-        self.comparison = message.payload
+        self.comparison, self.latencies = message.payload
         self.baseline = self.comparison.baseline
         if not self.cell_order or set(self.cell_order) != {c.cell_id for c in self.comparison.cells}:
             self.cell_order = [c.cell_id for c in self.comparison.cells]
@@ -135,6 +174,10 @@ class CompareScreen(BaseScreen):
 
     # ---------------------------------------------------------------------------------------- table
 
+    def label(self, cell_id: str | None) -> str:
+        cell = self.comparison.cell(cell_id) if self.comparison is not None and cell_id else None
+        return cell.label if cell is not None else (cell_id or "-")
+
     def render_table(self) -> None:
         cmp = self.comparison
         table = self.query_one("#cmp-table", DataTable)
@@ -142,18 +185,26 @@ class CompareScreen(BaseScreen):
         table.clear(columns=True)
         table.add_column("", key="label")
         for cid in self.cell_order:
-            cell = cmp.cell(cid)
-            title = Text(cid, style="bold cyan" if cid == cmp.baseline else "bold")
+            title = Text(clip(self.label(cid)), style="bold cyan" if cid == cmp.baseline else "bold")
+            tags = []
+            if cid == cmp.baseline:
+                tags.append(("base", "cyan"))
             if cid == self.marked:
-                title.append(" [A]", style="magenta")
-            title.append("\n" + (cell.label if cell else ""), style="dim")
+                tags.append(("[A]", "magenta"))
+            if cmp.gates_for(cid):
+                tags.append(("gates ✓", "green") if cmp.passes(cid) else ("gates ✗", "bold red"))
+            title.append("\n")
+            for i, (tag, style) in enumerate(tags):
+                title.append(("" if i == 0 else " ") + tag, style=style)
             table.add_column(title, key=cid)
         self.row_keys = []
         rows = []
         for row in cmp.rows:
             best = row.best_cell()
             arrow = {True: " ↑", False: " ↓"}.get(row.higher_is_better, "")
-            cells = [Text(row.label + arrow, style="bold" if row.group == "metric" else "")]
+            cells = [
+                Text(clip(row.label, NAME_WIDTH - 2) + arrow, style="bold" if row.group == "metric" else "")
+            ]
             for cid in self.cell_order:
                 cells.append(
                     value_text(
@@ -168,17 +219,15 @@ class CompareScreen(BaseScreen):
             self.row_keys.append(row.key)
         gates = sorted({g.gate for g in cmp.gates})
         for gate in gates:
-            cells = [Text(f"gate {gate}", style="bold")]
+            cells = [Text(clip(f"gate {gate}", NAME_WIDTH), style="bold")]
             for cid in self.cell_order:
                 g = next((x for x in cmp.gates_for(cid) if x.gate == gate), None)
                 if g is None:
                     cells.append(Text("-", style="dim"))
                 else:
+                    # The reason is in the detail panel: a mark keeps the column narrow.
                     cells.append(
-                        Text(
-                            "pass" if g.passed else f"FAIL {g.reason}".strip(),
-                            style="green" if g.passed else "bold red",
-                        )
+                        Text("✓ pass", style="green") if g.passed else Text("✗ FAIL", style="bold red")
                     )
             rows.append(cells)
             self.row_keys.append(f"gate:{gate}")
@@ -189,22 +238,59 @@ class CompareScreen(BaseScreen):
             table.cursor_coordinate = (0, 1 if len(table.columns) > 1 else 0)
         best = cmp.best_cell()
         head = Text()
-        head.append(
-            f"{cmp.use_case} · run {', '.join(cmp.run_ids)} · {len(cmp.cells)} cells · baseline ",
-            style="bold",
-        )
-        head.append(cmp.baseline or "-", style="cyan")
+        head.append(f"{cmp.use_case} · {len(cmp.cells)} cells · baseline ", style="bold")
+        head.append(self.label(cmp.baseline), style="cyan")
         head.append(" · best ")
-        head.append(best or "-", style="bold green")
-        if best is not None:
+        head.append(self.label(best), style="bold green")
+        if best is not None and cmp.gates:
             head.append(" (" + ("passes all gates" if cmp.passes(best) else "fails a gate") + ")")
         head.append(
-            "\nvalue [95% CI] delta vs baseline, * significant (p < 0.05); best value per row in green",
-            style="dim",
+            "\nvalue, Δ vs base, * significant (p<0.05), best in green; CI and gates below", style="dim"
         )
-        for w in cmp.warnings[:3]:
-            head.append(f"\n! {w}", style="yellow")
+        if cmp.warnings:
+            head.append(f"\n! {cmp.warnings[0]}", style="yellow")
+            if len(cmp.warnings) > 1:
+                head.append(
+                    f" (+{len(cmp.warnings) - 1} more warnings: press e to export a report)", style="dim"
+                )
         self.query_one("#cmp-head", Static).update(head)
+        self.show_detail()
+
+    def show_detail(self) -> None:
+        """The selected cell in full: its label and id, the selected number with its CI and test, and
+        every gate it fails with the reason."""
+        cmp = self.comparison
+        panel = self.query_one("#cmp-detail", Static)
+        cid = self._cursor_cell()
+        cell = cmp.cell(cid) if cid else None
+        if cell is None:
+            panel.update(Text("move to a cell column to see its details", style="dim"))
+            return
+        text = Text()
+        text.append(cell.label, style="bold cyan" if cell.is_baseline else "bold")
+        text.append(f"  cell {cell.cell_id} · {cell.dataset} · run {cell.run_id}", style="dim")
+        if not cell.complete:
+            text.append(f" · {cell.lines_done} of {cell.lines_total} lines done", style="yellow")
+        row = self._cursor_row()
+        mv = row.values.get(cid) if row is not None else None
+        if row is not None and mv is not None:
+            text.append(f"\n{row.label}: ", style="bold")
+            text.append(fmt_value(mv.value, row.key))
+            if mv.ci_low is not None and mv.ci_high is not None:
+                text.append(f"  95% CI [{fmt_value(mv.ci_low, row.key)}, {fmt_value(mv.ci_high, row.key)}]")
+            if mv.delta is not None and not cell.is_baseline:
+                text.append(f"  delta {fmt_delta(mv.delta, row.key)}")
+            if mv.p_value is not None:
+                text.append(f"  p={mv.p_value:.3g}" + (" significant" if mv.significant else ""))
+            if mv.note:
+                text.append(f"  ({mv.note})", style="dim")
+        gates = cmp.gates_for(cell.cell_id)
+        failed = [g for g in gates if not g.passed]
+        if gates and not failed:
+            text.append(f"\n✓ passes all {len(gates)} gates", style="green")
+        for g in failed:
+            text.append(f"\n✗ {g.gate}: {g.reason or 'failed'}", style="red")
+        panel.update(text)
 
     def _cursor_cell(self) -> str | None:
         table = self.query_one("#cmp-table", DataTable)
@@ -255,7 +341,7 @@ class CompareScreen(BaseScreen):
             self.notify("put the cursor on a cell column", severity="warning")
             return
         self.baseline = cid
-        self.query_one("#cmp-head", Static).update(f"recomputing against baseline {cid}…")
+        self.query_one("#cmp-head", Static).update(f"recomputing against baseline {self.label(cid)}…")
         self.load()
 
     def action_mark(self) -> None:
@@ -295,15 +381,21 @@ class CompareScreen(BaseScreen):
             self._draw_charts()
 
     def _draw_charts(self) -> None:
-        from llmops_tui.tui.widgets.charts import LatencyHistogram, MetricBars
+        from llmops_tui.tui.widgets.charts import LatencyBoxes, MetricBars, legend
 
         panel = self.query_one("#charts")
         if not panel.children:
-            panel.mount(MetricBars(id="bars"), LatencyHistogram(id="latency"))
+            panel.mount(
+                Horizontal(MetricBars(id="bars"), LatencyBoxes(id="latency"), id="plots"),
+                Static(id="chart-legend", markup=False),
+            )
             self.call_after_refresh(self._draw_charts)
             return
+        if not self.query("#bars") or not self.query("#latency"):
+            return  # still mounting: the call after refresh draws them
         cmp = self.comparison
         row = self._cursor_row() or cmp.primary_row()
+        labels = [self.label(cid) for cid in self.cell_order]
         if row is not None:
             vals, lows, highs = [], [], []
             for cid in self.cell_order:
@@ -312,12 +404,15 @@ class CompareScreen(BaseScreen):
                 vals.append(v)
                 lows.append(mv.ci_low if mv else None)
                 highs.append(mv.ci_high if mv else None)
-            self.query_one("#bars", MetricBars).show(row.label, self.cell_order, vals, lows, highs)
-        self.query_one("#latency", LatencyHistogram).show(
-            cmp.latency_hist, {c.cell_id: c.cell_id for c in cmp.cells}
-        )
+            self.query_one("#bars", MetricBars).show(
+                f"{row.label} (95% CI beside)", labels, vals, lows, highs
+            )
+        self.query_one("#latency", LatencyBoxes).show(self.latencies, self.cell_order)
+        self.query_one("#chart-legend", Static).update(Text(legend(labels), style="dim"))
 
     def on_data_table_cell_highlighted(self, event: DataTable.CellHighlighted) -> None:
+        if self.comparison is not None:
+            self.show_detail()
         if (
             self.comparison is not None
             and self.query_one("#charts").has_class("-shown")
@@ -401,8 +496,8 @@ class ExportScreen(ModalScreen[Path | None]):
             result.update(Text(f"{path}: {exc.strerror or exc}", style="red"))
             return
         self.written = Path(written)
-        result.update(Text(f"wrote {written}", style="green"))
-        self.app.notify(f"report written: {written}")
+        self.app.notify(f"report written to {written}", timeout=8)
+        self.dismiss(self.written)
 
     def action_dismiss_none(self) -> None:
         self.dismiss(None)

@@ -423,10 +423,25 @@ class DeployScreen(BaseScreen):
             return
         d = self.deployments[table.cursor_row]
         env = str(d.get("env", ""))
-        if d.get("kind") == "flow":
-            # Stopping a version also stops a router in front of it (and a sandbox started for it).
-            self._show_result(Text(f"stopping {str(d.get('version'))[:12]} ({env})…", style="cyan"))
-            self.run_undeploy(env, str(d.get("version")), False)
-        else:
-            self._show_result(Text(f"stopping the router of {env} and the versions behind it…", style="cyan"))
-            self.run_undeploy(env, None, True)
+        flow = d.get("kind") == "flow"
+        what = (
+            f"version {str(d.get('version'))[:12]} of {env} (and a router in front of it)"
+            if flow
+            else f"the router of {env} and every version behind it"
+        )
+        from llmops_tui.tui.screens.dialogs import ConfirmScreen
+
+        def answer(yes: bool | None) -> None:
+            if not yes:
+                return
+            if flow:
+                # Stopping a version also stops a router in front of it (and a sandbox started for it).
+                self._show_result(Text(f"stopping {str(d.get('version'))[:12]} ({env})…", style="cyan"))
+                self.run_undeploy(env, str(d.get("version")), False)
+            else:
+                self._show_result(
+                    Text(f"stopping the router of {env} and the versions behind it…", style="cyan")
+                )
+                self.run_undeploy(env, None, True)
+
+        self.app.push_screen(ConfirmScreen(f"Stop {what}? Its endpoint stops answering."), answer)

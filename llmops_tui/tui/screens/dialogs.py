@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Button, Label, Markdown, Static
+from textual.widgets import Button, Label, Static
 
 
 class ErrorScreen(ModalScreen[None]):
@@ -78,25 +79,54 @@ class ConfirmScreen(ModalScreen[bool]):
 
 
 class HelpScreen(ModalScreen[None]):
-    """Every key binding of the screen it was opened from, and the app-wide ones."""
+    """A compact list of the keys of the screen it was opened from and the app-wide ones (fits 80x24)."""
 
     BINDINGS = [Binding("escape,q,question_mark,f1", "dismiss", "Close help", id="close_help")]
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }
-    HelpScreen > VerticalScroll { width: 100; max-width: 95%; height: 85%; border: thick $primary;
-        background: $surface; padding: 0 1; }
+    HelpScreen > VerticalScroll { width: auto; max-width: 95%; height: auto; max-height: 90%;
+        border: round $primary; background: $surface; padding: 0 1; }
+    HelpScreen Static { width: auto; }
     """
 
-    def __init__(self, markdown: str) -> None:
+    def __init__(self, keys: Text | str) -> None:
         super().__init__()
-        self.markdown = markdown
+        self.keys = keys
 
     def compose(self) -> ComposeResult:
         with VerticalScroll():
-            yield Markdown(self.markdown)
+            yield Static(self.keys)
 
     def action_dismiss(self, result: None = None) -> None:  # type: ignore[override]
         self.dismiss(None)
+
+
+def bindings_text(title: str, bindings: list, app_bindings: list) -> Text:
+    """Keys as two aligned columns, the screen's first, then the app-wide ones (as lazygit and k9s do)."""
+
+    def rows(items: list) -> list[tuple[str, str]]:
+        seen: set[str] = set()
+        out = []
+        for b in items:
+            if not getattr(b, "description", "") or b.description in seen:
+                continue
+            seen.add(b.description)
+            out.append((" ".join(_key_name(k) for k in b.key.split(",")), b.description))
+        return out
+
+    screen_rows, app_rows = rows(bindings), rows(app_bindings)
+    width = max((len(k) for k, _ in screen_rows + app_rows), default=4) + 2
+    text = Text()
+    text.append(f"Keys: {title}\n", style="bold")
+    for key, what in screen_rows:
+        text.append(f"{key:<{width}}", style="bold cyan")
+        text.append(f"{what}\n")
+    text.append("Everywhere\n", style="bold")
+    for key, what in app_rows + [("ctrl+p", "command palette")]:
+        text.append(f"{key:<{width}}", style="bold cyan")
+        text.append(f"{what}\n")
+    text.append("esc closes", style="dim")
+    return text
 
 
 def bindings_markdown(title: str, bindings: list, app_bindings: list) -> str:

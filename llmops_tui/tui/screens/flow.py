@@ -31,8 +31,8 @@ class FlowScreen(BaseScreen):
         Binding("s", "sweep", "Sweep", id="sweep"),
     ]
     DEFAULT_CSS = """
-    FlowScreen #flow-left { width: 46; }
-    FlowScreen #nodes { height: 1fr; }
+    FlowScreen #flow-left { width: 40%; min-width: 36; max-width: 64; }
+    FlowScreen #nodes { height: 1fr; width: 100%; }
     FlowScreen #flow-info { height: auto; padding: 0 1; color: $text-muted; }
     FlowScreen #diff-pickers { height: auto; }
     FlowScreen #diff-pickers Select { width: 1fr; }

@@ -7,6 +7,7 @@ demand."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from rich.console import Group
@@ -20,12 +21,22 @@ from textual.message import Message
 from textual.widgets import DataTable, Static
 
 from llmops_tui.core.errors import LlmopsError
+from llmops_tui.tui.lineview import Review, review_for
 from llmops_tui.tui.messages import DataLoaded
 from llmops_tui.tui.screens.base import BaseScreen
+from llmops_tui.tui.widgets.header import AppHeader
 
-FILTER_CYCLE = ("all", "differ", "failed")
+FILTER_CYCLE = ("all", "differ", "failed", "lowest")
 # Fixed widths: DataTable then skips measuring every cell, which dominates filling 10,000 rows.
-LINE_COLUMNS = [("#", 6), ("", 1), ("A", 6), ("B", 6), ("output A", 48), ("output B", 48), ("scores A→B", 40)]
+LINE_COLUMNS = [
+    ("#", 5),
+    ("", 1),
+    ("A", 6),
+    ("B", 6),
+    ("output A", 48),
+    ("output B", 48),
+    ("scores A→B", 40),
+]
 
 
 def short(text: str, width: int = 48) -> str:
@@ -46,10 +57,12 @@ def diff_texts(ops: list[tuple[str, str]]) -> tuple[Text, Text]:
     return a, b
 
 
-def line_rows(diffs: list[Any]) -> list[list[Any]]:
-    """Table rows for many lines at once (kept cheap: plain strings, no per-line diff rendering)."""
+def line_rows(diffs: list[Any], answer: Any = None, width: int = 48) -> list[list[Any]]:
+    """Table rows for many lines at once (kept cheap: plain strings, no per-line diff rendering).
+    ``answer`` turns a line's outputs into the text shown (default: the core's output text)."""
     from llmops_tui.core.linediff import output_text
 
+    answer = answer or output_text
     rows = []
     for d in diffs:
         mark = "≠" if d.differs else "="
@@ -65,8 +78,8 @@ def line_rows(diffs: list[Any]) -> list[list[Any]]:
                 mark,
                 sa,
                 sb,
-                short(output_text(d.output_a)),
-                short(output_text(d.output_b)),
+                short(answer(d.output_a), width),
+                short(answer(d.output_b), width),
                 scores,
             ]
         )
@@ -98,13 +111,19 @@ class LineTable(DataTable):
         self.diffs: list[Any] = []
         self.loaded = 0
         self._adding = False  # add_row moves the cursor, which must not start another page meanwhile
+        self.answer: Any = None  # outputs -> the answer text (set by the screen)
+        self.out_width = 48
 
     def on_mount(self) -> None:
         self.watch(self, "cursor_coordinate", self._check_more, init=False)
         self.watch(self, "scroll_y", self._check_more, init=False)
 
-    def set_columns(self, labels: list[str]) -> None:
-        for (_, width), label in zip(LINE_COLUMNS, labels, strict=True):
+    def set_columns(self, labels: list[str], *, narrow: bool = False) -> None:
+        """Fixed widths; on a small terminal the output columns are narrower (the detail has all)."""
+        self.out_width = 22 if narrow else 48
+        for (key, width), label in zip(LINE_COLUMNS, labels, strict=True):
+            if narrow and key.startswith("output"):
+                width = self.out_width
             self.add_column(label, width=width)
 
     def show(self, diffs: list[Any]) -> None:
@@ -124,7 +143,7 @@ class LineTable(DataTable):
         if end > self.loaded or not self.diffs:
             self._adding = True
             try:
-                self.add_rows(line_rows(self.diffs[self.loaded : end]))
+                self.add_rows(line_rows(self.diffs[self.loaded : end], self.answer, self.out_width))
             finally:
                 self._adding = False
             self.loaded = end
@@ -146,13 +165,13 @@ class LineTable(DataTable):
 class LineDiffScreen(BaseScreen):
     TITLE = "Lines"
     BINDINGS = [
-        Binding("f", "filter", "Filter all/differ/failed", id="filter_lines"),
+        Binding("f", "filter", "Filter", id="filter_lines", tooltip="all / differ / failed / lowest scores"),
         Binding("x", "swap", "Swap A/B", id="swap_cells"),
     ]
     DEFAULT_CSS = """
     LineDiffScreen #ld-head { height: auto; padding: 0 1; }
     LineDiffScreen #ld-table { height: 1fr; }
-    LineDiffScreen #ld-detail-box { height: 14; border-top: solid $primary 30%; }
+    LineDiffScreen #ld-detail-box { height: 50%; border-top: solid $primary 30%; }
     """
 
     def __init__(
@@ -166,9 +185,14 @@ class LineDiffScreen(BaseScreen):
         self.only = only
         self.diffs: list[Any] = []
         self.differ = 0
+        self.labels: dict[str, str] = {}
+        self.review: Review = Review()
+
+    def label(self, cell_id: str) -> str:
+        return self.labels.get(cell_id, cell_id)
 
     def header_title(self) -> str:
-        return f"Lines · {self.cell_a} vs {self.cell_b}"
+        return f"Lines · {self.label(self.cell_a)} vs {self.label(self.cell_b)}"
 
     def compose_body(self) -> ComposeResult:
         with Vertical(classes="body"):
@@ -178,14 +202,45 @@ class LineDiffScreen(BaseScreen):
                 yield Static(id="ld-detail", markup=False)
 
     def on_mount(self) -> None:
-        table = self.query_one("#ld-table", LineTable)
-        table.set_columns(["#", "", "A", "B", f"output {self.cell_a}", f"output {self.cell_b}", "scores A→B"])
         store = self.llmops.store()
         run = store.get_run(self.run_id) if store else None
         if run is not None:
             self.uses_sandbox = run.uses_sandbox
+            self._read_cells(store, run)
+        table = self.query_one("#ld-table", LineTable)
+        table.answer = self.review.answer
+        table.set_columns(
+            [
+                "#",
+                "",
+                "A",
+                "B",
+                f"A: {self.label(self.cell_a)}",
+                f"B: {self.label(self.cell_b)}",
+                "scores A→B",
+            ],
+            narrow=(self.size.width or self.app.size.width) < 120,
+        )
+        self.query_one(AppHeader).set_title(self.header_title())
         self.update_sandbox_badge()
         self.load()
+
+    def _read_cells(self, store: Any, run: Any) -> None:
+        """Labels of the cells, and how to read their lines (answer field, expected answer)."""
+        if self.comparison is not None:
+            self.labels = {c.cell_id: c.label for c in self.comparison.cells}
+            dataset = getattr(self.comparison.cell(self.cell_a), "dataset", None)
+        else:
+            from llmops_tui.core.compare import short_labels
+
+            cells = store.cells(run.run_id)
+            self.labels = short_labels(cells)
+            dataset = next((c.dataset for c in cells if c.cell_id == self.cell_a), None)
+        try:
+            uc = self.llmops.use_case(run.use_case)
+        except Exception:  # noqa: BLE001 - a use case that no longer loads: show lines without it
+            uc = None
+        self.review = review_for(uc, dataset or "")
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="lines", name="line diff")
     def load(self) -> None:
@@ -193,7 +248,10 @@ class LineDiffScreen(BaseScreen):
 
         store = self.llmops.store()
         try:
-            diffs = line_diff(store, self.run_id, self.cell_a, self.cell_b, only=self.only)
+            only = "all" if self.only == "lowest" else self.only
+            diffs = line_diff(store, self.run_id, self.cell_a, self.cell_b, only=only)
+            if self.only == "lowest":
+                diffs.sort(key=_lowest)
         except LlmopsError as exc:
             self.post_message(DataLoaded("error", str(exc)))
             return
@@ -221,7 +279,7 @@ class LineDiffScreen(BaseScreen):
             showing = f", showing the first {message.loaded:,} (more load as you scroll)"
         self.query_one("#ld-head", Static).update(
             Text(
-                f"A = {self.cell_a}   B = {self.cell_b}   filter: {self.only}   "
+                f"A = {self.label(self.cell_a)}   B = {self.label(self.cell_b)}   filter: {self.only}   "
                 f"{message.total:,} lines, {self.differ:,} differ{showing}",
                 style="bold",
             )
@@ -231,24 +289,44 @@ class LineDiffScreen(BaseScreen):
         self._detail(event.cursor_row)
 
     def _detail(self, index: int) -> None:
+        """Answer first (A and B side by side, changed words coloured), the expected answer, the scores
+        as a small table, then the inputs in full."""
+        from llmops_tui.core.linediff import word_diff
+
         if index >= len(self.diffs):
             return
         d = self.diffs[index]
-        ta, tb = diff_texts(d.diff)
-        grid = Table(expand=True, box=None)
-        grid.add_column(f"A {self.cell_a} ({d.status_a or 'missing'})", ratio=1)
-        grid.add_column(f"B {self.cell_b} ({d.status_b or 'missing'})", ratio=1)
+        answer_a, answer_b = self.review.answer(d.output_a), self.review.answer(d.output_b)
+        ta, tb = diff_texts(word_diff(answer_a, answer_b))
+        parts: list[Any] = [Text(f"line {d.line}", style="bold")]
+        grid = Table(expand=True, box=None, padding=(0, 1))
+        grid.add_column(f"A {self.label(self.cell_a)} ({d.status_a or 'missing'})", ratio=1)
+        grid.add_column(f"B {self.label(self.cell_b)} ({d.status_b or 'missing'})", ratio=1)
         grid.add_row(
             ta if not d.error_a else Text(d.error_a, style="red"),
             tb if not d.error_b else Text(d.error_b, style="red"),
         )
-        inputs = Text.assemble(
-            ("inputs: ", "bold"), ", ".join(f"{k}={short(str(v), 80)}" for k, v in (d.inputs or {}).items())
-        )
-        scores = Text.assemble(("scores: ", "bold"), f"A {d.scores_a or '-'}   B {d.scores_b or '-'}")
-        self.query_one("#ld-detail", Static).update(
-            Group(Text(f"line {d.line}", style="bold"), inputs, grid, scores)
-        )
+        parts.append(grid)
+        expected = self.review.expected(d.line)
+        if expected is not None:
+            parts.append(Text.assemble(("expected: ", "bold green"), expected))
+        keys = sorted(set(d.scores_a) | set(d.scores_b))
+        if keys:
+            scores = Table(box=None, padding=(0, 2), show_edge=False)
+            scores.add_column("score", style="bold")
+            scores.add_column("A", justify="right")
+            scores.add_column("B", justify="right")
+            for k in keys:
+                scores.add_row(k, _score(d.scores_a.get(k)), _score(d.scores_b.get(k)))
+            parts.append(scores)
+        inputs = Table(box=None, padding=(0, 1), show_header=False)
+        inputs.add_column(style="bold", no_wrap=True)
+        inputs.add_column(ratio=1)
+        for k, v in (d.inputs or {}).items():
+            inputs.add_row(f"{k}:", v if isinstance(v, str) else json.dumps(v, ensure_ascii=False))
+        parts.append(Text("inputs", style="bold dim"))
+        parts.append(inputs)
+        self.query_one("#ld-detail", Static).update(Group(*parts))
 
     def action_filter(self) -> None:
         self.only = FILTER_CYCLE[(FILTER_CYCLE.index(self.only) + 1) % len(FILTER_CYCLE)]
@@ -259,3 +337,17 @@ class LineDiffScreen(BaseScreen):
         table = self.query_one("#ld-table", LineTable)
         table.clear(columns=True)
         self.on_mount()
+
+
+def _score(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return str(value)
+
+
+def _lowest(d: Any) -> tuple[float, int]:
+    """Lines ordered by B's lowest score (then A's), lowest first; lines without scores last."""
+    scores = [v for v in list(d.scores_b.values()) + list(d.scores_a.values()) if isinstance(v, int | float)]
+    return (min(scores) if scores else float("inf"), d.line)

@@ -14,21 +14,23 @@ from textual.widgets import DataTable, ProgressBar, RichLog, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from llmops_tui.core import events as ev
+from llmops_tui.core.compare import short_labels
 from llmops_tui.core.errors import LlmopsError
 from llmops_tui.core.sweep import SweepPlan
-from llmops_tui.tui.data import fmt_cost
+from llmops_tui.tui.data import RUN_STATUSES, fmt_cost, status_text, status_words
 from llmops_tui.tui.messages import SweepCrashed, SweepEventPosted, SweepProgressed
 from llmops_tui.tui.screens.base import BaseScreen
 
 CELL_COLUMNS = [
-    ("cell", "Cell"),
-    ("label", "Variants / params"),
-    ("dataset", "Dataset"),
+    ("label", "Cell"),
     ("done", "Lines"),
     ("errors", "Errors"),
     ("status", "Status"),
     ("metrics", "Metrics"),
+    ("cell", "Cell id"),
 ]
+#: Cell statuses that mean "not finished": a run that ends leaves none of them behind.
+UNFINISHED = ("pending", "running", "evaluating")
 
 
 class RunMonitorScreen(BaseScreen):
@@ -60,6 +62,8 @@ class RunMonitorScreen(BaseScreen):
         self.worker: Worker | None = None
         self.finished_summary: dict[str, Any] | None = None
         self.errors_seen = 0
+        self.labels: dict[str, str] = {}
+        self.cell_states: dict[str, str] = {}
 
     def header_title(self) -> str:
         return f"Run monitor · {self.use_case_name or ''}"
@@ -78,8 +82,9 @@ class RunMonitorScreen(BaseScreen):
             table.add_column(label, key=key)
         if self.plan is not None:
             self.uses_sandbox = self.plan.options.llm_endpoint == "sandbox"
+            self.labels = short_labels(self.plan.cells)
             for cell in self.plan.cells:
-                self._add_cell_row(cell.cell_id, cell.label, cell.dataset, cell.lines)
+                self._add_cell_row(cell.cell_id, cell.lines)
             self.query_one(ProgressBar).update(total=max(self.plan.lines_total, 1), progress=0)
             self._head(f"starting a sweep of {len(self.plan.cells)} cells, {self.plan.lines_total:,} lines")
         else:
@@ -95,25 +100,37 @@ class RunMonitorScreen(BaseScreen):
             return
         self.use_case_name = run.use_case
         self.uses_sandbox = run.uses_sandbox
-        from llmops_tui.core.compare import cell_label
-
         stats = store.line_stats(run.run_id)
         total = 0
-        for c in store.cells(run.run_id):
-            self._add_cell_row(
-                c.cell_id, cell_label(c.variants, c.params, c.dataset, c.repeat), c.dataset, c.lines_total
-            )
+        cells = store.cells(run.run_id)
+        self.labels = short_labels(cells)
+        for c in cells:
+            self._add_cell_row(c.cell_id, c.lines_total)
             done = (stats.get(c.cell_id) or {}).get("lines", 0)
             self._set(c.cell_id, "done", f"{done}/{c.lines_total}")
             total += c.lines_total
         self.query_one(ProgressBar).update(total=max(total, 1), progress=0)
-        self._head(f"resuming run {run.run_id} ({run.status})")
+        self._head(f"resuming run {run.run_id} ({status_words(run.status)})")
 
-    def _add_cell_row(self, cell_id: str, label: str, dataset: str, lines: int) -> None:
+    def label(self, cell_id: str) -> str:
+        return self.labels.get(cell_id, cell_id)
+
+    def _add_cell_row(self, cell_id: str, lines: int) -> None:
         table = self.query_one("#cells", DataTable)
+        self.cell_states[cell_id] = "pending"
         table.add_row(
-            cell_id, label, dataset, f"0/{lines}", "0", Text("pending", style="dim"), "", key=cell_id
+            Text(self.label(cell_id), style="bold"),
+            f"0/{lines}",
+            "0",
+            Text("pending", style="dim"),
+            "",
+            Text(cell_id, style="dim"),
+            key=cell_id,
         )
+
+    def _set_state(self, cell_id: str, state: str, text: Text) -> None:
+        self.cell_states[cell_id] = state
+        self._set(cell_id, "status", text)
 
     def _set(self, cell_id: str, column: str, value: Any) -> None:
         table = self.query_one("#cells", DataTable)
@@ -159,7 +176,7 @@ class RunMonitorScreen(BaseScreen):
         bar = self.query_one(ProgressBar)
         bar.update(total=max(p.total, 1), progress=p.done)
         tokens = f"{p.tokens:,}"
-        cost = "free (sandbox)" if self.uses_sandbox else fmt_cost(p.cost)
+        cost = fmt_cost(p.cost, sandbox=bool(self.uses_sandbox))
         self.query_one("#run-stats", Static).update(
             f"{p.done:,}/{p.total:,} lines · {p.lines_per_s:.1f} lines/s · {p.llm_calls:,} LLM calls"
             f" ({p.cache_hits:,} cached) · {tokens} tokens · cost {cost} · {p.retries} retries · "
@@ -168,8 +185,8 @@ class RunMonitorScreen(BaseScreen):
         for c in p.cells:
             self._set(c.cell_id, "done", f"{c.done}/{c.total}")
             self._set(c.cell_id, "errors", Text(str(c.errors), style="red" if c.errors else ""))
-            if 0 < c.done < c.total:
-                self._set(c.cell_id, "status", Text("running", style="cyan"))
+            if 0 < c.done < c.total and self.cell_states.get(c.cell_id) in ("pending", "running"):
+                self._set_state(c.cell_id, "running", Text("running", style="cyan"))
 
     def on_sweep_event_posted(self, message: SweepEventPosted) -> None:
         event = message.event
@@ -186,22 +203,22 @@ class RunMonitorScreen(BaseScreen):
             self.errors_seen += 1
             log.write(
                 Text(
-                    f"x {event.cell_id} line {event.line} failed after {event.attempts} attempt(s): {event.error}",
+                    f"x {self.label(event.cell_id)} line {event.line} failed after {event.attempts} attempt(s): {event.error}",
                     style="red",
                 )
             )
         elif isinstance(event, ev.RetryScheduled):
             log.write(
                 Text(
-                    f"~ {event.cell_id} line {event.line} retry {event.attempt} in {event.delay_s:.1f} s: {event.reason}",
+                    f"~ {self.label(event.cell_id)} line {event.line} retry {event.attempt} in {event.delay_s:.1f} s: {event.reason}",
                     style="yellow",
                 )
             )
         elif isinstance(event, ev.CellFinished):
             style = "green" if not event.errors else "yellow"
-            self._set(
+            self._set_state(
                 event.cell_id,
-                "status",
+                "done",
                 Text("done" if not event.errors else f"done, {event.errors} errors", style=style),
             )
             self._set(
@@ -212,7 +229,9 @@ class RunMonitorScreen(BaseScreen):
                 else self._cell_value(event.cell_id, "done"),
             )
         elif isinstance(event, ev.EvaluationStarted):
-            self._set(event.cell_id, "status", Text(f"evaluating ({event.evaluator})", style="magenta"))
+            self._set_state(
+                event.cell_id, "evaluating", Text(f"evaluating ({event.evaluator})", style="magenta")
+            )
         elif isinstance(event, ev.MetricsReady):
             self.metrics.setdefault(event.cell_id, {}).update(
                 {f"{event.evaluator}.{k}": v for k, v in event.metrics.items()}
@@ -221,7 +240,7 @@ class RunMonitorScreen(BaseScreen):
                 f"{k}={v:.3f}" for k, v in self.metrics[event.cell_id].items() if isinstance(v, int | float)
             )
             self._set(event.cell_id, "metrics", text)
-            self._set(event.cell_id, "status", Text("scored", style="green"))
+            self._set_state(event.cell_id, "scored", Text("scored", style="green"))
         elif isinstance(event, ev.SweepFinished):
             self._finished(event)
 
@@ -232,32 +251,49 @@ class RunMonitorScreen(BaseScreen):
             return ""
 
     def _finished(self, event: ev.SweepFinished) -> None:
-        self.status = event.status
+        status = event.status
+        self.status = status
         self.finished_summary = event.summary
         log = self.query_one(RichLog)
-        style = {"completed": "green", "cancelled": "yellow"}.get(event.status, "red")
+        style = RUN_STATUSES.get(status, ("", "", "red"))[2]
         hint = {
             "completed": "press o to compare the cells",
+            "completed_with_errors": "some lines failed: press o to compare, the log says why",
             "cancelled": "press R to resume: only missing lines run",
-        }.get(event.status, "press R to resume after fixing the cause")
-        self._head(f"run {event.run_id} {event.status} — {hint}")
-        self.query_one("#run-head", Static).styles.color = None
+            "interrupted": "press R to resume: only missing lines run",
+        }.get(status, "press R to resume after fixing the cause")
+        head = Text(f"run {event.run_id} ", style="bold")
+        head.append_text(status_text(status))
+        if event.error:
+            head.append(f": {event.error}", style="red")
+        head.append(f" — {hint}", style="bold")
+        self.query_one("#run-head", Static).update(head)
         log.write(
             Text(
-                f"run {event.run_id} {event.status}" + (f": {event.error}" if event.error else ""),
+                f"run {event.run_id} {status_words(status)}" + (f": {event.error}" if event.error else ""),
                 style=style,
             )
         )
-        if event.status == "completed":
+        # A cell still marked pending, running or evaluating did not finish: it ended with the run.
+        finished = status in ("completed", "completed_with_errors")
+        for cell_id, state in list(self.cell_states.items()):
+            if state in UNFINISHED:
+                self._set_state(
+                    cell_id, status, Text("done", style="green") if finished else status_text(status)
+                )
+        if status in ("completed", "completed_with_errors"):
             bar = self.query_one(ProgressBar)
             bar.update(progress=bar.total)
         self.notify(
-            f"run {event.run_id} {event.status}",
-            severity="information" if event.status == "completed" else "warning",
+            f"run {event.run_id} {status_words(status)}" + (f": {event.error}" if event.error else ""),
+            severity="information" if status == "completed" else "warning" if status != "failed" else "error",
         )
 
     def on_sweep_crashed(self, message: SweepCrashed) -> None:
         self.status = "failed"
+        for cell_id, state in list(self.cell_states.items()):
+            if state in UNFINISHED:
+                self._set_state(cell_id, "failed", status_text("failed"))
         self.query_one(RichLog).write(Text(f"the sweep stopped: {message.error}", style="bold red"))
         self._head(
             f"the sweep stopped: {message.error} — press R to resume when fixed"
@@ -297,7 +333,7 @@ class RunMonitorScreen(BaseScreen):
         if not self.run_id:
             self.notify("nothing to resume", severity="warning")
             return
-        if self.status == "completed":
+        if self.status in ("completed", "completed_with_errors"):
             self.notify("the run is complete", severity="information")
             return
         self.resume_mode = True

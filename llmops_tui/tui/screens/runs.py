@@ -33,49 +33,71 @@ class RunsScreen(BaseScreen):
         yield Static(id="detail", markup=False)
 
     def on_mount(self) -> None:
-        table = self.query_one(DataTable)
-        for key, label in [
-            ("run", "Run"),
-            ("uc", "Use case"),
-            ("status", "Status"),
-            ("started", "Started"),
-            ("finished", "Finished"),
-            ("cells", "Cells"),
-            ("lines", "Lines"),
-            ("errors", "Errors"),
-            ("endpoint", "Model"),
-        ]:
-            table.add_column(label, key=key)
         self.refresh_data()
-        table.focus()
+        self.query_one(DataTable).focus()
+
+    def _columns(self) -> list[tuple[str, str]]:
+        """The run, its status and size first; on a small terminal the rest drop out (the detail has it)."""
+        narrow = (self.size.width or self.app.size.width) < 120
+        cols = [("run", "Run")]
+        if self.use_case_name is None:
+            cols.append(("uc", "Use case"))
+        cols += [("status", "Status"), ("started", "Started"), ("cells", "Cells"), ("lines", "Lines")]
+        if not narrow:
+            cols += [("finished", "Finished"), ("errors", "Errors"), ("endpoint", "Model")]
+        return cols
 
     def refresh_data(self) -> None:
         table = self.query_one(DataTable)
-        table.clear()
+        table.clear(columns=True)
+        columns = self._columns()
+        for key, label in columns:
+            table.add_column(label, key=key)
         store = self.llmops.store()
         self.runs = store.list_runs(self.use_case_name) if store else []
         for run in self.runs:
             summary = run.summary or {}
             endpoint = run.config.get("llm_endpoint") or "connections"
-            table.add_row(
-                run.run_id,
-                run.use_case,
-                _status_text(run.status),
-                fmt_time(run.started_at),
-                fmt_time(run.finished_at),
-                str(summary.get("cell_count", run.config.get("cell_count", "-"))),
-                str(summary.get("lines_done", "-")),
-                str(summary.get("errors", "-")),
-                Text(str(endpoint), style="yellow" if endpoint == "sandbox" else ""),
-                key=run.run_id,
-            )
-        detail = self.query_one("#detail", Static)
+            values = {
+                "run": run.run_id,
+                "uc": run.use_case,
+                "status": _status_text(run.status),
+                "started": fmt_time(run.started_at),
+                "finished": fmt_time(run.finished_at),
+                "cells": str(summary.get("cell_count", run.config.get("cell_count", "-"))),
+                "lines": str(summary.get("lines_done", "-")),
+                "errors": str(summary.get("errors", "-")),
+                "endpoint": Text(str(endpoint), style="yellow" if endpoint == "sandbox" else ""),
+            }
+            table.add_row(*(values[k] for k, _ in columns), key=run.run_id)
         if not self.runs:
-            detail.update("No runs yet. Start one from the sweep builder (s on the use cases screen).")
-        else:
-            detail.update(
-                "enter open in Compare · R resume an interrupted, cancelled or failed run · x delete"
+            self.query_one("#detail", Static).update(
+                "No runs yet. Start one from the sweep builder (s on the use cases screen)."
             )
+        else:
+            self._show_detail(0)
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self._show_detail(event.cursor_row)
+
+    def _show_detail(self, index: int) -> None:
+        if index >= len(self.runs):
+            return
+        run = self.runs[index]
+        summary = run.summary or {}
+        text = Text()
+        text.append(f"{run.run_id} ", style="bold")
+        text.append_text(_status_text(run.status))
+        if run.error:
+            text.append(f": {run.error}", style="red")
+        text.append(
+            f"\n{run.use_case} · model {run.config.get('llm_endpoint') or 'connections'} · "
+            f"finished {fmt_time(run.finished_at)} · errors {summary.get('errors', '-')}\n"
+        )
+        text.append(
+            "enter open in Compare · R resume an interrupted, cancelled or failed run · x delete", style="dim"
+        )
+        self.query_one("#detail", Static).update(text)
 
     def _selected(self):
         table = self.query_one(DataTable)

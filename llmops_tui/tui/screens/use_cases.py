@@ -3,24 +3,28 @@
 from __future__ import annotations
 
 from rich.text import Text
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
-from llmops_tui.tui.data import UseCaseRow, overview
+from llmops_tui.tui.data import UseCaseRow, best_cell, overview, status_text
+from llmops_tui.tui.messages import DataLoaded
 from llmops_tui.tui.screens.base import BaseScreen
 
+# (key, title, the narrowest terminal that shows it): lower-priority columns drop out first on small
+# terminals; the detail below the table always has everything.
 COLUMNS = [
-    ("name", "Use case"),
-    ("format", "Format"),
-    ("flows", "Flows"),
-    ("datasets", "Datasets (rows)"),
-    ("variants", "Variants"),
-    ("last_run", "Last run"),
-    ("status", "Status"),
-    ("best", "Best cell"),
-    ("approvals", "Approval per env"),
-    ("deployments", "Deployed"),
+    ("name", "Use case", 0),
+    ("status", "Last run", 0),
+    ("best", "Best cell", 0),
+    ("approvals", "Approval", 0),
+    ("deployments", "Deployed", 100),
+    ("last_run", "Started", 120),
+    ("variants", "Variants", 140),
+    ("datasets", "Datasets (rows)", 170),
+    ("flows", "Flows", 200),
+    ("format", "Format", 230),
 ]
 
 
@@ -50,14 +54,36 @@ class UseCasesScreen(BaseScreen):
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        for key, label in COLUMNS:
+        self.columns = self._columns_for(self.size.width or self.app.size.width)
+        for key, label in self.columns:
             table.add_column(label, key=key)
         self.refresh_data()
         table.focus()
 
+    def on_screen_resume(self) -> None:
+        super().on_screen_resume()
+        # Back from a sweep, an approval or a deploy: show what changed without ctrl+r.
+        if getattr(self, "_resumed_once", False):
+            self.refresh_data()
+        self._resumed_once = True
+
+    @staticmethod
+    def _columns_for(width: int) -> list[tuple[str, str]]:
+        return [(key, label) for key, label, min_width in COLUMNS if width >= min_width]
+
+    def on_resize(self, event) -> None:  # type: ignore[no-untyped-def]
+        super().on_resize(event)
+        columns = self._columns_for(event.size.width)
+        if columns != getattr(self, "columns", None):
+            self.columns = columns
+            table = self.query_one(DataTable)
+            table.clear(columns=True)
+            for key, label in columns:
+                table.add_column(label, key=key)
+            self._fill()
+
     def refresh_data(self) -> None:
-        table = self.query_one(DataTable)
-        table.clear()
+        """Read the workspace and the run store again; the best cells follow from a background worker."""
         app = self.llmops
         try:
             store = app.store()
@@ -66,23 +92,7 @@ class UseCasesScreen(BaseScreen):
             self.rows = []
             self.query_one("#detail", Static).update(f"Could not read the run store: {exc}")
             return
-        for row in self.rows:
-            broken = bool(row.problems)
-            name = Text(row.name, style="bold red" if broken else "bold")
-            status = Text("broken", style="red") if broken else _status_text(row.last_status)
-            table.add_row(
-                name,
-                row.format,
-                row.flows,
-                row.datasets,
-                str(row.variants) if row.variants else "-",
-                row.last_run,
-                status,
-                row.best_cell,
-                row.approvals,
-                row.deployments,
-                key=row.name,
-            )
+        self._fill()
         if not self.rows:
             msg = app.workspace_error or f"No use cases found under {app.workspace_root}."
             self.query_one("#detail", Static).update(
@@ -90,7 +100,60 @@ class UseCasesScreen(BaseScreen):
                 + "\nA use case is a folder with experiment.yaml (or llmops_config.json), usually under use_cases/."
             )
         else:
-            self._show_detail(0)
+            self._show_detail(self._cursor())
+        pending = [(r.name, r.last_run_id) for r in self.rows if r.last_run_id]
+        if pending:
+            self.load_best_cells(pending)
+
+    def _cursor(self) -> int:
+        row = self.query_one(DataTable).cursor_row
+        return row if row is not None and row < len(self.rows) else 0
+
+    def _fill(self) -> None:
+        table = self.query_one(DataTable)
+        cursor = self._cursor() if table.row_count else 0
+        table.clear()
+        for row in self.rows:
+            broken = bool(row.problems)
+            values = {
+                "name": Text(row.name, style="bold red" if broken else "bold"),
+                "format": row.format,
+                "flows": row.flows,
+                "datasets": row.datasets,
+                "variants": str(row.variants) if row.variants else "-",
+                "last_run": row.last_run,
+                "status": Text("broken", style="red") if broken else _status_text(row.last_status),
+                "best": _clip(row.best_label),
+                "approvals": row.approvals,
+                "deployments": row.deployments,
+            }
+            table.add_row(*(values[key] for key, _ in self.columns), key=row.name)
+        if self.rows:
+            table.move_cursor(row=min(cursor, len(self.rows) - 1))
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="home-best")
+    def load_best_cells(self, runs: list[tuple[str, str]]) -> None:
+        store = self.llmops.store()
+        found: dict[str, tuple[str | None, str, str]] = {}
+        for name, run_id in runs:
+            try:
+                found[name] = (
+                    best_cell(store, run_id, self.llmops.workspace_root) if store else (None, "-", "-")
+                )
+            except Exception as exc:  # noqa: BLE001 - a broken run must not hide the use case
+                found[name] = (None, "?", f"? ({type(exc).__name__}: {exc})")
+        self.post_message(DataLoaded("best_cells", found))
+
+    def on_data_loaded(self, message: DataLoaded) -> None:
+        if message.key != "best_cells":
+            return
+        table = self.query_one(DataTable)
+        for row in self.rows:
+            if row.name in message.payload:
+                row.best_cell_id, row.best_label, row.best_cell = message.payload[row.name]
+                if any(key == "best" for key, _ in self.columns):
+                    table.update_cell(row.name, "best", _clip(row.best_label), update_width=True)
+        self._show_detail(self._cursor())
 
     def selected_name(self) -> str | None:
         table = self.query_one(DataTable)
@@ -120,7 +183,13 @@ class UseCasesScreen(BaseScreen):
                 text.append(f"  x {p}\n", style="red")
         else:
             text.append(f"  flows: {row.flows}   datasets: {row.datasets}\n")
-            text.append(f"  last run: {row.last_run} ({row.last_status})   best: {row.best_cell}\n")
+            text.append("  last run: ")
+            if row.last_run_id:
+                text.append(f"{row.last_run_id} {row.last_run} ")
+                text.append_text(_status_text(row.last_status))
+            else:
+                text.append("-")
+            text.append(f"   best: {row.best_cell}\n")
             text.append(f"  approvals: {row.approvals}   deployed: {row.deployments}\n")
             text.append(
                 "  f flow  d datasets  s sweep  r runs  c compare  a approve  k keys  D deploy", style="dim"
@@ -168,12 +237,9 @@ class UseCasesScreen(BaseScreen):
         pass  # home
 
 
+def _clip(text: str, width: int = 24) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 def _status_text(status: str) -> Text:
-    style = {
-        "completed": "green",
-        "failed": "red",
-        "cancelled": "yellow",
-        "interrupted": "yellow",
-        "running": "cyan",
-    }
-    return Text(status, style=style.get(status, ""))
+    return Text("-", style="dim") if status == "-" else status_text(status)

@@ -1,5 +1,7 @@
-"""Terminal charts for the Compare screen (textual-plotext): metric bars with CI whiskers, latency
-distribution. Imported only when the charts are opened."""
+"""Terminal charts for the Compare screen (textual-plotext): one bar per cell with its 95% interval
+drawn beside the bar (so it never cuts into it), and latency as one box plot per cell. Cells are
+numbered on the x axis; the legend (number -> cell label) is printed outside the plot by the screen.
+Imported only when the charts are opened."""
 
 from __future__ import annotations
 
@@ -7,9 +9,26 @@ from typing import Any
 
 from textual_plotext import PlotextPlot
 
+#: How far right of a bar's centre its interval is drawn (bars are 0.4 wide: the whisker clears it).
+WHISKER_OFFSET = 0.3
+
+
+def quintuple(values: list[float]) -> list[float] | None:
+    """min, 25th, 50th, 75th percentile and max of a cell's latencies (None without data)."""
+    import numpy as np
+
+    if not values:
+        return None
+    return [float(x) for x in np.percentile(np.asarray(values, dtype=float), [0, 25, 50, 75, 100])]
+
+
+def legend(labels: list[str]) -> str:
+    """``1 variant_0 · t=0   2 variant_1 · t=0.7 ...``: the key to the numbered x axis."""
+    return "   ".join(f"{i} {label}" for i, label in enumerate(labels, start=1))
+
 
 class MetricBars(PlotextPlot):
-    """One bar per cell for one metric, with its 95% CI drawn as a whisker."""
+    """One bar per cell for one metric, with its 95% CI as a whisker beside the bar."""
 
     def show(
         self,
@@ -26,24 +45,30 @@ class MetricBars(PlotextPlot):
         plt.bar(xs, values, width=0.4)
         for x, lo, hi in zip(xs, lows, highs, strict=True):
             if lo is not None and hi is not None:
-                plt.plot([x, x], [lo, hi], marker="braille", color="red")
-        plt.xticks(xs, labels)
+                wx = x + WHISKER_OFFSET
+                plt.plot([wx, wx], [lo, hi], marker="braille", color="red")
+        plt.xticks(xs, [str(x) for x in xs])
         self.refresh()
 
 
-class LatencyHistogram(PlotextPlot):
-    """Latency distribution per cell over shared bins (from the comparison's latency_hist)."""
+class LatencyBoxes(PlotextPlot):
+    """Latency per cell as box plots (min, quartiles, median, max of its lines)."""
 
-    def show(self, hist: dict[str, Any], labels: dict[str, str]) -> None:
+    def show(self, latencies: dict[str, list[float]], order: list[str]) -> None:
         plt = self.plt
         plt.clear_figure()
-        plt.title("latency (ms): lines per bin")
-        edges = hist.get("edges") or []
-        if len(edges) < 2:
+        boxes: list[Any] = []
+        xs: list[int] = []
+        for i, cid in enumerate(order, start=1):
+            q = quintuple(latencies.get(cid) or [])
+            if q is not None:
+                xs.append(i)
+                boxes.append(q)
+        if not boxes:
             plt.title("no latency data")
             self.refresh()
             return
-        centers = [round((a + b) / 2) for a, b in zip(edges[:-1], edges[1:], strict=True)]
-        for cell_id, counts in (hist.get("counts") or {}).items():
-            plt.plot(centers, counts, label=labels.get(cell_id, cell_id), marker="braille")
+        plt.title("latency (ms) per cell: min, quartiles, median, max")
+        plt.box(xs, boxes, quintuples=True, width=0.5)
+        plt.xticks(xs, [str(x) for x in xs])
         self.refresh()
