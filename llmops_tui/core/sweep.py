@@ -50,6 +50,13 @@ class SweepOptions:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
+def cell_label(variants: dict[str, Any], params: dict[str, Any], dataset: str, repeat: int) -> str:
+    """A cell in the words of what was chosen: variants, parameter values, dataset, repetition."""
+    parts = [f"{n}={v}" for n, v in variants.items()] + [f"{k}={v}" for k, v in params.items()]
+    text = " ".join(parts) or "defaults"
+    return f"{text} | {dataset}" + (f" | r{repeat}" if repeat else "")
+
+
 @dataclass
 class Cell:
     cell_id: str
@@ -62,10 +69,7 @@ class Cell:
 
     @property
     def label(self) -> str:
-        parts = [f"{n}={v}" for n, v in self.variants.items()]
-        parts += [f"{k}={v}" for k, v in self.params.items()]
-        text = " ".join(parts) or "defaults"
-        return f"{text} | {self.dataset}" + (f" | r{self.repeat}" if self.repeat else "")
+        return cell_label(self.variants, self.params, self.dataset, self.repeat)
 
     def is_default(self, defaults: dict[str, str]) -> bool:
         return self.variants == defaults and not self.params

@@ -28,10 +28,10 @@ from llmops_tui.core.files import (
     rel,
 )
 from llmops_tui.core.flows import Flow, flow_kind, load_flow
+from llmops_tui.core.mappings import MAPPING_RE
 
 EXPERIMENT_FILE = "experiment.yaml"
 OLD_CONFIG_FILE = "llmops_config.json"
-_MAPPING_RE = re.compile(r"^\$\{(data|run\.outputs|inputs)\.([^}]+)\}$")
 SKIP_DIRS = {
     ".git",
     ".llmops",
@@ -740,7 +740,7 @@ def _check_mappings(uc: UseCase, root: Path) -> None:
         )
         for key, value in ds.mappings.items():
             field_name = f"{where}.mappings.{key}" if config == uc.config_file else f"mappings.{key}"
-            match = _MAPPING_RE.match(value.strip())
+            match = MAPPING_RE.match(value.strip())
             if not match:
                 continue  # a literal value
             kind, name = match.groups()
@@ -751,6 +751,15 @@ def _check_mappings(uc: UseCase, root: Path) -> None:
                         field_name,
                         f"column '{name}' is not in dataset '{ds.name}' ({', '.join(ds.columns)})",
                         "map an existing column",
+                    )
+                )
+            if kind == "run.inputs" and flow and flow.inputs and name not in flow.inputs:
+                uc.problems.append(
+                    Problem(
+                        rel(config, root),
+                        field_name,
+                        f"the standard flow has no input '{name}' ({', '.join(flow.inputs)})",
+                        "map an existing flow input",
                     )
                 )
             if kind == "run.outputs" and flow and outputs and name not in outputs:
