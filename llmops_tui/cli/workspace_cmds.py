@@ -37,6 +37,11 @@ def list_cmd(
                     for uc in ws.use_cases
                     for p in uc.problems
                 ],
+                "warnings": [
+                    {"use_case": uc.name, "path": use_case_to_dict(uc, ws.root)["path"], **p.to_dict()}
+                    for uc in ws.use_cases
+                    for p in uc.warnings
+                ],
             }
         )
     else:
@@ -69,6 +74,10 @@ def list_cmd(
         for uc in ws.use_cases:
             for p in uc.problems:
                 err_console.print(f"[red]error[/red] in use case {uc.name}: {p}", markup=True, soft_wrap=True)
+            for p in uc.warnings:
+                err_console.print(
+                    f"[yellow]warning[/yellow] in use case {uc.name}: {p}", markup=True, soft_wrap=True
+                )
     if any(not uc.ok for uc in ws.use_cases):
         raise typer.Exit(2)
 
@@ -126,6 +135,8 @@ def show_cmd(
         console.print(tree)
         for p in uc.problems:
             err_console.print(f"[red]error[/red]: {p}", soft_wrap=True)
+        for p in uc.warnings:
+            err_console.print(f"[yellow]warning[/yellow]: {p}", soft_wrap=True)
     if uc.problems:
         if json_out:
             raise typer.Exit(2)
