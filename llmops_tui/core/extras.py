@@ -144,6 +144,6 @@ def parse_extras(data: Any) -> Extras:
             model = _model_at(tuple(err["loc"][:-1]))
             known = sorted(model.model_fields) if model else []
             close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
-            hint = (f"did you mean '{close[0]}'? " if close else "") + f"(known keys: {', '.join(known)})"
+            hint = (f"did you mean '{close[0]}'? " if close else "") + f"known keys: {', '.join(known)}"
             raise ExtrasError(f"{loc}: unknown key '{key}'", hint) from None
         raise ExtrasError(f"{loc}: {err['msg']}") from None

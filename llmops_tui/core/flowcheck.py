@@ -144,7 +144,7 @@ def did_you_mean(word: str, choices: list[str] | set[str]) -> str:
 def _choices_hint(word: str, choices: list[str] | set[str], what: str) -> str:
     close = did_you_mean(word, choices)
     known = ", ".join(sorted(choices)) or "none"
-    return f"{close} ({what}: {known})" if close else f"{what}: {known}"
+    return f"{close} {what}: {known}" if close else f"{what}: {known}"
 
 
 # -------------------------------------------------------------------------------- node definitions
@@ -225,7 +225,9 @@ def _is_tool_decorator(deco: ast.expr, names: set[str]) -> bool:
     return isinstance(deco, ast.Attribute) and deco.attr == "tool"
 
 
-def _module_findable(module: str, local_dirs: list[Path]) -> bool:
+def _module_findable(module: str, local_dirs: list[Path], local_names: set[str] | None = None) -> bool:
+    if module in (local_names or set()):
+        return True
     for d in local_dirs:
         if (d / f"{module}.py").is_file() or (d / module).is_dir():
             return True
@@ -235,7 +237,9 @@ def _module_findable(module: str, local_dirs: list[Path]) -> bool:
         return True
 
 
-def inspect_tool_script(path: Path, shown: str, label: str, local_dirs: list[Path]) -> ToolScript:
+def inspect_tool_script(
+    path: Path, shown: str, label: str, local_dirs: list[Path], local_names: set[str] | None = None
+) -> ToolScript:
     """Parse a Python tool file: syntax, exactly one ``@tool``, its parameters, unguarded imports of
     modules that are not installed."""
     info = ToolScript()
@@ -312,7 +316,7 @@ def inspect_tool_script(path: Path, shown: str, label: str, local_dirs: list[Pat
         elif isinstance(stmt, ast.ImportFrom) and stmt.level == 0 and stmt.module:
             modules = [stmt.module.split(".")[0]]
         for module in modules:
-            if module != "__future__" and not _module_findable(module, local_dirs):
+            if module != "__future__" and not _module_findable(module, local_dirs, local_names):
                 info.missing_modules.append((module, stmt.lineno))
     return info
 
@@ -329,8 +333,20 @@ def template_variables(path: Path) -> tuple[set[str] | None, Problem | None]:
     try:
         parsed = jinja2.Environment().parse(text)
     except jinja2.TemplateSyntaxError as exc:
-        return None, Problem(str(path), f"line {exc.lineno}", f"Jinja syntax error: {exc.message}")
+        return None, Problem(str(path), f"line {exc.lineno}", str(exc.message))
     return set(jinja2.meta.find_undeclared_variables(parsed)), None
+
+
+def include_names(data: dict[str, Any]) -> set[str]:
+    """Module names that ``additional_includes`` bring into the flow folder when it runs."""
+    out: set[str] = set()
+    for inc in (
+        data.get("additional_includes") or [] if isinstance(data.get("additional_includes"), list) else []
+    ):
+        if isinstance(inc, str) and inc.strip():
+            name = Path(inc.strip().rstrip("/\\")).name
+            out.add(name[:-3] if name.endswith(".py") else name)
+    return out
 
 
 # ----------------------------------------------------------------------------------- requirements
@@ -441,6 +457,7 @@ def check_flow_dag(
     inputs = data.get("inputs") if isinstance(data.get("inputs"), dict) else {}
     input_names = {str(k) for k in inputs or {}}
     defs = node_definitions(data)
+    includes = include_names(data)
     names: list[str] = []
     for raw in data.get("nodes") or []:
         if isinstance(raw, dict) and "name" in raw:
@@ -502,7 +519,7 @@ def check_flow_dag(
                 report.error(f"{d.where}.activate", f"{d.label}: activate needs both 'when' and 'is'")
             else:
                 check_ref(d, f"{d.where}.activate.when", activate["when"])
-        _check_tool(d, flow_path, root, report)
+        _check_tool(d, flow_path, root, report, includes)
 
     outputs = data.get("outputs") if isinstance(data.get("outputs"), dict) else {}
     for key, spec in (outputs or {}).items():
@@ -563,7 +580,7 @@ def _cycle(names: list[str], deps: dict[str, set[str]]) -> list[str]:
     return sorted(set(names) - picked)
 
 
-def _check_tool(d: NodeDef, flow_path: Path, root: Path | None, report: _Report) -> None:
+def _check_tool(d: NodeDef, flow_path: Path, root: Path | None, report: _Report, includes: set[str]) -> None:
     node_type = d.type
     if node_type is None:
         report.error(
@@ -582,8 +599,8 @@ def _check_tool(d: NodeDef, flow_path: Path, root: Path | None, report: _Report)
         report.error(
             f"{d.where}.type",
             f"{d.label} has unknown tool type '{node_type}'",
-            (close + " " if close else "") + f"(types: {', '.join(TOOL_TYPES)}; package tools are "
-            "type python with source.type package and source.tool)",
+            (close + " " if close else "") + f"types: {', '.join(TOOL_TYPES)}; a package tool is "
+            "type python with source.type package and source.tool",
         )
         return
     if "source" not in d.body or not isinstance(d.body.get("source"), dict):
@@ -619,7 +636,7 @@ def _check_tool(d: NodeDef, flow_path: Path, root: Path | None, report: _Report)
         return  # reported where the flow is loaded ("file ... not found")
     shown = rel(file, root)
     if node_type == "python":
-        info = inspect_tool_script(file, shown, d.label, [flow_path, file.parent])
+        info = inspect_tool_script(file, shown, d.label, [flow_path, file.parent], includes)
         if info.error:
             report.error(info.error.field, info.error.message, info.error.hint, file=info.error.file)
         if info.warning:
@@ -636,7 +653,7 @@ def _check_tool(d: NodeDef, flow_path: Path, root: Path | None, report: _Report)
         if problem:
             report.error(
                 problem.field,
-                f"{problem.message} (prompt of {d.label})",
+                f"Jinja syntax error in the prompt of {d.label}: {problem.message}",
                 "fix the template",
                 file=shown,
             )
@@ -772,7 +789,7 @@ def check_grid(
                 f"node '{node_name}' takes no parameter '{param}': every cell would be the same",
                 file=source,
                 field=f"{field_name} {key}".strip(),
-                hint=(hint + " " if hint else "") + f"(parameters of {node_name}: {listed})",
+                hint=(hint + " " if hint else "") + f"parameters of {node_name}: {listed}",
             )
         kind = types.get(param)
         if not kind:

@@ -277,7 +277,10 @@ def plan_sweep(uc: UseCase, options: SweepOptions | None = None, *, allow_remote
     options = options or SweepOptions()
     check_options(options)
     if uc.problems:
-        raise LlmopsError.from_problem(uc.problems[0])
+        first = uc.problems[0]
+        more = len(uc.problems) - 1
+        hint = first.hint + (f"; {more} more problem(s): llmops show {uc.name}" if more else "")
+        raise LlmopsError(first.message, file=first.file, field=first.field, hint=hint.lstrip("; "))
     flow = uc.standard_flow
     if flow is None:
         raise LlmopsError("use case has no standard flow", file=uc.config_file, field="flow")
