@@ -518,3 +518,33 @@ def test_python_api_gets_the_same_checks(base: Path):
         with pytest.raises(LlmopsError, match=re.escape(fragment)):
             api.plan(ws, UC, **options)
     assert api.plan(ws, UC, llm_endpoint="https://models.example.org/v1", repeat=3).repeat == 3
+
+
+def test_python_node_grid_follows_the_tool_signature(tmp_path):
+    """A Python node takes its @tool function's parameters, typed by their annotations; with **kwargs
+    it takes any name (Prompt flow passes them through)."""
+    from builders import make_use_case
+
+    from llmops_tui.core.errors import LlmopsError
+    from llmops_tui.core.sweep import SweepOptions, plan_sweep
+    from llmops_tui.core.workspace import load_workspace
+
+    uc_dir = make_use_case(tmp_path)
+    script = uc_dir / "flows" / "standard" / "parse.py"
+    script.write_text(
+        "from promptflow.core import tool\n\n\n@tool\n"
+        "def parse(answer: str, limit: int = 3, strict: bool = False) -> str:\n    return answer[:limit]\n"
+    )
+    uc = load_workspace(tmp_path).use_cases[0]
+    assert uc.ok, [str(p) for p in uc.problems]
+    assert len(plan_sweep(uc, SweepOptions(grid={"parse.limit": [2, 3], "parse.strict": [True]})).cells) == 4
+    for grid, fragment in (
+        ({"parse.limit": ["many"]}, "is not a whole number"),
+        ({"parse.strict": ["yes"]}, "is not true or false"),
+        ({"parse.limt": [2]}, "did you mean parse.limit"),
+    ):
+        with pytest.raises(LlmopsError, match=re.escape(fragment)):
+            plan_sweep(uc, SweepOptions(grid=grid))
+    script.write_text(script.read_text().replace("strict: bool = False)", "strict: bool = False, **extra)"))
+    uc = load_workspace(tmp_path).use_cases[0]
+    assert plan_sweep(uc, SweepOptions(grid={"parse.anything": [1, 2]})).grid == {"parse.anything": [1, 2]}

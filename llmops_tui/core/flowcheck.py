@@ -616,6 +616,13 @@ def _check_tool(d: NodeDef, flow_path: Path, root: Path | None, report: _Report,
         return
     if node_type == "llm" and not d.body.get("api"):
         report.error(f"{d.where}.api", f"LLM {d.label} names no api", "set api: chat (or completion)")
+    if node_type == "python" and source_type == "package_with_prompt":
+        report.error(
+            f"{d.where}.source.type",
+            f"python {d.label} cannot use source.type package_with_prompt",
+            "use source.type code (a script) or package (a package tool)",
+        )
+        return
     if source_type in {"package", "package_with_prompt"}:
         _check_package_tool(d, report)
         if node_type == "python":
