@@ -548,3 +548,22 @@ def test_python_node_grid_follows_the_tool_signature(tmp_path):
     script.write_text(script.read_text().replace("strict: bool = False)", "strict: bool = False, **extra)"))
     uc = load_workspace(tmp_path).use_cases[0]
     assert plan_sweep(uc, SweepOptions(grid={"parse.anything": [1, 2]})).grid == {"parse.anything": [1, 2]}
+
+
+def test_a_package_missing_here_does_not_stop_a_cloud_sweep(base: Path, tmp_path: Path):
+    """Azure ML builds the flow's environment from requirements.txt: only local runs need it here."""
+    from llmops_tui.core.errors import LlmopsError
+    from llmops_tui.core.sweep import SweepOptions, plan_sweep
+    from llmops_tui.core.workspace import load_workspace
+
+    ws = tmp_path / "ws"
+    shutil.copytree(base, ws)
+    _append("flows/standard/requirements.txt", "surely-not-installed-pkg-xyz\n")(ws / "use_cases" / UC)
+    uc = load_workspace(ws).get(UC)
+    with pytest.raises(LlmopsError, match="surely-not-installed-pkg-xyz"):
+        plan_sweep(uc, SweepOptions())
+    plan = plan_sweep(uc, SweepOptions(target="azureml"), allow_remote=True)
+    assert plan.cells
+    _dag("body: ${inputs.body}", "body: ${inputs.bodyy}")(ws / "use_cases" / UC)
+    with pytest.raises(LlmopsError, match="bodyy"):  # a flow defect stops the cloud sweep too
+        plan_sweep(load_workspace(ws).get(UC), SweepOptions(target="azureml"), allow_remote=True)

@@ -74,8 +74,15 @@ LLM_RANGES: dict[str, tuple[float | None, float | None]] = {
     "presence_penalty": (-2.0, 2.0),
     "frequency_penalty": (-2.0, 2.0),
 }
+NOT_INSTALLED = "is not installed in this environment"
 _SIMPLE_TYPES = {"int": "int", "float": "float", "bool": "bool", "str": "str"}
 _REQ_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(\[[^\]]*\])?\s*(.*)$")
+
+
+def is_environment_problem(problem: Problem) -> bool:
+    """A package missing from *this* Python environment: it stops local runs, not a cloud sweep (Azure ML
+    builds its own environment from the flow's requirements.txt)."""
+    return NOT_INSTALLED in problem.message
 
 
 # ------------------------------------------------------------------------------------ references
@@ -422,7 +429,7 @@ def check_requirements(req: Path, root: Path | None) -> tuple[list[Problem], lis
                 Problem(
                     shown,
                     f"line {number}",
-                    f"flow package '{name}' is not installed in this environment",
+                    f"flow package '{name}' {NOT_INSTALLED}",
                     _install_hint(req),
                 )
             )
@@ -651,7 +658,7 @@ def _check_tool(d: NodeDef, flow_path: Path, root: Path | None, report: _Report,
         for module, lineno in info.missing_modules:
             report.error(
                 f"line {lineno}",
-                f"{d.label} imports '{module}', which is not installed (No module named '{module}')",
+                f"{d.label} imports '{module}', which {NOT_INSTALLED} (No module named '{module}')",
                 "install it and list it in the flow's requirements.txt",
                 file=shown,
             )
@@ -679,7 +686,7 @@ def _check_package_tool(d: NodeDef, report: _Report) -> None:
     if not _module_findable(top, []):
         report.error(
             f"{d.where}.source.tool",
-            f"{d.label} uses tool '{tool}' from package '{top}', which is not installed",
+            f"{d.label} uses tool '{tool}' from package '{top}', which {NOT_INSTALLED}",
             "install the package that provides the tool (list it in the flow's requirements.txt)",
         )
 

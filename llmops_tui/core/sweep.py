@@ -17,7 +17,7 @@ import yaml
 from llmops_tui.core.errors import LlmopsError
 from llmops_tui.core.extras import MAX_CONCURRENCY, MAX_REPEAT, MAX_RETRIES, MAX_TIMEOUT_S
 from llmops_tui.core.files import load_yaml
-from llmops_tui.core.flowcheck import check_grid
+from llmops_tui.core.flowcheck import check_grid, is_environment_problem
 from llmops_tui.core.flows import model_name
 from llmops_tui.core.hashing import hash_value
 from llmops_tui.core.workspace import UseCase
@@ -276,9 +276,13 @@ def plan_sweep(uc: UseCase, options: SweepOptions | None = None, *, allow_remote
     ``allow_remote`` accepts Azure ML data assets (``azureml:`` sources), for cloud sweeps."""
     options = options or SweepOptions()
     check_options(options)
-    if uc.problems:
-        first = uc.problems[0]
-        more = len(uc.problems) - 1
+    # A cloud sweep runs in an environment Azure ML builds from requirements.txt: packages missing here
+    # do not stop it.
+    cloud = options.target == "azureml"
+    problems = [p for p in uc.problems if not (cloud and is_environment_problem(p))]
+    if problems:
+        first = problems[0]
+        more = len(problems) - 1
         hint = first.hint + (f"; {more} more problem(s): llmops show {uc.name}" if more else "")
         raise LlmopsError(first.message, file=first.file, field=first.field, hint=hint.lstrip("; "))
     flow = uc.standard_flow
