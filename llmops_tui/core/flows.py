@@ -13,6 +13,7 @@ from typing import Any
 
 from llmops_tui.core.errors import Problem
 from llmops_tui.core.files import ConfigError, load_yaml, rel
+from llmops_tui.core.flowcheck import check_flow_dag
 
 DAG_FILE = "flow.dag.yaml"
 FLEX_FILE = "flow.flex.yaml"
@@ -92,6 +93,7 @@ class Flow:
     nodes: list[Node] = field(default_factory=list)
     entry: str | None = None
     problems: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)  # Prompt flow would still run
 
     @property
     def file(self) -> Path:
@@ -156,7 +158,8 @@ def _make_node(raw: dict[str, Any]) -> Node:
 
 def load_flow(path: Path, root: Path | None = None, *, name: str | None = None) -> Flow:
     """Load a flow folder. Raises ConfigError when the folder or its flow file is unusable;
-    smaller problems (a missing prompt file, an unknown default variant) are in ``flow.problems``."""
+    smaller problems (a missing prompt file, an unknown default variant, and everything
+    :mod:`llmops_tui.core.flowcheck` finds) are in ``flow.problems``, warnings in ``flow.warnings``."""
     shown = rel(path, root)
     if not path.is_dir():
         raise ConfigError(
@@ -217,6 +220,10 @@ def load_flow(path: Path, root: Path | None = None, *, name: str | None = None) 
                     "rename or remove it",
                 )
             )
+    # What would fail every line (references, cycles, tool types, templates, scripts, packages).
+    errors, warnings = check_flow_dag(path, data, file_shown, root)
+    flow.problems.extend(errors)
+    flow.warnings.extend(warnings)
     return flow
 
 

@@ -27,6 +27,7 @@ from llmops_tui.core.files import (
     name_problem,
     rel,
 )
+from llmops_tui.core.flowcheck import check_mapping_value
 from llmops_tui.core.flows import Flow, flow_kind, load_flow
 from llmops_tui.core.mappings import MAPPING_RE
 
@@ -132,6 +133,7 @@ class UseCase:
     environments: list[str] = field(default_factory=list)
     extras: Extras = field(default_factory=Extras)
     problems: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)  # shown, but do not stop a sweep
     runtime: str | None = None
     env_settings: dict[str, Any] = field(default_factory=dict)
 
@@ -322,11 +324,10 @@ def load_use_case(
     except OSError as exc:
         uc.problems.append(_os_problem(exc, folder, root))
     _check_names(uc, root)
-    if uc.standard_flow:
-        uc.problems.extend(uc.standard_flow.problems)
-    for ev in uc.evaluators:
-        if ev.flow:
-            uc.problems.extend(ev.flow.problems)
+    for flow in [uc.standard_flow] + [ev.flow for ev in uc.evaluators]:
+        if flow:
+            uc.problems.extend(flow.problems)
+            uc.warnings.extend(flow.warnings)
     return uc
 
 
@@ -367,9 +368,8 @@ def _load_extras(uc: UseCase, root: Path) -> None:
         uc.extras = parse_extras(data)
     except ValueError as exc:
         field_name, _, message = str(exc).partition(": ")
-        raise ConfigError(
-            Problem(rel(path, root), field_name, message, "see docs/workspace.md for llmops.yaml")
-        ) from None
+        hint = getattr(exc, "hint", "") or "see docs/workspace.md for llmops.yaml"
+        raise ConfigError(Problem(rel(path, root), field_name, message, hint)) from None
 
 
 def _resolve_flow_path(uc: UseCase, source: str) -> Path:
@@ -740,6 +740,10 @@ def _check_mappings(uc: UseCase, root: Path) -> None:
         )
         for key, value in ds.mappings.items():
             field_name = f"{where}.mappings.{key}" if config == uc.config_file else f"mappings.{key}"
+            mapping_problem = check_mapping_value(value)
+            if mapping_problem:
+                uc.problems.append(Problem(rel(config, root), field_name, *mapping_problem))
+                continue
             match = MAPPING_RE.match(value.strip())
             if not match:
                 continue  # a literal value
@@ -844,6 +848,7 @@ def use_case_to_dict(uc: UseCase, root: Path | None, *, full: bool = False) -> d
         "datasets": [d.to_dict(root) for d in uc.datasets],
         "connections": [c.to_dict() for c in uc.connections],
         "errors": [p.to_dict() for p in uc.problems],
+        "warnings": [p.to_dict() for p in uc.warnings],
     }
     if full:
         out["flow"] = flow_to_dict(flow, root, full=True)
