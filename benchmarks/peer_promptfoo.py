@@ -46,7 +46,7 @@ import tempfile
 import textwrap
 import time
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
@@ -313,22 +313,22 @@ def ensure_promptfoo(home: Path) -> Path:
         return home
     if not shutil.which("npm"):
         sys.exit("npm is not installed: promptfoo needs Node 20 and npm (apt-get install nodejs npm)")
-    PROMPTFOO_HOME.mkdir(parents=True, exist_ok=True)
-    if not (PROMPTFOO_HOME / "package.json").exists():
-        (PROMPTFOO_HOME / "package.json").write_text('{"name": "llmops-bench-promptfoo", "private": true}\n')
-    print(f"installing promptfoo@{PROMPTFOO_VERSION} into {PROMPTFOO_HOME} (a few minutes) ...", flush=True)
+    home.mkdir(parents=True, exist_ok=True)
+    if not (home / "package.json").exists():
+        (home / "package.json").write_text('{"name": "llmops-bench-promptfoo", "private": true}\n')
+    print(f"installing promptfoo@{PROMPTFOO_VERSION} into {home} (a few minutes) ...", flush=True)
     # promptfoo pulls in Playwright, whose install script downloads a browser from a CDN: not needed here.
     env = dict(os.environ, PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD="1", PUPPETEER_SKIP_DOWNLOAD="1")
     done = subprocess.run(
         ["npm", "install", "--no-audit", "--no-fund", f"promptfoo@{PROMPTFOO_VERSION}"],
-        cwd=PROMPTFOO_HOME,
+        cwd=home,
         env=env,
         capture_output=True,
         text=True,
     )
     if done.returncode != 0 or not bin_path.exists():
         sys.exit(f"npm install promptfoo@{PROMPTFOO_VERSION} failed:\n{done.stderr[-3000:]}")
-    return PROMPTFOO_HOME
+    return home
 
 
 def promptfoo_env(scratch: Path) -> dict[str, str]:
@@ -431,16 +431,29 @@ def measure(cmd: list[str], *, env: dict[str, str], cwd: Path, logs: Path, sandb
         proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=out, stderr=err)
         watched = psutil.Process(proc.pid)
         peak = 0
-        while True:
-            # wait4 (not Popen.poll) so the exit brings the rusage of the whole waited-for tree.
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
+        try:
+            while True:
+                # wait4 (not Popen.poll) so the exit brings the rusage of the whole waited-for tree.
+                pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+                if pid:
+                    break
+                try:
+                    peak = max(peak, tree_rss(watched))
+                except psutil.Error:
+                    pass
+                time.sleep(0.02)
+        except BaseException:  # Ctrl-C or a bug here: leave nothing running behind us
             try:
-                peak = max(peak, tree_rss(watched))
+                tree = [*watched.children(recursive=True), watched]
             except psutil.Error:
-                pass
-            time.sleep(0.02)
+                tree = []
+            for member in tree:
+                try:
+                    member.kill()
+                except psutil.Error:
+                    pass
+            proc.wait()
+            raise
         wall = time.perf_counter() - started
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
@@ -453,13 +466,26 @@ def measure(cmd: list[str], *, env: dict[str, str], cwd: Path, logs: Path, sandb
 @dataclass
 class Run:
     tool: str
-    wall_s: float
-    cpu_s: float
-    peak_rss_mb: float
-    model_calls: int
+    measured: Measured
     passed: dict[str, int]  # variant -> passing rows
-    engine_wall_s: float | None = None
-    extra: dict = field(default_factory=dict)
+    errors: int  # failed lines (ours) or errored test cases (promptfoo)
+    engine_wall_s: float | None = None  # ours only: `wall_s` of the JSON summary
+
+    @property
+    def wall_s(self) -> float:
+        return self.measured.wall_s
+
+    @property
+    def cpu_s(self) -> float:
+        return self.measured.cpu_s
+
+    @property
+    def peak_rss_mb(self) -> float:
+        return self.measured.peak_rss_mb
+
+    @property
+    def model_calls(self) -> int:
+        return self.measured.model_calls
 
     @property
     def startup_s(self) -> float | None:
@@ -475,16 +501,7 @@ def run_ours(ws: Path, sc: Scenario, sandbox: Sandbox, scratch: Path) -> Run:
         sys.exit(f"llmops sweep ended {summary['status']}: {m.stdout[:2000]}")
     passed = {c["variants"]["classify"]: int(c["metrics"]["exact_match"]["passed"]) for c in summary["cells"]}
     errors = sum(c["errors"] for c in summary["cells"])
-    return Run(
-        "llmops",
-        m.wall_s,
-        m.cpu_s,
-        m.peak_rss_mb,
-        m.model_calls,
-        passed,
-        summary["wall_s"],
-        {"errors": errors},
-    )
+    return Run("llmops", m, passed, errors, engine_wall_s=summary["wall_s"])
 
 
 def run_promptfoo(home: Path, config: Path, sc: Scenario, sandbox: Sandbox, scratch: Path) -> Run:
@@ -506,16 +523,7 @@ def run_promptfoo(home: Path, config: Path, sc: Scenario, sandbox: Sandbox, scra
     m = measure(cmd, env=promptfoo_env(scratch), cwd=home, logs=scratch, sandbox=sandbox)
     data = json.loads(results.read_text())["results"]
     passed = {p["label"]: int(p["metrics"]["testPassCount"]) for p in data["prompts"]}
-    return Run(
-        "promptfoo",
-        m.wall_s,
-        m.cpu_s,
-        m.peak_rss_mb,
-        m.model_calls,
-        passed,
-        None,
-        {"errors": data["stats"]["errors"]},
-    )
+    return Run("promptfoo", m, passed, errors=data["stats"]["errors"])
 
 
 # --- reporting ---------------------------------------------------------------------------------------------
@@ -532,8 +540,8 @@ def check_same(sc: Scenario, ours: Run, theirs: Run) -> bool:
     ok = ours.model_calls == want and theirs.model_calls == want and ours.passed == theirs.passed
     print(
         f"  sanity: model calls ours {ours.model_calls}, promptfoo {theirs.model_calls} (expected {want}); "
-        f"passing rows ours {ours.passed}, promptfoo {theirs.passed}; errors ours {ours.extra['errors']}, "
-        f"promptfoo {theirs.extra['errors']} -> {'same' if ok else 'DIFFERENT: the comparison is not fair'}"
+        f"passing rows ours {ours.passed}, promptfoo {theirs.passed}; errors ours {ours.errors}, "
+        f"promptfoo {theirs.errors} -> {'same' if ok else 'DIFFERENT: the comparison is not fair'}"
     )
     return ok
 
@@ -669,6 +677,8 @@ def main() -> None:
             run_scenario(sc, args.repeats, home, scratch)
         if args.memory:
             run_memory(QUICK_MEMORY if args.quick else MEMORY, args.repeats, scratch)
+    except KeyboardInterrupt:
+        sys.exit("interrupted: the run in progress was stopped, no figures for it")
     finally:
         if args.keep:
             print(f"kept {scratch}")
