@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from builders import make_use_case
+from builders import make_flex_use_case, make_use_case
 
 from llmops_tui.core import llmhooks
 from llmops_tui.core.backends import (
@@ -34,7 +34,8 @@ from llmops_tui.core.backends import (
 
 pytestmark = pytest.mark.integration
 
-BACKENDS = ["promptflow-dag"]
+BACKENDS = ["promptflow-dag", "flex"]
+BUILDERS = {"promptflow-dag": make_use_case, "flex": make_flex_use_case}
 
 
 @pytest.fixture(params=BACKENDS)
@@ -48,7 +49,7 @@ def _options(sandbox, tmp_path: Path) -> BackendOptions:
 
 
 def _flows(tmp_path: Path, backend_name: str) -> tuple[Path, Path]:
-    uc = make_use_case(tmp_path, rows=12)
+    uc = BUILDERS[backend_name](tmp_path, rows=12)
     standard, evaluation = uc / "flows" / "standard", uc / "flows" / "evaluation"
     assert backend_for(standard) == backend_name
     return standard, evaluation

@@ -92,7 +92,15 @@ def show_cmd(
             f = tree.add(f"standard flow [cyan]{flow['path']}[/cyan] ({flow['kind']})")
             f.add("inputs: " + ", ".join(flow.get("inputs", {})))
             f.add("outputs: " + ", ".join(flow.get("outputs", {})))
-            nodes = f.add("nodes")
+            if flow.get("chat"):
+                f.add("chat flow (chat_history input)")
+            if flow["kind"] in ("flex", "code"):
+                f.add(f"entry: {flow.get('entry') or '-'}")
+                for pname, spec in (flow.get("init") or {}).items():
+                    f.add(f"init {pname} [dim]{spec.get('type', '')}[/dim] = {spec.get('value')!r}")
+                if flow.get("prompty_files"):
+                    f.add("prompty: " + ", ".join(flow["prompty_files"]))
+            nodes = f.add("nodes") if flow.get("nodes") else f
             for n in flow.get("nodes", []):
                 label = f"{n['name']} [dim]{n['type']}[/dim]"
                 if n["llm"]:

@@ -90,7 +90,19 @@ def referenced_connections(uc: UseCase) -> dict[str, str]:
             for raw in nodes:
                 if raw.get("type") == "llm" and raw.get("connection"):
                     names[str(raw["connection"])] = str(raw.get("provider") or "AzureOpenAI")
+        for conn in flow.model_connections() if flow.kind == "flex" else []:
+            if conn:
+                declared = uc.connection(conn)
+                kind = declared.connection_type if declared else "AzureOpenAIConnection"
+                names[conn] = "OpenAI" if kind.startswith("OpenAI") else "AzureOpenAI"
     return names
+
+
+def _flex_needs_default(uc: UseCase) -> bool:
+    """Flex flows whose model configurations name no connection, or that call a model themselves:
+    they run against the use case's first connection (or the ``--llm-endpoint``)."""
+    flows = [f for f in [uc.standard_flow] + [e.flow for e in uc.evaluators] if f is not None]
+    return any(f.kind in ("flex", "code") for f in flows)
 
 
 def _make(conn_type: str, name: str, base: str, key: str, api_version: str | None) -> ConnectionSpec:
@@ -106,6 +118,12 @@ def build_connections(
 
     Raises LlmopsError naming the missing variable and how to use the sandbox when a key is missing."""
     needed = referenced_connections(uc)
+    if not needed and _flex_needs_default(uc):
+        if uc.connections:
+            first = uc.connections[0]
+            needed[first.name] = "OpenAI" if first.connection_type.startswith("OpenAI") else "AzureOpenAI"
+        elif llm_endpoint:
+            needed["default"] = "AzureOpenAI"
     out: dict[str, Any] = {}
     for name, provider in needed.items():
         declared = uc.connection(name)

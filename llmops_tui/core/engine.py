@@ -48,7 +48,7 @@ from llmops_tui.core.workers import WorkerDied
 from llmops_tui.core.workspace import Evaluator, UseCase, load_workspace
 
 log = logging.getLogger(__name__)
-_MAP_RE = re.compile(r"^\$\{(data|run\.outputs|run\.inputs|inputs)\.([^}]+)\}$")
+_MAP_RE = re.compile(r"^\$\{(data|run\.outputs|run\.inputs|inputs|target)\.([^}]+)\}$")
 
 
 def map_inputs(
@@ -58,7 +58,7 @@ def map_inputs(
     run_inputs: dict[str, Any] | None = None,
     flow_inputs: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Resolve ``${data.x}`` / ``${run.outputs.y}`` / ``${run.inputs.z}`` mappings for one line.
+    """Resolve ``${data.x}`` / ``${run.outputs.y}`` (or ``${target.y}``) / ``${run.inputs.z}`` mappings.
 
     Flow inputs without a mapping take the same-named column, as ``pf.run`` does."""
     out: dict[str, Any] = {}
@@ -74,7 +74,7 @@ def map_inputs(
         if kind in {"data", "inputs"}:
             if name in row:
                 out[key] = row[name]
-        elif kind == "run.outputs":
+        elif kind in {"run.outputs", "target"}:  # ${target.x}: the standard flow's output x
             if outputs is not None and name in outputs:
                 out[key] = outputs[name]
         elif kind == "run.inputs":

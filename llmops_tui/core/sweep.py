@@ -185,6 +185,19 @@ def _variant_combos(
     )
 
 
+def _check_init_key(flow: Any, key: str, from_cli: bool, uc: UseCase) -> None:
+    """A flex flow's grid key is ``init.PARAM`` (or ``init.PARAM.field``) naming an init parameter."""
+    head, _, rest = key.partition(".")
+    param = rest.split(".")[0]
+    if head != "init" or not param or (flow.init and param not in flow.init):
+        raise LlmopsError(
+            f"'{key}' names no init parameter of the flex flow",
+            file="--grid" if from_cli else f"{uc.path.name}/llmops.yaml",
+            field="" if from_cli else "sweep.grid",
+            hint=f"use init.PARAM with PARAM one of: {', '.join(flow.init) or 'none (the entry takes no init)'}",
+        )
+
+
 def plan_sweep(uc: UseCase, options: SweepOptions | None = None, *, allow_remote: bool = False) -> SweepPlan:
     """Build the sweep plan for a healthy use case. Raises LlmopsError for bad options.
 
@@ -195,12 +208,12 @@ def plan_sweep(uc: UseCase, options: SweepOptions | None = None, *, allow_remote
     flow = uc.standard_flow
     if flow is None:
         raise LlmopsError("use case has no standard flow", file=uc.config_file, field="flow")
-    if flow.kind != "dag":
+    if flow.kind not in ("dag", "flex"):
         raise LlmopsError(
-            "flex flows are listed but not swept yet",
-            file=flow.file,
-            field="",
-            hint="use a DAG flow (flow.dag.yaml)",
+            f"a {flow.kind} folder is an evaluator, not a standard flow",
+            file=uc.config_file,
+            field="flow",
+            hint="point flow at a folder with flow.dag.yaml or flow.flex.yaml",
         )
     spec = uc.extras.sweep
     if options.variants is None:
@@ -214,6 +227,11 @@ def plan_sweep(uc: UseCase, options: SweepOptions | None = None, *, allow_remote
     grid = options.grid if options.grid is not None else dict(spec.grid)
     for key in grid:
         node_name, _, param = key.partition(".")
+        if flow.kind == "flex":
+            _check_init_key(flow, key, options.grid is not None, uc)
+            if not isinstance(grid[key], list) or not grid[key]:
+                raise LlmopsError(f"'{key}' needs at least one value", field="--grid")
+            continue
         node = flow.node(node_name)
         if node is None or not param:
             raise LlmopsError(

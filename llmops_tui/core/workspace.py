@@ -31,7 +31,7 @@ from llmops_tui.core.flows import Flow, flow_kind, load_flow
 
 EXPERIMENT_FILE = "experiment.yaml"
 OLD_CONFIG_FILE = "llmops_config.json"
-_MAPPING_RE = re.compile(r"^\$\{(data|run\.outputs|inputs)\.([^}]+)\}$")
+_MAPPING_RE = re.compile(r"^\$\{(data|run\.outputs|inputs|target)\.([^}]+)\}$")
 SKIP_DIRS = {
     ".git",
     ".llmops",
@@ -753,7 +753,7 @@ def _check_mappings(uc: UseCase, root: Path) -> None:
                         "map an existing column",
                     )
                 )
-            if kind == "run.outputs" and flow and outputs and name not in outputs:
+            if kind in ("run.outputs", "target") and flow and outputs and name not in outputs:
                 uc.problems.append(
                     Problem(
                         rel(config, root),
@@ -809,6 +809,13 @@ def flow_to_dict(flow: Flow | None, root: Path | None, *, full: bool = False) ->
         ]
         if flow.entry:
             out["entry"] = flow.entry
+        if flow.kind in ("flex", "code"):
+            out["init"] = {
+                k: {**v, "value": flow.init_values.get(k, v.get("default"))} for k, v in flow.init.items()
+            }
+            out["prompty_files"] = flow.prompty_files
+            out["functions"] = flow.functions
+        out["chat"] = flow.is_chat
     return out
 
 
