@@ -229,3 +229,73 @@ def test_flows_with_the_same_module_names_do_not_share_code(tmp_path, sandbox, p
     assert _line(a, {"x": "1"}).outputs == {"output": "a1"}
     assert _line(b, {"x": "1"}).outputs == {"output": "b1"}
     assert "helpers" not in sys.modules and "flow" not in sys.modules
+
+
+# ------------------------------------------------------------------- template semantics and .env
+
+
+def test_warnings_do_not_fail_list_but_strict_does(repo, env):
+    listed = llmops("list", "--workspace", str(repo), "--json", env=env)
+    data = json.loads(listed.stdout)
+    assert data["errors"] == []
+    [warning] = data["warnings"]
+    assert warning["use_case"] == "function_flow" and "no input 'customer_id'" in warning["message"]
+    strict = llmops("list", "--workspace", str(repo), "--strict", env=env, check=False)
+    assert strict.returncode == 2 and "customer_id" in strict.stderr and "--strict" in strict.stderr
+
+
+def test_older_layout_envs_ignore_mappings_of_flows_they_do_not_use(repo, env):
+    for env_name in ("pr", "postprodeval"):
+        shown = llmops("show", "chat_dag", "--env", env_name, "--workspace", str(repo), env=env)
+        assert "warning" in shown.stderr and "turn_count" in shown.stderr
+        assert f"names no evaluation flow of environment {env_name}" in shown.stderr
+
+
+def test_an_overlay_name_never_renames_the_use_case(repo, env):
+    shown = json.loads(
+        llmops("show", "chat_flow", "--env", "pr", "--workspace", str(repo), "--json", env=env).stdout
+    )
+    assert shown["name"] == "chat_flow" and shown["env"] == "pr"
+    assert [d["name"] for d in shown["datasets"]] == ["questions_pr"]
+
+
+def test_dotenv_connections_the_template_way(repo, env):
+    shown = json.loads(llmops("show", "chat_dag", "--workspace", str(repo), "--json", env=env).stdout)
+    [conn] = shown["connections"]
+    assert conn["name"] == "aoai" and conn["connection_type"] == "AzureOpenAIConnection"
+    assert conn["api_base"] == "https://example-resource.openai.azure.com/"
+    assert conn["api_version"] == "2023-03-15-preview"
+    keys = llmops("keys", "chat_dag", "--workspace", str(repo), env=env)
+    assert ".env" in keys.stdout
+    for out in (keys.stdout + keys.stderr, json.dumps(shown)):
+        assert "placeholder-key-not-real" not in out
+
+
+def test_dotenv_key_resolves_and_deploy_bundles_carry_its_endpoint(repo, tmp_path, monkeypatch):
+    from llmops_tui.core.connections import build_connections
+    from llmops_tui.core.workspace import load_workspace
+    from llmops_tui.deploy.prepare import Configuration, materialise
+
+    monkeypatch.delenv("AOAI_API_KEY", raising=False)
+    uc = load_workspace(repo).get("chat_dag")
+    conns = build_connections(uc, repo, None)
+    assert conns["aoai"].api_key == "placeholder-key-not-real-0000"
+    assert conns["aoai"].api_base == "https://example-resource.openai.azure.com/"
+    bundle = materialise(uc, Configuration({}, {}, "test"), tmp_path / "bundle")
+    text = (bundle.folder / "connections" / "aoai.yaml").read_text()
+    assert "https://example-resource.openai.azure.com/" in text and "2023-03-15-preview" in text
+    assert "placeholder-key-not-real" not in "".join(
+        p.read_text(errors="replace") for p in bundle.folder.rglob("*") if p.is_file()
+    )
+
+
+def test_older_layout_chat_dag_sweeps_in_every_env(repo, env):
+    w = ["--workspace", str(repo)]
+    dev = json.loads(llmops("sweep", "chat_dag", *w, "--llm-endpoint", "sandbox", "--json", env=env).stdout)
+    assert dev["status"] == "completed"
+    assert set(dev["cells"][0]["metrics"]) == {"answer_match", "turn_count"}
+    assert dev["cells"][0]["metrics"]["turn_count"] == {"turns": round(1 / 3, 4)}
+    pr = json.loads(
+        llmops("sweep", "chat_dag", *w, "--env", "pr", "--llm-endpoint", "sandbox", "--json", env=env).stdout
+    )
+    assert pr["status"] == "completed" and set(pr["cells"][0]["metrics"]) == {"answer_match"}

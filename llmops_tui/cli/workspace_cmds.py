@@ -23,6 +23,9 @@ def list_cmd(
     workspace: WorkspaceOpt = Path("."),
     env: Annotated[str | None, typer.Option("--env", help="Environment overlay to apply.")] = None,
     json_out: JsonOpt = False,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Treat warnings (ignored mappings, ...) as errors: exit 2.")
+    ] = False,
 ) -> None:
     """List use cases with their flows, variants per node, datasets and evaluators."""
     ws = load_workspace(workspace, env=env)
@@ -36,6 +39,11 @@ def list_cmd(
                     {"use_case": uc.name, "path": use_case_to_dict(uc, ws.root)["path"], **p.to_dict()}
                     for uc in ws.use_cases
                     for p in uc.problems
+                ],
+                "warnings": [
+                    {"use_case": uc.name, "path": use_case_to_dict(uc, ws.root)["path"], **p.to_dict()}
+                    for uc in ws.use_cases
+                    for p in uc.warnings
                 ],
             }
         )
@@ -69,7 +77,12 @@ def list_cmd(
         for uc in ws.use_cases:
             for p in uc.problems:
                 err_console.print(f"[red]error[/red] in use case {uc.name}: {p}", markup=True, soft_wrap=True)
+            for p in uc.warnings:
+                label = "[red]error[/red] (--strict)" if strict else "[yellow]warning[/yellow]"
+                err_console.print(f"{label} in use case {uc.name}: {p}", markup=True, soft_wrap=True)
     if any(not uc.ok for uc in ws.use_cases):
+        raise typer.Exit(2)
+    if strict and any(uc.warnings for uc in ws.use_cases):
         raise typer.Exit(2)
 
 
@@ -134,6 +147,8 @@ def show_cmd(
         console.print(tree)
         for p in uc.problems:
             err_console.print(f"[red]error[/red]: {p}", soft_wrap=True)
+        for p in uc.warnings:
+            err_console.print(f"[yellow]warning[/yellow]: {p}", soft_wrap=True)
     if uc.problems:
         if json_out:
             raise typer.Exit(2)

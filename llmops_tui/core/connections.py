@@ -2,7 +2,7 @@
 
 No promptflow connection store and no keyring daemon are needed: keys are looked up at the last moment
 (env var ``<NAME>_API_KEY``, a ``.env`` file beside the use case or at the workspace root, then the OS
-keyring) and live only in memory. ``--llm-endpoint`` routes every LLM node to one OpenAI-compatible server
+keyring, then the template's ``.env`` line ``name={"api_key": ...}``) and live only in memory. ``--llm-endpoint`` routes every LLM node to one OpenAI-compatible server
 (``sandbox`` starts the bundled sandbox model). Nothing here ever prints or stores a key.
 """
 
@@ -65,6 +65,13 @@ def find_key(conn: Connection, uc_path: Path, ws_root: Path | None = None) -> tu
     value = _keyring_value(name)
     if value:
         return value, "keyring"
+    # last: the template's own form, a .env line `name={"api_key": ..., "api_base": ...}`
+    from llmops_tui.core.secrets import template_dotenv_connections
+
+    for path in dotenvs:
+        data = template_dotenv_connections(path).get(conn.name) or {}
+        if isinstance(data.get("api_key"), str) and data["api_key"].strip():
+            return data["api_key"].strip(), ".env"
     return None, None
 
 
