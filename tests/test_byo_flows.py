@@ -1,7 +1,8 @@
 """Bring your own flows: a template-shaped repository with flex flows (a function entry with its own
 client and a Jinja prompt; a class entry with init.json, a .prompty and chat_history), a code-only
 evaluator and a flex evaluator with ``__aggregate__`` goes list -> show -> sweep (sandbox) -> compare
-through the headless CLI, as separate processes. The fixture is ``tests/fixtures/byo_repo``."""
+through the headless CLI, as separate processes. The fixture is ``tests/fixtures/byo_repo`` (its
+``template.env`` becomes the copy's ``.env``: connections the template's way, with a placeholder key)."""
 
 from __future__ import annotations
 
@@ -43,6 +44,8 @@ def llmops(*args: str, env: dict[str, str], check: bool = True) -> subprocess.Co
 def repo(tmp_path) -> Path:
     ws = tmp_path / "repo"
     shutil.copytree(FIXTURE, ws)
+    # .env files are git-ignored: the fixture keeps the template's .env as template.env
+    shutil.copyfile(FIXTURE / "template.env", ws / ".env")
     return ws
 
 
