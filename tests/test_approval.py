@@ -111,9 +111,12 @@ def ws(tmp_path: Path) -> Path:
     _write(uc / "flows/standard/flow.dag.yaml", DAG)
     _write(uc / "flows/standard/classify_v0.jinja2", "system:\nClassify: {{text}}\n")
     _write(uc / "flows/standard/classify_v1.jinja2", "system:\nYou label tickets. {{text}}\n")
-    _write(uc / "flows/standard/post.py", "def post(answer):\n    return answer.strip()\n")
+    tool = "from promptflow.core import tool\n\n\n@tool\n"  # Prompt flow needs one @tool per script
+    _write(uc / "flows/standard/post.py", tool + "def post(answer):\n    return answer.strip()\n")
     _write(uc / "flows/eval/flow.dag.yaml", EVAL_DAG)
-    _write(uc / "flows/eval/score.py", "def score(label, expected):\n    return int(label == expected)\n")
+    _write(
+        uc / "flows/eval/score.py", tool + "def score(label, expected):\n    return int(label == expected)\n"
+    )
     rows = [{"text": f"ticket {i}", "label": "a" if i % 2 else "b"} for i in range(4)]
     _write(uc / "data/tickets.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
 

@@ -55,7 +55,9 @@ def _parse_raising_on(predicate: str) -> Callable[[Path], None]:
 
 def _import_missing_package(ws: Path) -> None:
     path = _uc(ws) / "flows" / "standard" / "parse.py"
-    path.write_text("import no_such_package_xyz  # noqa\n" + path.read_text())
+    # A dynamic import: a plain `import` is refused at plan time (tests/test_hostile_plan.py); this one
+    # only shows when the flow loads.
+    path.write_text('__import__("no_such_package_xyz")\n' + path.read_text())
 
 
 def _printing_flow(ws: Path) -> None:
@@ -113,7 +115,9 @@ def _eval_aggregate_raising(ws: Path) -> None:
 
 def _eval_missing_module(ws: Path) -> None:
     path = _uc(ws) / "flows" / "evaluation" / "score.py"
-    path.write_text("import no_such_eval_package  # noqa\n" + path.read_text())
+    path.write_text(
+        '__import__("no_such_eval_package")  # dynamic: only loading finds it\n' + path.read_text()
+    )
 
 
 def _rows_missing_column(which: str) -> Callable[[Path], None]:

@@ -317,3 +317,135 @@ def test_delete_run(tmp_path, capsys):
     with RunStore.for_workspace(tmp_path) as store:
         assert store.list_runs() == []
     assert cli_main(["delete-run", "nope", "--yes", "--workspace", str(tmp_path)]) == 2
+
+
+# ------------------------------------------------------------------ plan-time flow checks (issue 12)
+
+FIXTURE_WORKSPACES = [
+    REPO,
+    TEMPLATE,
+    REPO / "tests" / "fixtures" / "tui_workspace",
+]
+
+
+@pytest.mark.parametrize("root", FIXTURE_WORKSPACES, ids=lambda p: p.name)
+def test_flow_checks_find_nothing_in_bundled_and_fixture_use_cases(root, tmp_path):
+    """No false positives: every bundled use case and fixture (and the builders' use case) is clean,
+    without warnings; the TUI fixture's deliberately broken use case keeps only its own problem."""
+    for env in (None, "dev") if root == REPO else (None,):
+        ws = load_workspace(root, env=env)
+        for uc in ws.use_cases:
+            if uc.name == "broken_case":
+                assert [p.field for p in uc.problems] == ["flow"], [str(p) for p in uc.problems]
+                continue
+            assert uc.ok, [str(p) for p in uc.problems]
+            assert uc.warnings == [], [str(p) for p in uc.warnings]
+    make_use_case(tmp_path)
+    built = load_workspace(tmp_path).use_cases[0]
+    assert built.ok and not built.warnings, [str(p) for p in built.problems + built.warnings]
+
+
+def _flow_dir(tmp_path: Path) -> tuple[Path, Path]:
+    uc = make_use_case(tmp_path)
+    return uc, uc / "flows" / "standard"
+
+
+def _problems(tmp_path: Path) -> tuple[list[str], list[str]]:
+    uc = load_workspace(tmp_path).use_cases[0]
+    return [str(p) for p in uc.problems], [str(p) for p in uc.warnings]
+
+
+def test_where_prompt_flow_still_runs_it_is_a_warning(tmp_path):
+    uc, flow = _flow_dir(tmp_path)
+    ev = uc / "flows" / "evaluation" / "flow.dag.yaml"
+    # an output that references an aggregation node: Prompt flow drops it and runs
+    ev.write_text(
+        ev.read_text().replace("outputs:\n", "outputs:\n  summary:\n    reference: ${aggregate.output}\n")
+    )
+    # requirement lines we cannot check, and one for another interpreter
+    (flow / "requirements.txt").write_text(
+        "promptflow\n# a comment\n-r other.txt\n--extra-index-url https://example.org/simple\n"
+        'surely-not-installed-pkg; python_version < "3.0"\nPromptFlow-Tools>=1.0  # any case, any separator\n'
+    )
+    errors, warnings = _problems(tmp_path)
+    assert errors == [], errors
+    assert any("Prompt flow drops it" in w for w in warnings), warnings
+    assert any("'-r other.txt' is not checked" in w for w in warnings), warnings
+
+
+def test_guarded_and_local_imports_are_not_flagged(tmp_path):
+    uc, flow = _flow_dir(tmp_path)
+    (flow / "helpers.py").write_text("def clean(x):\n    return x\n")
+    (flow / "parse.py").write_text(
+        "try:\n    import surely_missing_module\nexcept ImportError:\n    surely_missing_module = None\n"
+        "import helpers\nfrom promptflow.core import tool as pf_tool\n\n\n"
+        "@pf_tool\ndef parse(answer: str) -> str:\n    import also_missing_but_lazy  # noqa\n"
+        "    return helpers.clean(answer)\n"
+    )
+    errors, warnings = _problems(tmp_path)
+    assert errors == [] and warnings == [], (errors, warnings)
+
+
+def test_additional_includes_count_as_local_modules(tmp_path):
+    uc, flow = _flow_dir(tmp_path)
+    dag = flow / "flow.dag.yaml"
+    dag.write_text("additional_includes:\n- ../shared/common_utils\n" + dag.read_text())
+    (flow / "parse.py").write_text(
+        "import common_utils\nfrom promptflow.core import tool\n\n\n@tool\ndef parse(answer: str) -> str:\n"
+        "    return answer\n"
+    )
+    errors, _ = _problems(tmp_path)
+    assert errors == [], errors
+
+
+def test_package_tool_from_an_installed_package_is_accepted(tmp_path):
+    uc, flow = _flow_dir(tmp_path)
+    dag = flow / "flow.dag.yaml"
+    dag.write_text(
+        dag.read_text().replace(
+            "node_variants:\n",
+            "- name: embed\n  type: python\n  source:\n    type: package\n"
+            "    tool: promptflow.tools.embedding.embedding\n  inputs:\n    input: ${inputs.ticket}\n"
+            "node_variants:\n",
+        )
+    )
+    errors, warnings = _problems(tmp_path)
+    assert errors == [] and warnings == [], (errors, warnings)
+
+
+def test_tool_decorated_only_inside_a_condition_is_a_warning(tmp_path):
+    uc, flow = _flow_dir(tmp_path)
+    (flow / "parse.py").write_text(
+        "from promptflow.core import tool\n\nif True:\n\n    @tool\n    def parse(answer: str) -> str:\n"
+        "        return answer\n"
+    )
+    errors, warnings = _problems(tmp_path)
+    assert errors == [] and any("not defined at the top level" in w for w in warnings), (errors, warnings)
+
+
+def test_list_and_show_print_warnings_and_exit_0(tmp_path):
+    uc, flow = _flow_dir(tmp_path)
+    (flow / "requirements.txt").write_text("-e ./local_pkg\n")
+    proc = run_cli("list", "--workspace", str(tmp_path), "--json")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["errors"] == [] and data["warnings"][0]["field"] == "line 1"
+    assert data["use_cases"][0]["warnings"][0]["file"].endswith("requirements.txt")
+    proc = run_cli("show", "tickets", "--workspace", str(tmp_path))
+    assert proc.returncode == 0 and "warning" in proc.stderr and "not checked" in proc.stderr, proc.stderr
+
+
+def test_every_flow_problem_is_one_line_naming_file_and_field(tmp_path):
+    uc, flow = _flow_dir(tmp_path)
+    dag = flow / "flow.dag.yaml"
+    dag.write_text(dag.read_text().replace("answer: ${classify.output}", "answer: ${clasify.output}"))
+    (flow / "prompt_v1.jinja2").write_text("{% for x in y %}\nno end\n")
+    errors, _ = _problems(tmp_path)
+    assert len(errors) == 2, errors
+    assert all("\n" not in e for e in errors)
+    ref = next(e for e in errors if "clasify" in e)
+    assert ref.startswith("use_cases/tickets/flows/standard/flow.dag.yaml: nodes.parse.inputs.answer: ")
+    assert "did you mean 'classify'?" in ref
+    jinja = next(e for e in errors if "Jinja" in e)
+    assert jinja.startswith("use_cases/tickets/flows/standard/prompt_v1.jinja2: line ")
+    assert "node 'classify' (variant variant_1)" in jinja

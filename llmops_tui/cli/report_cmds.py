@@ -57,7 +57,7 @@ def _comparison(
 
 
 def _value_text(comparison: Comparison, row_key: str, cell_id: str, best: bool) -> Text:
-    from exporters._format import fmt, fmt_ci
+    from llmops_tui.core.format import fmt, fmt_ci
 
     row = comparison.row(row_key)
     assert row is not None

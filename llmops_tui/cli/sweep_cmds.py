@@ -23,6 +23,7 @@ from llmops_tui.cli.common import (
 )
 from llmops_tui.core import events as ev
 from llmops_tui.core.errors import LlmopsError, RunFailed
+from llmops_tui.core.format import fmt_money
 from llmops_tui.core.store import RunStore
 from llmops_tui.core.sweep import SweepOptions, estimate, parse_grid_args, plan_sweep
 from llmops_tui.core.workspace import load_workspace
@@ -36,7 +37,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _fmt_cost(cost: float | None) -> str:
-    return "n/a (no prices)" if cost is None else f"${cost:,.4f}"
+    return "n/a (no prices)" if cost is None else fmt_money(cost)
 
 
 def sweep_cmd(

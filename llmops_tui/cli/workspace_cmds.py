@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 from rich.tree import Tree
 
@@ -76,10 +77,18 @@ def list_cmd(
             console.print(table)
         for uc in ws.use_cases:
             for p in uc.problems:
-                err_console.print(f"[red]error[/red] in use case {uc.name}: {p}", markup=True, soft_wrap=True)
+                err_console.print(
+                    f"[red]error[/red] in use case {escape(uc.name)}: {escape(str(p))}",
+                    markup=True,
+                    soft_wrap=True,
+                )
             for p in uc.warnings:
                 label = "[red]error[/red] (--strict)" if strict else "[yellow]warning[/yellow]"
-                err_console.print(f"{label} in use case {uc.name}: {p}", markup=True, soft_wrap=True)
+                err_console.print(
+                    f"{label} in use case {escape(uc.name)}: {escape(str(p))}",
+                    markup=True,
+                    soft_wrap=True,
+                )
     if any(not uc.ok for uc in ws.use_cases):
         raise typer.Exit(2)
     if strict and any(uc.warnings for uc in ws.use_cases):
@@ -146,9 +155,9 @@ def show_cmd(
             tree.add("environments: " + ", ".join(data["environments"]))
         console.print(tree)
         for p in uc.problems:
-            err_console.print(f"[red]error[/red]: {p}", soft_wrap=True)
+            err_console.print(f"[red]error[/red]: {escape(str(p))}", soft_wrap=True)
         for p in uc.warnings:
-            err_console.print(f"[yellow]warning[/yellow]: {p}", soft_wrap=True)
+            err_console.print(f"[yellow]warning[/yellow]: {escape(str(p))}", soft_wrap=True)
     if uc.problems:
         if json_out:
             raise typer.Exit(2)

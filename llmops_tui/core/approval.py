@@ -1017,14 +1017,26 @@ def verify_approval(
     return VerifyResult(not reasons, reasons, record, shown, env, warnings)
 
 
-def use_case_for_env(workspace_root: Path, name: str, env: str) -> UseCase:
+def use_case_for_env(workspace_root: Path, name: str, env: str, *, refuse_unknown: bool = False) -> UseCase:
     """The use case as it will be deployed to ``env``: with that environment's overlay when it has one,
-    else the base configuration. Raises LlmopsError for an unknown use case."""
+    else the base configuration. Raises LlmopsError for an unknown use case. With ``refuse_unknown``, an
+    environment nothing declares (no overlay, no llmops.yaml entry, no deployment_config.json entry) is
+    refused as a likely typo, unless an approval was recorded for it (deploy uses this)."""
     ws = load_workspace(workspace_root, env=env)
     uc = ws.get(name)
-    if any(p.field in {"--env"} or p.message.startswith("no environment") for p in uc.problems):
-        uc = load_workspace(workspace_root, env=None).get(name)
-    return uc
+    env_problems = [p for p in uc.problems if p.field == "--env" or p.message.startswith("no environment")]
+    if not env_problems:
+        return uc
+    if refuse_unknown and not (uc.path / "approvals" / f"{env}.json").is_file():
+        problem = env_problems[0]
+        raise LlmopsError(
+            f"unknown environment '{env}'",
+            file=problem.file,
+            field="--env",
+            hint=f"{problem.hint or 'known: none'}; declare it in llmops.yaml environments "
+            "or configs/deployment_config.json",
+        )
+    return load_workspace(workspace_root, env=None).get(name)
 
 
 def approval_envs(use_case: UseCase) -> list[str]:

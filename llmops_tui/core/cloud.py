@@ -35,6 +35,7 @@ from typing import Any
 from llmops_tui.core import events as ev
 from llmops_tui.core.errors import LlmopsError
 from llmops_tui.core.files import ConfigError, load_yaml, read_rows
+from llmops_tui.core.format import json_safe
 from llmops_tui.core.hashing import hash_file, hash_folder
 from llmops_tui.core.materialize import materialize_flow
 from llmops_tui.core.pfenv import configure_promptflow_env
@@ -503,18 +504,6 @@ def _tokens_from_properties(run: Any) -> int:
     return 0
 
 
-def _clean(value: Any) -> Any:
-    """DataFrame cells -> JSON-safe values (NaN -> None, numpy scalars -> Python)."""
-    if hasattr(value, "item") and not isinstance(value, (list, dict, str)):
-        try:
-            value = value.item()
-        except (ValueError, AttributeError):
-            pass
-    if isinstance(value, float) and value != value:
-        return None
-    return value
-
-
 def details_rows(df: Any) -> list[tuple[int, dict[str, Any], dict[str, Any] | None]]:
     """``get_details`` DataFrame -> [(line, inputs, outputs or None when the line failed)]."""
     out = []
@@ -522,8 +511,8 @@ def details_rows(df: Any) -> list[tuple[int, dict[str, Any], dict[str, Any] | No
     records = df.to_dict(orient="records")
     index = list(df.index)
     for pos, rec in enumerate(records):
-        inputs = {c[len("inputs.") :]: _clean(rec[c]) for c in columns if c.startswith("inputs.")}
-        outputs = {c[len("outputs.") :]: _clean(rec[c]) for c in columns if c.startswith("outputs.")}
+        inputs = {c[len("inputs.") :]: json_safe(rec[c]) for c in columns if c.startswith("inputs.")}
+        outputs = {c[len("outputs.") :]: json_safe(rec[c]) for c in columns if c.startswith("outputs.")}
         line = outputs.pop(LINE_NUMBER, None)
         line_in = inputs.pop(LINE_NUMBER, None)
         if line is None:

@@ -22,7 +22,9 @@ import numpy as np
 from llmops_tui.core import stats
 from llmops_tui.core.errors import LlmopsError
 from llmops_tui.core.flows import model_name
+from llmops_tui.core.format import json_safe
 from llmops_tui.core.store import CellRecord, LineRecord, RunRecord, RunStore
+from llmops_tui.core.sweep import cell_label
 
 GROUPS = ("metric", "quality", "latency", "tokens", "cost", "calls")
 _LOWER_IS_BETTER_WORDS = (
@@ -174,7 +176,7 @@ class Comparison:
 
     def to_dict(self) -> dict[str, Any]:
         """Everything, JSON-ready (NaN becomes null)."""
-        return _clean(
+        return json_safe(
             {
                 "use_case": self.use_case,
                 "run_ids": list(self.run_ids),
@@ -200,26 +202,7 @@ class Comparison:
         )
 
 
-def _clean(obj: Any) -> Any:
-    if isinstance(obj, float):
-        return None if math.isnan(obj) or math.isinf(obj) else obj
-    if isinstance(obj, dict):
-        return {k: _clean(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_clean(v) for v in obj]
-    if isinstance(obj, np.generic):
-        return _clean(obj.item())
-    return obj
-
-
 # ------------------------------------------------------------------------------------------- helpers
-
-
-def cell_label(variants: dict[str, Any], params: dict[str, Any], dataset: str, repeat: int) -> str:
-    """Same shape as ``sweep.Cell.label``: variants, params, dataset, repeat."""
-    parts = [f"{n}={v}" for n, v in variants.items()] + [f"{k}={v}" for k, v in params.items()]
-    text = " ".join(parts) or "defaults"
-    return f"{text} | {dataset}" + (f" | r{repeat}" if repeat else "")
 
 
 _PARAM_SHORT = {"temperature": "t", "top_p": "top_p", "max_tokens": "max_tokens"}

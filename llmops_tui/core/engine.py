@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import queue
-import re
 import sys
 import threading
 import time
@@ -39,6 +38,7 @@ from llmops_tui.core.errors import LlmopsError, StorageError
 from llmops_tui.core.files import read_rows
 from llmops_tui.core.flows import model_name
 from llmops_tui.core.hashing import hash_folder, hash_value
+from llmops_tui.core.mappings import map_inputs, missing_columns
 from llmops_tui.core.materialize import materialize_flow
 from llmops_tui.core.redact import redact
 from llmops_tui.core.store import CellRecord, LineRecord, RunLock, RunStore
@@ -48,54 +48,6 @@ from llmops_tui.core.workers import WorkerDied
 from llmops_tui.core.workspace import Evaluator, UseCase, load_workspace
 
 log = logging.getLogger(__name__)
-_MAP_RE = re.compile(r"^\$\{(data|run\.outputs|run\.inputs|inputs|target)\.([^}]+)\}$")
-
-
-def map_inputs(
-    mappings: dict[str, str],
-    row: dict[str, Any],
-    outputs: dict[str, Any] | None = None,
-    run_inputs: dict[str, Any] | None = None,
-    flow_inputs: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Resolve ``${data.x}`` / ``${run.outputs.y}`` (or ``${target.y}``) / ``${run.inputs.z}`` mappings.
-
-    Flow inputs without a mapping take the same-named column, as ``pf.run`` does."""
-    out: dict[str, Any] = {}
-    for name in flow_inputs or {}:
-        if name in row:
-            out[name] = row[name]
-    for key, value in mappings.items():
-        match = _MAP_RE.match(str(value).strip())
-        if not match:
-            out[key] = value
-            continue
-        kind, name = match.groups()
-        if kind in {"data", "inputs"}:
-            if name in row:
-                out[key] = row[name]
-        elif kind in {"run.outputs", "target"}:  # ${target.x}: the standard flow's output x
-            if outputs is not None and name in outputs:
-                out[key] = outputs[name]
-        elif kind == "run.inputs":
-            if run_inputs is not None and name in run_inputs:
-                out[key] = run_inputs[name]
-    return out
-
-
-def missing_columns(
-    mappings: dict[str, str], row: dict[str, Any], flow_inputs: dict[str, Any] | None
-) -> list[tuple[str, str]]:
-    """(input, column) for each ``${data.column}`` mapping of a flow input that this row lacks.
-
-    Mappings to inputs the flow does not have are ignored, as Prompt flow ignores them."""
-    missing = []
-    for key, value in mappings.items():
-        match = _MAP_RE.match(str(value).strip())
-        if match and match.group(1) in {"data", "inputs"} and match.group(2) not in row:
-            if flow_inputs is None or key in flow_inputs:
-                missing.append((key, match.group(2)))
-    return missing
 
 
 @dataclass

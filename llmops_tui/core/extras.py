@@ -12,6 +12,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 EXTRAS_FILE = "llmops.yaml"
+# Caps shared with the command line and the app (core.sweep checks the same ones).
+MAX_REPEAT = 100
+MAX_CONCURRENCY = 256
+MAX_TIMEOUT_S = 24 * 3600.0
+MAX_RETRIES = 50
 _GATE_RE = re.compile(r"^\s*([A-Za-z0-9_.\-/]+)\s*(>=|<=|==|>|<)\s*(-?[0-9.eE+-]+)\s*$")
 GateOp = Literal[">=", "<=", ">", "<", "=="]
 
@@ -33,10 +38,10 @@ class SweepSpec(BaseModel):
     variants: str | list[str] = "all"
     grid: dict[str, list[Any]] = Field(default_factory=dict)
     datasets: list[str] = Field(default_factory=list)
-    repeat: int = Field(default=1, ge=1)
-    concurrency: int = Field(default=16, ge=1, le=1024)
-    line_timeout_s: float = Field(default=120.0, gt=0)
-    max_retries: int = Field(default=6, ge=0)
+    repeat: int = Field(default=1, ge=1, le=MAX_REPEAT)
+    concurrency: int = Field(default=16, ge=1, le=MAX_CONCURRENCY)
+    line_timeout_s: float = Field(default=120.0, gt=0, le=MAX_TIMEOUT_S, allow_inf_nan=False)
+    max_retries: int = Field(default=6, ge=0, le=MAX_RETRIES)
 
     @field_validator("variants")
     @classmethod
@@ -68,9 +73,10 @@ class AzureMLSpec(BaseModel):
 
 
 class Extras(BaseModel):
-    """The whole ``llmops.yaml``. Every block is optional."""
+    """The whole ``llmops.yaml``. Every block is optional; an unknown key is refused (a typo such as
+    ``gate:`` would otherwise silently drop every gate)."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="forbid")
     sweep: SweepSpec = Field(default_factory=SweepSpec)
     gates: list[GateSpec] = Field(default_factory=list)
     prices: dict[str, Price] = Field(default_factory=dict)
@@ -96,15 +102,48 @@ class Extras(BaseModel):
         return out
 
 
+class ExtrasError(ValueError):
+    """A problem in ``llmops.yaml``: ``str()`` is 'field: message'; ``hint`` says what to do."""
+
+    def __init__(self, text: str, hint: str = ""):
+        super().__init__(text)
+        self.hint = hint
+
+
+def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The model that holds the key at ``loc`` (for did-you-mean on unknown keys)."""
+    model: type[BaseModel] | None = Extras
+    blocks: dict[str, type[BaseModel]] = {
+        "sweep": SweepSpec,
+        "gates": GateSpec,
+        "prices": Price,
+        "rate_limits": RateLimit,
+        "azureml": AzureMLSpec,
+    }
+    if loc:
+        model = blocks.get(str(loc[0]))
+    return model
+
+
 def parse_extras(data: Any) -> Extras:
-    """Validate ``llmops.yaml`` content. Raises ValueError with 'field: message' on the first problem."""
+    """Validate ``llmops.yaml`` content. Raises ExtrasError ('field: message', with a hint) on the
+    first problem."""
     if data is None:
         return Extras()
     if not isinstance(data, dict):
-        raise ValueError(": must be a mapping")
+        raise ExtrasError(": must be a mapping")
     try:
         return Extras.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = ".".join(str(p) for p in err["loc"])
-        raise ValueError(f"{loc}: {err['msg']}") from None
+        if err.get("type") == "extra_forbidden":
+            import difflib
+
+            key = str(err["loc"][-1])
+            model = _model_at(tuple(err["loc"][:-1]))
+            known = sorted(model.model_fields) if model else []
+            close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+            hint = (f"did you mean '{close[0]}'? " if close else "") + f"known keys: {', '.join(known)}"
+            raise ExtrasError(f"{loc}: unknown key '{key}'", hint) from None
+        raise ExtrasError(f"{loc}: {err['msg']}") from None

@@ -18,6 +18,7 @@ from typing import Any
 
 from llmops_tui.core.errors import Problem
 from llmops_tui.core.files import ConfigError, load_yaml, rel
+from llmops_tui.core.flowcheck import check_flow_dag
 
 DAG_FILE = "flow.dag.yaml"
 FLEX_FILE = "flow.flex.yaml"
@@ -106,6 +107,7 @@ class Flow:
     init_values: dict[str, Any] = field(default_factory=dict)
     prompty_files: list[str] = field(default_factory=list)
     functions: list[str] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)  # Prompt flow would still run
 
     @property
     def file(self) -> Path:
@@ -338,6 +340,13 @@ def _load_flex(flow: Flow, data: dict[str, Any], path: Path, file_shown: str, ro
         flow.prompty_files = sorted(p.name for p in path.glob("*.prompty"))
     except OSError:
         flow.prompty_files = []
+    req = path / "requirements.txt"
+    if req.is_file():  # packages it needs, named up front as for DAG flows
+        from llmops_tui.core.flowcheck import check_requirements
+
+        errors, warnings = check_requirements(req, root)
+        flow.problems.extend(errors)
+        flow.warnings.extend(warnings)
     return flow
 
 
@@ -371,7 +380,8 @@ def _make_node(raw: dict[str, Any]) -> Node:
 
 def load_flow(path: Path, root: Path | None = None, *, name: str | None = None) -> Flow:
     """Load a flow folder. Raises ConfigError when the folder or its flow file is unusable;
-    smaller problems (a missing prompt file, an unknown default variant) are in ``flow.problems``."""
+    smaller problems (a missing prompt file, an unknown default variant, and everything
+    :mod:`llmops_tui.core.flowcheck` finds) are in ``flow.problems``, warnings in ``flow.warnings``."""
     shown = rel(path, root)
     if not path.is_dir():
         raise ConfigError(
@@ -440,6 +450,10 @@ def load_flow(path: Path, root: Path | None = None, *, name: str | None = None) 
                     "rename or remove it",
                 )
             )
+    # What would fail every line (references, cycles, tool types, templates, scripts, packages).
+    errors, warnings = check_flow_dag(path, data, file_shown, root)
+    flow.problems.extend(errors)
+    flow.warnings.extend(warnings)
     return flow
 
 

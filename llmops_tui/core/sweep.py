@@ -7,6 +7,7 @@ app's sweep builder and the engine.
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,11 +15,17 @@ from typing import Any
 import yaml
 
 from llmops_tui.core.errors import LlmopsError
+from llmops_tui.core.extras import MAX_CONCURRENCY, MAX_REPEAT, MAX_RETRIES, MAX_TIMEOUT_S
+from llmops_tui.core.files import load_yaml
+from llmops_tui.core.flowcheck import check_grid, is_environment_problem
 from llmops_tui.core.flows import model_name
 from llmops_tui.core.hashing import hash_value
 from llmops_tui.core.workspace import UseCase
 
 VARIANT_MODES = ("all", "one-at-a-time", "defaults")
+# A plan is a list in memory and a row per cell in the store: beyond this it is a mistake, not a sweep.
+MAX_CELLS = 10_000
+MAX_LINES = 5_000_000
 
 
 @dataclass
@@ -50,6 +57,13 @@ class SweepOptions:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
+def cell_label(variants: dict[str, Any], params: dict[str, Any], dataset: str, repeat: int) -> str:
+    """A cell in the words of what was chosen: variants, parameter values, dataset, repetition."""
+    parts = [f"{n}={v}" for n, v in variants.items()] + [f"{k}={v}" for k, v in params.items()]
+    text = " ".join(parts) or "defaults"
+    return f"{text} | {dataset}" + (f" | r{repeat}" if repeat else "")
+
+
 @dataclass
 class Cell:
     cell_id: str
@@ -62,10 +76,7 @@ class Cell:
 
     @property
     def label(self) -> str:
-        parts = [f"{n}={v}" for n, v in self.variants.items()]
-        parts += [f"{k}={v}" for k, v in self.params.items()]
-        text = " ".join(parts) or "defaults"
-        return f"{text} | {self.dataset}" + (f" | r{self.repeat}" if self.repeat else "")
+        return cell_label(self.variants, self.params, self.dataset, self.repeat)
 
     def is_default(self, defaults: dict[str, str]) -> bool:
         return self.variants == defaults and not self.params
@@ -198,13 +209,99 @@ def _check_init_key(flow: Any, key: str, from_cli: bool, uc: UseCase) -> None:
         )
 
 
+def _whole(value: Any, name: str, low: int, high: int | None, what: str) -> None:
+    if value is None:
+        return
+    ok = isinstance(value, int) and not isinstance(value, bool)
+    if not ok or value < low or (high is not None and value > high):
+        limit = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise LlmopsError(f"{value!r} is out of range: {what} must be a whole number {limit}", field=name)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _seconds(value: Any, name: str, what: str, *, allow_zero: bool = False) -> None:
+    if value is None:
+        return
+    ok = _is_number(value) and math.isfinite(value)
+    low_ok = ok and (value >= 0 if allow_zero else value > 0)
+    if not low_ok or value > MAX_TIMEOUT_S:
+        low = "0 or more" if allow_zero else "more than 0"
+        raise LlmopsError(
+            f"{value!r} is out of range: {what} must be a finite number of seconds, {low} and at most "
+            f"{MAX_TIMEOUT_S:g}",
+            field=name,
+        )
+
+
+def check_options(options: SweepOptions) -> None:
+    """Refuse options that cannot make a sensible sweep (the CLI, the app and the Python API all plan
+    through here). Raises LlmopsError naming the option."""
+    _whole(options.repeat, "--repeat", 1, MAX_REPEAT, "the number of repetitions")
+    _whole(options.concurrency, "--concurrency", 1, MAX_CONCURRENCY, "the number of lines in flight")
+    _whole(options.limit, "--limit", 1, None, "the number of lines per dataset")
+    _whole(options.max_retries, "max_retries", 0, MAX_RETRIES, "the number of retries")
+    _seconds(options.line_timeout_s, "--line-timeout", "a line's timeout")
+    _seconds(options.request_timeout_s, "request_timeout_s", "a request's timeout")
+    latency = options.sandbox_latency_ms
+    _seconds(
+        latency / 1000 if _is_number(latency) else latency,
+        "sandbox_latency_ms",
+        "the latency",
+        allow_zero=True,
+    )
+    endpoint = options.llm_endpoint
+    if endpoint is not None and endpoint != "sandbox":
+        from urllib.parse import urlparse
+
+        parsed = urlparse(endpoint) if isinstance(endpoint, str) else None
+        if parsed is None or parsed.scheme not in {"http", "https"} or not parsed.hostname:
+            raise LlmopsError(
+                f"'{endpoint}' is neither 'sandbox' nor an http(s) URL",
+                field="--llm-endpoint",
+                hint="use --llm-endpoint sandbox, or an OpenAI-compatible base URL such as http://127.0.0.1:8000/v1",
+            )
+    if options.target not in {"local", "azureml"}:
+        raise LlmopsError(f"unknown target '{options.target}'", field="--target", hint="use local or azureml")
+
+
+def _check_size(n_datasets: int, n_variants: int, n_params: int, repeat: int, lines: int) -> None:
+    cells = n_datasets * n_variants * n_params * repeat
+    why = (
+        f"{n_variants} variant combination(s) x {n_params} grid combination(s) x {n_datasets} dataset(s) "
+        f"x {repeat} repetition(s)"
+    )
+    if cells > MAX_CELLS:
+        raise LlmopsError(
+            f"the plan has {cells:,} cells ({why}); at most {MAX_CELLS:,} are allowed",
+            field="--repeat" if repeat > 1 else "--grid",
+            hint="narrow --variants, --grid or --dataset, or lower --repeat",
+        )
+    if lines > MAX_LINES:
+        raise LlmopsError(
+            f"the plan has {lines:,} lines ({why}); at most {MAX_LINES:,} are allowed",
+            field="--limit",
+            hint="use --limit or fewer cells",
+        )
+
+
 def plan_sweep(uc: UseCase, options: SweepOptions | None = None, *, allow_remote: bool = False) -> SweepPlan:
     """Build the sweep plan for a healthy use case. Raises LlmopsError for bad options.
 
     ``allow_remote`` accepts Azure ML data assets (``azureml:`` sources), for cloud sweeps."""
     options = options or SweepOptions()
-    if uc.problems:
-        raise LlmopsError.from_problem(uc.problems[0])
+    check_options(options)
+    # A cloud sweep runs in an environment Azure ML builds from requirements.txt: packages missing here
+    # do not stop it.
+    cloud = options.target == "azureml"
+    problems = [p for p in uc.problems if not (cloud and is_environment_problem(p))]
+    if problems:
+        first = problems[0]
+        more = len(problems) - 1
+        hint = first.hint + (f"; {more} more problem(s): llmops show {uc.name}" if more else "")
+        raise LlmopsError(first.message, file=first.file, field=first.field, hint=hint.lstrip("; "))
     flow = uc.standard_flow
     if flow is None:
         raise LlmopsError("use case has no standard flow", file=uc.config_file, field="flow")
@@ -242,12 +339,28 @@ def plan_sweep(uc: UseCase, options: SweepOptions | None = None, *, allow_remote
             )
         if not isinstance(grid[key], list) or not grid[key]:
             raise LlmopsError(f"'{key}' needs at least one value", field="--grid")
+        seen: list[Any] = []
+        for value in grid[key]:
+            if any(value == s and type(value) is type(s) for s in seen):
+                raise LlmopsError(
+                    f"'{key}' lists the value {value!r} twice: the cells would be identical",
+                    file="--grid" if options.grid is not None else f"{uc.path.name}/llmops.yaml",
+                    field="sweep.grid" if options.grid is None else "",
+                    hint="list each value once",
+                )
+            seen.append(value)
+    if grid and flow.kind == "dag":
+        check_grid(
+            flow.path,
+            load_yaml(flow.file) or {},
+            grid,
+            "--grid" if options.grid is not None else f"{uc.path.name}/llmops.yaml",
+            "" if options.grid is not None else "sweep.grid",
+        )
     grid_keys = list(grid)
-    param_combos = [
-        dict(zip(grid_keys, combo, strict=True)) for combo in itertools.product(*(grid[k] for k in grid_keys))
-    ]
+    n_param_combos = math.prod(len(grid[k]) for k in grid_keys)
 
-    names = options.datasets or spec.datasets or [d.name for d in uc.datasets]
+    names = list(dict.fromkeys(options.datasets or spec.datasets or [d.name for d in uc.datasets]))
     from_extras = not options.datasets and bool(spec.datasets)
     datasets = []
     for name in names:
@@ -278,6 +391,19 @@ def plan_sweep(uc: UseCase, options: SweepOptions | None = None, *, allow_remote
     concurrency = options.concurrency or spec.concurrency
     if concurrency < 1:
         raise LlmopsError("must be at least 1", field="--concurrency")
+    lines_per_combo = sum(
+        min(d.rows or 0, options.limit) if options.limit else (d.rows or 0) for d in datasets
+    )
+    _check_size(
+        len(datasets),
+        len(combos),
+        n_param_combos,
+        repeat,
+        lines_per_combo * len(combos) * n_param_combos * repeat,
+    )
+    param_combos = [
+        dict(zip(grid_keys, combo, strict=True)) for combo in itertools.product(*(grid[k] for k in grid_keys))
+    ]
 
     cells: list[Cell] = []
     for ds in datasets:

@@ -27,11 +27,12 @@ from llmops_tui.core.files import (
     name_problem,
     rel,
 )
+from llmops_tui.core.flowcheck import check_mapping_value
 from llmops_tui.core.flows import Flow, flow_kind, load_flow
+from llmops_tui.core.mappings import MAPPING_RE
 
 EXPERIMENT_FILE = "experiment.yaml"
 OLD_CONFIG_FILE = "llmops_config.json"
-_MAPPING_RE = re.compile(r"^\$\{(data|run\.outputs|inputs|target)\.([^}]+)\}$")
 SKIP_DIRS = {
     ".git",
     ".llmops",
@@ -132,11 +133,10 @@ class UseCase:
     environments: list[str] = field(default_factory=list)
     extras: Extras = field(default_factory=Extras)
     problems: list[Problem] = field(default_factory=list)
+    # shown by list and show, but do not stop a sweep (errors under `llmops list --strict`)
+    warnings: list[Problem] = field(default_factory=list)
     runtime: str | None = None
     env_settings: dict[str, Any] = field(default_factory=dict)
-    # what does not stop a run (Prompt flow and the template accept it): shown by list and show,
-    # errors under `llmops list --strict`
-    warnings: list[Problem] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -326,11 +326,10 @@ def load_use_case(
     except OSError as exc:
         uc.problems.append(_os_problem(exc, folder, root))
     _check_names(uc, root)
-    if uc.standard_flow:
-        uc.problems.extend(uc.standard_flow.problems)
-    for ev in uc.evaluators:
-        if ev.flow:
-            uc.problems.extend(ev.flow.problems)
+    for flow in [uc.standard_flow] + [ev.flow for ev in uc.evaluators]:
+        if flow:
+            uc.problems.extend(flow.problems)
+            uc.warnings.extend(flow.warnings)
     return uc
 
 
@@ -371,9 +370,8 @@ def _load_extras(uc: UseCase, root: Path) -> None:
         uc.extras = parse_extras(data)
     except ValueError as exc:
         field_name, _, message = str(exc).partition(": ")
-        raise ConfigError(
-            Problem(rel(path, root), field_name, message, "see docs/workspace.md for llmops.yaml")
-        ) from None
+        hint = getattr(exc, "hint", "") or "see docs/workspace.md for llmops.yaml"
+        raise ConfigError(Problem(rel(path, root), field_name, message, hint)) from None
 
 
 def _resolve_flow_path(uc: UseCase, source: str) -> Path:
@@ -779,7 +777,11 @@ def _check_mappings(uc: UseCase, root: Path) -> None:
         )
         for key, value in ds.mappings.items():
             field_name = f"{where}.mappings.{key}" if config == uc.config_file else f"mappings.{key}"
-            match = _MAPPING_RE.match(value.strip())
+            mapping_problem = check_mapping_value(value)
+            if mapping_problem:
+                uc.problems.append(Problem(rel(config, root), field_name, *mapping_problem))
+                continue
+            match = MAPPING_RE.match(value.strip())
             if not match:
                 continue  # a literal value
             kind, name = match.groups()
@@ -790,6 +792,15 @@ def _check_mappings(uc: UseCase, root: Path) -> None:
                         field_name,
                         f"column '{name}' is not in dataset '{ds.name}' ({', '.join(ds.columns)})",
                         "map an existing column",
+                    )
+                )
+            if kind == "run.inputs" and flow and flow.inputs and name not in flow.inputs:
+                uc.problems.append(
+                    Problem(
+                        rel(config, root),
+                        field_name,
+                        f"the standard flow has no input '{name}' ({', '.join(flow.inputs)})",
+                        "map an existing flow input",
                     )
                 )
             if kind in ("run.outputs", "target") and flow and outputs and name not in outputs:

@@ -26,9 +26,10 @@ from typing import Any
 
 import yaml
 
+from llmops_tui.core.approval import use_case_for_env as core_use_case_for_env
 from llmops_tui.core.errors import LlmopsError
 from llmops_tui.core.files import check_name, rel, safe_join
-from llmops_tui.core.workspace import UseCase, load_workspace
+from llmops_tui.core.workspace import UseCase
 
 SERVE_SCRIPT = Path(__file__).with_name("serve_flow.py")
 SERVING_PORT = 8080
@@ -40,23 +41,7 @@ def use_case_for_env(root: Path, name: str, env: str) -> UseCase:
     """The use case as deployed to ``env``: with its ``experiment.<env>.yaml`` overlay when there is one,
     else the base configuration. Raises LlmopsError for an unknown or broken use case."""
     check_name(env, field="--env")
-    ws = load_workspace(root, env=env)
-    uc = ws.get(name)
-    env_problems = [p for p in uc.problems if p.field == "--env"]
-    if env_problems:
-        # An environment nothing declares (no overlay, no llmops.yaml entry, no deployment_config.json
-        # entry) is most likely a typo: refuse it rather than start a parallel deployment under that name,
-        # unless an approval was recorded for it.
-        if not (uc.path / "approvals" / f"{env}.json").is_file():
-            problem = env_problems[0]
-            raise LlmopsError(
-                f"unknown environment '{env}'",
-                file=problem.file,
-                field="--env",
-                hint=f"{problem.hint or 'known: none'}; declare it in llmops.yaml environments "
-                "or configs/deployment_config.json",
-            )
-        uc = load_workspace(root, env=None).get(name)
+    uc = core_use_case_for_env(root, name, env, refuse_unknown=True)
     if uc.problems:
         raise LlmopsError.from_problem(uc.problems[0])
     if uc.standard_flow is None or uc.standard_flow.kind != "dag":

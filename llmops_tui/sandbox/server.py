@@ -122,10 +122,6 @@ def _digest(*parts: Any) -> bytes:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode("utf-8")).digest()
 
 
-def _unit(*parts: Any) -> float:
-    return int.from_bytes(_digest(*parts)[:8], "big") / float(1 << 64)
-
-
 # --------------------------------------------------------------------------------------------------
 # Validation
 # --------------------------------------------------------------------------------------------------
@@ -321,7 +317,7 @@ class SandboxServer:
         cfg = self.config
         delay = cfg.latency_ms
         if cfg.jitter_ms:
-            delay += cfg.jitter_ms * _unit("jitter", cfg.seed, key.hex(), self._attempts.get(key, 0))
+            delay += cfg.jitter_ms * tasks.unit("jitter", cfg.seed, key.hex(), self._attempts.get(key, 0))
         if delay > 0:
             await asyncio.sleep(delay / 1000.0)
 
@@ -335,7 +331,7 @@ class SandboxServer:
         self._attempts[key] = attempt
         if not (cfg.rate_429 or cfg.rate_500 or cfg.rate_timeout or cfg.bad_answer_rate):
             return None
-        u = _unit("fault", cfg.seed, key.hex(), attempt)
+        u = tasks.unit("fault", cfg.seed, key.hex(), attempt)
         if u < cfg.rate_429:
             return "429"
         if u < cfg.rate_429 + cfg.rate_500:
@@ -344,7 +340,7 @@ class SandboxServer:
             return "timeout"
         if bad_answers and u < cfg.rate_429 + cfg.rate_500 + cfg.rate_timeout + cfg.bad_answer_rate:
             kinds = cfg.bad_answer_kinds
-            return kinds[int(_unit("bad", cfg.seed, key.hex(), attempt) * len(kinds)) % len(kinds)]
+            return kinds[int(tasks.unit("bad", cfg.seed, key.hex(), attempt) * len(kinds)) % len(kinds)]
         return None
 
     async def _injected(self, kind: str) -> web.Response:

@@ -109,7 +109,7 @@ def _stable_hash(*parts: Any) -> int:
     return int.from_bytes(hashlib.sha256(data).digest()[:8], "big")
 
 
-def _unit(*parts: Any) -> float:
+def unit(*parts: Any) -> float:
     """A deterministic draw in [0, 1) from the parts."""
     return _stable_hash(*parts) / float(1 << 64)
 
@@ -680,7 +680,7 @@ def answer(
     messages = [m if isinstance(m, dict) else {"role": "user", "content": str(m)} for m in messages]
     temperature = float(temperature or 0.0)
     canonical = [[m.get("role", ""), _content_to_text(m.get("content"))] for m in messages]
-    draw = _unit("degrade", seed, model, round(temperature, 4), canonical)
+    draw = unit("degrade", seed, model, round(temperature, 4), canonical)
     key = _stable_hash("key", seed, model, round(temperature, 4), canonical)
     if degrade is None:
         degrade = draw < error_probability(messages, model, temperature)

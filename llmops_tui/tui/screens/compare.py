@@ -26,7 +26,7 @@ def fmt_value(value: float | None, key: str | None = None) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
     if key is not None:
-        from exporters._format import fmt
+        from llmops_tui.core.format import fmt
 
         return fmt(key, value)
     if abs(value) >= 1000:
@@ -43,7 +43,7 @@ NAME_WIDTH = 24
 
 
 def fmt_delta(delta: float, key: str | None) -> str:
-    from exporters._format import fmt
+    from llmops_tui.core.format import fmt
 
     return fmt(key or "", delta, signed=True)
 
