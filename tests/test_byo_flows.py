@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -302,3 +303,70 @@ def test_older_layout_chat_dag_sweeps_in_every_env(repo, env):
         llmops("sweep", "chat_dag", *w, "--env", "pr", "--llm-endpoint", "sandbox", "--json", env=env).stdout
     )
     assert pr["status"] == "completed" and set(pr["cells"][0]["metrics"]) == {"answer_match"}
+
+
+# ----------------------------------------------------- approve, verify, deploy local, test, undeploy
+
+
+@pytest.mark.parametrize(
+    ("use_case", "env_name", "grid"),
+    [("chat_flow", "pr", ["--grid", "init.max_total_token=5,2048"]), ("function_flow", "dev", [])],
+)
+def test_flex_flows_go_from_sweep_to_a_served_approved_version(repo, env, use_case, env_name, grid):
+    env = {**env, "LLMOPS_APPROVAL_KEY": "byo-test-key-0123456789abcdef0123"}
+    w = ["--workspace", str(repo)]
+    sweep = json.loads(
+        llmops(
+            "sweep", use_case, *w, "--env", env_name, "--llm-endpoint", "sandbox", *grid, "--json", env=env
+        ).stdout
+    )
+    assert sweep["status"] == "completed"
+    cell = sweep["cells"][-1]
+    llmops(
+        "approve",
+        sweep["run_id"],
+        "--cell",
+        cell["cell_id"],
+        "--env",
+        env_name,
+        "--by",
+        "lead@example.com",
+        "--comment",
+        "flex",
+        "--override-gates",
+        "sandbox sample",
+        *w,
+        env=env,
+    )
+    record = json.loads((repo / use_case / "approvals" / f"{env_name}.json").read_text())
+    assert record["use_case"] == use_case and cell["cell_id"] in json.dumps(record)
+    llmops("verify-approval", use_case, "--env", env_name, *w, env=env)
+    out = repo / "deployed"
+    try:
+        deployed = llmops(
+            "deploy",
+            use_case,
+            "--env",
+            env_name,
+            "--target",
+            "local",
+            "--require-approval",
+            "--llm-endpoint",
+            "sandbox",
+            "--out",
+            str(out),
+            *w,
+            env=env,
+        )
+        assert "endpoint test passed" in deployed.stdout + deployed.stderr
+        if grid:  # the approved cell's init values are what is served
+            init = json.loads((out / "flow" / "init.json").read_text())
+            assert init["max_total_token"] == cell["params"]["init.max_total_token"]
+        assert "placeholder-key-not-real" not in "".join(
+            p.read_text(errors="replace") for p in out.rglob("*") if p.is_file()
+        )
+        url = re.search(r"endpoint: (http://127\.0\.0\.1:\d+)", deployed.stdout).group(1)
+        request = str(repo / use_case / "sample-request.json")
+        llmops("endpoint-test", url, "--request", request, "--use-case", use_case, *w, env=env)
+    finally:
+        llmops("undeploy", use_case, "--all", *w, env=env, check=False)

@@ -116,6 +116,14 @@ class Flow:
         return self.path / (DAG_FILE if self.kind == "dag" else FLEX_FILE)
 
     @property
+    def response_keys(self) -> list[str]:
+        """The keys of a served flow's JSON answer. Prompt flow's serving app answers a flex entry's plain
+        return value (the output named ``output``) as a bare JSON value, with no keys."""
+        if self.kind == "flex" and list(self.outputs) == ["output"]:
+            return []
+        return list(self.outputs)
+
+    @property
     def is_chat(self) -> bool:
         """A chat flow: an input marked ``is_chat_input`` or named ``chat_history``."""
         return any(
