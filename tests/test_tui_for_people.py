@@ -390,3 +390,27 @@ async def test_charts_open_at_80x24_with_a_legend_of_cell_names(ws):
         legend = _plain(app.screen.query_one("#chart-legend"))
         assert legend == "1 variant_0   2 variant_1"
         assert set(app.screen.latencies) == set(app.screen.cell_order)
+
+
+async def test_line_view_shows_what_the_flow_printed_on_the_line(ws):
+    from rich.console import Console
+
+    from llmops_tui.core.store import RunStore
+
+    cells = seed_store(ws)
+    with RunStore.for_workspace(ws) as store:
+        line = store.lines(RUN_ID, cells["other"])[0]
+        line.logs = {"stdout": "[parse] parsed 3 entities", "stderr": "[parse] careful: empty span"}
+        store.record_line(line)
+    app = make_app(ws)
+    async with app.run_test(size=SMALL) as pilot:
+        await pilot.pause()
+        app.open_screen("line_diff", run_id=RUN_ID, cell_a=cells["baseline"], cell_b=cells["other"])
+        await _settle(app, pilot)
+        detail = app.screen.query_one("#ld-detail")
+        console = Console(width=78, record=True, file=open("/dev/null", "w"))  # noqa: SIM115
+        console.print(detail.content)
+        shown = console.export_text()
+    assert "B printed (stdout)" in shown and "[parse] parsed 3 entities" in shown
+    assert "B printed (stderr)" in shown and "careful: empty span" in shown
+    assert "A printed" not in shown

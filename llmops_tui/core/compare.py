@@ -198,6 +198,7 @@ class Comparison:
                 "warnings": list(self.warnings),
                 "latency_hist": self.latency_hist,
                 "references": dict(self.references),
+                "run_status": dict(self.run_status),
             }
         )
 

@@ -30,6 +30,8 @@ class LineDiff:
     scores_b: dict
     differs: bool
     diff: list[tuple[str, str]] = field(default_factory=list)  # ("equal"|"delete"|"insert", text)
+    logs_a: dict[str, str] | None = None  # what the flow printed on this line (stdout / stderr)
+    logs_b: dict[str, str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -45,6 +47,8 @@ class LineDiff:
             "scores_b": self.scores_b,
             "differs": self.differs,
             "diff": [list(op) for op in self.diff],
+            "logs_a": self.logs_a,
+            "logs_b": self.logs_b,
         }
 
 
@@ -161,6 +165,8 @@ def line_diff(
                 scores_b=scores_b.get(n, {}),
                 differs=differs,
                 diff=word_diff(text_a, text_b) if differs else ([("equal", text_a)] if text_a else []),
+                logs_a=la.logs if la else None,
+                logs_b=lb.logs if lb else None,
             )
         )
     return out

@@ -21,7 +21,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats as _st
+
+# scipy.stats costs about 0.8 s to import: it is loaded where a test or an interval needs it, so the
+# sweep engine (which only needs percentiles) starts without it.
+
+
+def _scipy_stats():  # type: ignore[no-untyped-def]
+    from scipy import stats
+
+    return stats
 
 N_RESAMPLES = 2000
 ALPHA = 0.05
@@ -51,11 +59,11 @@ def mean_ci(
         return None, None
     if is_binary(arr):
         k = int(arr.sum())
-        ci = _st.binomtest(k, n).proportion_ci(confidence_level=confidence, method="wilson")
+        ci = _scipy_stats().binomtest(k, n).proportion_ci(confidence_level=confidence, method="wilson")
         return float(ci.low), float(ci.high)
     if np.all(arr == arr[0]):
         return float(arr[0]), float(arr[0])  # no spread: the bootstrap is degenerate
-    res = _st.bootstrap(
+    res = _scipy_stats().bootstrap(
         (arr,),
         np.mean,
         confidence_level=confidence,
@@ -97,7 +105,7 @@ def mcnemar_exact(b: int, c: int) -> float:
     (A wrong, B right): a binomial test of b successes in b + c trials at p = 0.5."""
     if b + c == 0:
         return 1.0
-    return float(_st.binomtest(b, b + c, 0.5, alternative="two-sided").pvalue)
+    return float(_scipy_stats().binomtest(b, b + c, 0.5, alternative="two-sided").pvalue)
 
 
 def paired_test(
@@ -129,7 +137,7 @@ def paired_test(
         # One pair: nothing to resample, and no test can tell a difference from noise.
         return PairedResult(n, delta, 1.0, False, "bootstrap", too_few)
     d = y - x
-    res = _st.bootstrap(
+    res = _scipy_stats().bootstrap(
         (d,),
         np.mean,
         n_resamples=n_resamples,

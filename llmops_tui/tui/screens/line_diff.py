@@ -326,6 +326,10 @@ class LineDiffScreen(BaseScreen):
             inputs.add_row(f"{k}:", v if isinstance(v, str) else json.dumps(v, ensure_ascii=False))
         parts.append(Text("inputs", style="bold dim"))
         parts.append(inputs)
+        for side, logs in (("A", d.logs_a), ("B", d.logs_b)):
+            for stream, text in (logs or {}).items():
+                parts.append(Text(f"{side} printed ({stream})", style="bold dim"))
+                parts.append(Text(text, style="red" if stream == "stderr" else ""))
         self.query_one("#ld-detail", Static).update(Group(*parts))
 
     def action_filter(self) -> None:
