@@ -28,6 +28,18 @@ from llmops_tui.core.backends import (
 )
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(autouse=True)
+def _environment_restored():
+    """The flex backend sets the usual OpenAI variables for flows that build their own client: keep them
+    from leaking into other tests of this process."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "byo_repo"
 
 
