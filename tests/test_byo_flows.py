@@ -382,3 +382,28 @@ def test_flex_flows_go_from_sweep_to_a_served_approved_version(repo, env, use_ca
         llmops("endpoint-test", url, "--request", request, "--use-case", use_case, *w, env=env)
     finally:
         llmops("undeploy", use_case, "--all", *w, env=env, check=False)
+
+
+def test_named_init_sets_are_swept_like_variants(repo, env):
+    (repo / "chat_flow" / "llmops.yaml").write_text(
+        "init_sets:\n  tight: {max_total_token: 5}\n  gpt4: {model_config: {azure_deployment: gpt-4o}}\n"
+    )
+    w = ["--workspace", str(repo)]
+    listed = json.loads(llmops("list", *w, "--json", env=env).stdout)
+    chat = next(u for u in listed["use_cases"] if u["name"] == "chat_flow")
+    assert chat["variants"] == {"init": ["default", "tight", "gpt4"]}
+    sweep = json.loads(
+        llmops("sweep", "chat_flow", *w, "--llm-endpoint", "sandbox", "--json", env=env).stdout
+    )
+    assert sweep["status"] == "completed" and sweep["cell_count"] == 3
+    by_set = {c["variants"]["init"]: c for c in sweep["cells"]}
+    assert by_set["default"]["params"] == {}
+    assert by_set["tight"]["params"] == {"init.max_total_token": 5}
+    assert by_set["gpt4"]["params"] == {"init.model_config.azure_deployment": "gpt-4o"}
+    flows = repo / ".llmops" / "flows"
+    inits = [json.loads(p.read_text()) for p in flows.glob("*/init.json")]
+    assert {"connection": "aoai", "azure_deployment": "gpt-4o"} in [i["model_config"] for i in inits]
+
+    (repo / "chat_flow" / "llmops.yaml").write_text("init_sets:\n  hot: {temperature: 1}\n")
+    bad = llmops("show", "chat_flow", *w, env=env, check=False)
+    assert bad.returncode == 2 and "init_sets.hot" in bad.stderr and "'temperature'" in bad.stderr

@@ -23,6 +23,8 @@ from llmops_tui.core.flowcheck import check_flow_dag
 DAG_FILE = "flow.dag.yaml"
 FLEX_FILE = "flow.flex.yaml"
 INIT_FILE = "init.json"
+INIT_NODE = "init"  # the pseudo node whose variants are a flex flow's named init sets
+DEFAULT_INIT_SET = "default"
 CODE_EVAL_PREFIX = "eval"
 MODEL_CONFIG_TYPES = ("AzureOpenAIModelConfiguration", "OpenAIModelConfiguration")
 LLM_TYPES = {"llm"}
@@ -537,3 +539,45 @@ def template_variables(text: str) -> list[str]:
         if match.group(1) not in seen:
             seen.append(match.group(1))
     return seen
+
+
+def init_set_overrides(values: dict[str, Any]) -> dict[str, Any]:
+    """A named init set as ``init.X`` overrides; a model configuration's fields one by one
+    (``init.model_config.azure_deployment``), so a set changes only what it names."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, dict) and value:
+            for sub, sub_value in value.items():
+                out[f"init.{key}.{sub}"] = sub_value
+        else:
+            out[f"init.{key}"] = value
+    return out
+
+
+def add_init_sets(flow: Flow, sets: dict[str, dict[str, Any]], source: str) -> None:
+    """Give a flex flow the pseudo node ``init`` whose variants are ``default`` (init.json as it is) and
+    each named set of ``llmops.yaml`` ``init_sets``; unknown init parameters are problems of ``source``."""
+    if flow.kind != "flex" or not sets:
+        return
+    node = Node(name=INIT_NODE, type="init", source_file=INIT_FILE, inputs=dict(flow.init_values))
+    node.variants.append(
+        Variant(id=DEFAULT_INIT_SET, node={"inputs": dict(flow.init_values)}, is_default=True)
+    )
+    for name, values in sets.items():
+        unknown = [k for k in values if flow.init and k not in flow.init]
+        if unknown or name == DEFAULT_INIT_SET:
+            flow.problems.append(
+                Problem(
+                    source,
+                    f"init_sets.{name}",
+                    f"'{unknown[0]}' is not an init parameter of {flow.entry}"
+                    if unknown
+                    else "'default' is the name of init.json as it is",
+                    f"init parameters: {', '.join(flow.init) or 'none'}" if unknown else "rename the set",
+                )
+            )
+            continue
+        node.variants.append(Variant(id=str(name), node={"inputs": dict(values)}))
+    node.default_variant = DEFAULT_INIT_SET
+    node.use_variants = True
+    flow.nodes.append(node)

@@ -31,6 +31,7 @@ def _scipy_stats():  # type: ignore[no-untyped-def]
 
     return stats
 
+
 N_RESAMPLES = 2000
 ALPHA = 0.05
 CONFIDENCE = 0.95

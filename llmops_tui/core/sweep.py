@@ -287,6 +287,17 @@ def _check_size(n_datasets: int, n_variants: int, n_params: int, repeat: int, li
         )
 
 
+def _init_set_params(uc: UseCase, variants: dict[str, str]) -> dict[str, Any]:
+    """A flex flow's named init set (its ``init`` variant) as the ``init.X`` overrides it stands for."""
+    from llmops_tui.core.flows import DEFAULT_INIT_SET, INIT_NODE, init_set_overrides
+
+    chosen = variants.get(INIT_NODE)
+    flow = uc.standard_flow
+    if not chosen or chosen == DEFAULT_INIT_SET or flow is None or flow.kind != "flex":
+        return {}
+    return init_set_overrides(dict(uc.extras.init_sets.get(chosen) or {}))
+
+
 def plan_sweep(uc: UseCase, options: SweepOptions | None = None, *, allow_remote: bool = False) -> SweepPlan:
     """Build the sweep plan for a healthy use case. Raises LlmopsError for bad options.
 
@@ -411,7 +422,8 @@ def plan_sweep(uc: UseCase, options: SweepOptions | None = None, *, allow_remote
         if options.limit:
             rows = min(rows, options.limit)
         for variants in combos:
-            for params in param_combos:
+            for grid_params in param_combos:
+                params = {**_init_set_params(uc, variants), **grid_params}
                 for r in range(repeat):
                     cid = "c" + hash_value({"v": variants, "p": params, "d": ds.name, "r": r})[:7]
                     cells.append(Cell(cid, len(cells), dict(variants), dict(params), ds.name, r, rows))

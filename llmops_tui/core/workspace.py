@@ -28,7 +28,7 @@ from llmops_tui.core.files import (
     rel,
 )
 from llmops_tui.core.flowcheck import check_mapping_value
-from llmops_tui.core.flows import Flow, flow_kind, load_flow
+from llmops_tui.core.flows import Flow, add_init_sets, flow_kind, load_flow
 from llmops_tui.core.mappings import MAPPING_RE
 
 EXPERIMENT_FILE = "experiment.yaml"
@@ -318,6 +318,8 @@ def load_use_case(
         _load_extras(uc, root)
         loader(uc, root, env)
         _dotenv_connections(uc, root)
+        if uc.standard_flow is not None:
+            add_init_sets(uc.standard_flow, uc.extras.init_sets, rel(uc.path / "llmops.yaml", root))
         if inspect_datasets:
             _inspect_datasets(uc, root)
         _check_mappings(uc, root)
