@@ -23,6 +23,7 @@ import multiprocessing as mp
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -185,6 +186,11 @@ def _worker_main(config: WorkerConfig, jobs: Any, results: Any, cancel: Any, par
             pool.submit(run, job)
     for b in backends.values():
         b.close()
+    # Every answer is queued: flush the queue's feeder, then end without tearing Prompt flow's import
+    # graph down (1.5-3 s of interpreter teardown, for nothing).
+    results.close()
+    results.join_thread()
+    os._exit(0)
 
 
 # --------------------------------------------------------------------------------- in the engine
@@ -287,11 +293,14 @@ class WorkerPool:
         return dict(metrics)
 
     def _read(self) -> None:
+        checked = time.monotonic()
         while not self._closed.is_set():
+            if time.monotonic() - checked >= 0.5:  # also while answers flow from the other workers
+                checked = time.monotonic()
+                self._check_alive()
             try:
                 msg = self._results.get(timeout=0.5)
             except queue.Empty:
-                self._check_alive()
                 continue
             except (EOFError, OSError):
                 break
