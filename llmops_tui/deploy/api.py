@@ -25,7 +25,7 @@ from typing import Any
 from llmops_tui.core.errors import LlmopsError
 from llmops_tui.core.files import check_name, rel, safe_join
 from llmops_tui.core.workspace import UseCase
-from llmops_tui.deploy.config import CONFIG_REL, TARGETS, EndpointEntry, entry_for
+from llmops_tui.deploy.config import CONFIG_REL, TARGETS, EndpointEntry, entry_for, fill_default_names
 from llmops_tui.deploy.plan import DeployResult
 from llmops_tui.deploy.prepare import (
     Bundle,
@@ -174,6 +174,8 @@ def deploy(
             dry_run=opts.dry_run,
         )
         result.notes.extend(config.warnings)
+        if entry is not None and opts.target != "local":
+            result.notes.extend(fill_default_names(entry, uc.name, opts.env, bundle.version))
         state = _check_out(out, bundle.version, opts.target)
         files = [p.relative_to(bundle.folder) for p in bundle.files()]
         verb = "reuse" if state == "reuse" else "write"

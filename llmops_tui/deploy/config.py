@@ -11,6 +11,7 @@ Every problem is one :class:`LlmopsError` naming the file and the field (exit co
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -206,3 +207,29 @@ def entry_for(
         raise LlmopsError(
             message, file=shown, field=_field_of(block, index, tuple(err["loc"]), entries)
         ) from None
+
+
+def azureml_name(*parts: str) -> str:
+    """A valid Azure ML endpoint or deployment name made of ``parts``: lower-case letters, digits and
+    hyphens, starting with a letter, 3 to 32 characters, no trailing hyphen."""
+    text = re.sub(r"[^a-z0-9]+", "-", "-".join(parts).lower()).strip("-")
+    if not text or not text[0].isalpha():
+        text = "ep-" + text
+    text = text[:32].rstrip("-")
+    return text if len(text) >= 3 else (text + "-ep")[:32]
+
+
+def fill_default_names(entry: EndpointEntry, use_case: str, env: str, version: str) -> list[str]:
+    """Empty endpoint and deployment names, as the template ships them, get names derived from the use
+    case, the environment and the flow version; returns one note per name given. A name that is present
+    is kept as written (and checked where it is used)."""
+    notes = []
+    if not entry.ENDPOINT_NAME.strip():
+        entry.ENDPOINT_NAME = azureml_name(use_case, env)
+        notes.append(f"ENDPOINT_NAME is empty in the deployment config: using '{entry.ENDPOINT_NAME}'")
+    if not entry.CURRENT_DEPLOYMENT_NAME.strip():
+        entry.CURRENT_DEPLOYMENT_NAME = azureml_name(env, version[:8])
+        notes.append(
+            f"CURRENT_DEPLOYMENT_NAME is empty in the deployment config: using '{entry.CURRENT_DEPLOYMENT_NAME}'"
+        )
+    return notes
