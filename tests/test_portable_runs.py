@@ -62,7 +62,8 @@ def _rewrite(src: Path, dst: Path, change) -> None:
     dst.write_bytes(gzip.compress(json.dumps(document).encode()))
 
 
-def test_round_trip_reads_the_same_in_compare_report_gate_and_lines(exported, tmp_path, capfd):
+def test_round_trip_reads_the_same_in_compare_report_gate_and_lines(exported, tmp_path, capfd, monkeypatch):
+    monkeypatch.setenv("LLMOPS_APPROVAL_KEY", "portable-approval-key-0123456789")
     capfd.readouterr()
     src, run_id, file = exported["src"], exported["run_id"], exported["file"]
     dst = _fresh(tmp_path)
@@ -84,6 +85,14 @@ def test_round_trip_reads_the_same_in_compare_report_gate_and_lines(exported, tm
     rc, _, err = _run(capfd, "report", run_id, "-w", str(dst), "--format", "html", "--out", str(html))
     assert rc == 0, err
     assert run_id in html.read_text()
+
+    cell = json.loads(cmp_b)["cells"][0]["cell_id"]
+    rc, _, err = _run(
+        capfd, "approve", run_id, "--cell", cell, "--env", "dev", "--by", "lead", "-w", str(dst)
+    )
+    assert rc == 0, err
+    rc, out, err = _run(capfd, "verify-approval", "tickets", "--env", "dev", "-w", str(dst))
+    assert rc == 0 and f"run {run_id}, cell {cell[:8]}" in out, (out, err)
 
     with RunStore.for_workspace(src) as a, RunStore.for_workspace(dst) as b:
         ra, rb = a.require_run(run_id), b.require_run(run_id)
