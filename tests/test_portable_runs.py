@@ -258,3 +258,20 @@ def test_runs_listing_still_takes_a_use_case_and_options_after_it(exported, capf
     assert rc == 0 and [r["run_id"] for r in json.loads(out)["runs"]] == [exported["run_id"]]
     rc, out, _ = _run(capfd, "runs", "other", "-w", str(exported["src"]), "--json")
     assert rc == 0 and json.loads(out)["runs"] == []
+
+
+def test_a_failed_insert_leaves_nothing_behind(exported, tmp_path):
+    """The import is one transaction: a row the store rejects (here a duplicated line) rolls back the run,
+    its cells and every line written before it."""
+    from llmops_tui.core.errors import StorageError
+
+    with RunStore.for_workspace(exported["src"]) as src:
+        run = src.require_run(exported["run_id"])
+        cells, lines = src.cells(run.run_id), src.lines(run.run_id)
+    with RunStore.for_workspace(tmp_path / "dst") as store:
+        with pytest.raises(StorageError):
+            store.insert_run(run, cells, [*lines, lines[-1]], [], [])
+        assert store.run_by_exact_id(run.run_id) is None
+        assert store.cells(run.run_id) == [] and store.lines(run.run_id) == []
+        store.insert_run(run, cells, lines, [], [])  # and the store is usable afterwards
+        assert len(store.lines(run.run_id)) == len(lines)
