@@ -232,3 +232,107 @@ def make_use_case(
     )
     (uc / "sample-request.json").write_text(json.dumps({"ticket": "I was charged twice"}))
     return uc
+
+
+# ------------------------------------------------------------------ the same use case with flex flows
+
+FLEX_STANDARD_YAML = """\
+$schema: https://azuremlschemas.azureedge.net/promptflow/latest/Flow.schema.json
+entry: classify:Classifier
+"""
+
+FLEX_INIT_JSON = {
+    "model_config": {"connection": "aoai", "azure_deployment": "gpt-35-turbo"},
+    "max_tokens": 20,
+}
+
+FLEX_PROMPTY = """\
+---
+name: Classify a ticket
+model:
+  api: chat
+  configuration:
+    type: azure_openai
+    azure_deployment: gpt-35-turbo
+  parameters:
+    temperature: 0.0
+    max_tokens: 20
+inputs:
+  ticket:
+    type: string
+---
+system:
+Classify the support ticket. Categories: billing, technical, account, shipping, other
+
+user:
+Ticket: {{ticket}}
+"""
+
+FLEX_CLASSIFY_PY = """\
+from pathlib import Path
+
+from typing import TypedDict
+
+from parse import parse
+from promptflow.core import AzureOpenAIModelConfiguration, Prompty
+
+HERE = Path(__file__).absolute().parent
+
+
+class Result(TypedDict):
+    category: str
+
+
+class Classifier:
+    def __init__(self, model_config: AzureOpenAIModelConfiguration, max_tokens: int = 20):
+        self.prompty = Prompty.load(
+            source=HERE / "classify.prompty",
+            model={"configuration": model_config, "parameters": {"max_tokens": max_tokens}},
+        )
+
+    def __call__(self, ticket: str) -> Result:
+        return {"category": parse(self.prompty(ticket=ticket))}
+"""
+
+FLEX_EVAL_YAML = """\
+$schema: https://azuremlschemas.azureedge.net/promptflow/latest/Flow.schema.json
+entry: score:LabelMatch
+"""
+
+FLEX_SCORE_PY = """\
+from typing import List, TypedDict
+
+
+class Score(TypedDict):
+    correct: int
+
+
+class LabelMatch:
+    def __init__(self):  # Prompt flow's signature inference needs an explicit __init__
+        pass
+
+    def __call__(self, category: str, label: str) -> Score:
+        return {"correct": int(str(category).strip().lower() == str(label).strip().lower())}
+
+    def __aggregate__(self, line_results: List[dict]) -> dict:
+        scores = [r["correct"] for r in line_results]
+        return {"accuracy": round(sum(scores) / len(scores), 4) if scores else 0.0}
+"""
+
+
+def make_flex_use_case(root: Path, name: str = "tickets", rows: int = 12) -> Path:
+    """:func:`make_use_case` with its two flows written as flex flows (a class entry built from
+    init.json with a model configuration and a .prompty; a flex evaluator with ``__aggregate__``)."""
+    uc = make_use_case(root, name=name, rows=rows)
+    flow, ev = uc / "flows" / "standard", uc / "flows" / "evaluation"
+    for d in (flow, ev):
+        for f in d.iterdir():
+            f.unlink()
+    (flow / "flow.flex.yaml").write_text(FLEX_STANDARD_YAML)
+    (flow / "init.json").write_text(json.dumps(FLEX_INIT_JSON, indent=2))
+    (flow / "classify.prompty").write_text(FLEX_PROMPTY)
+    (flow / "classify.py").write_text(FLEX_CLASSIFY_PY)
+    (flow / "parse.py").write_text(PARSE_PY)
+    (ev / "flow.flex.yaml").write_text(FLEX_EVAL_YAML)
+    (ev / "score.py").write_text(FLEX_SCORE_PY)
+    return uc

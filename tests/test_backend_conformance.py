@@ -12,6 +12,7 @@ A new backend adds its name to ``BACKENDS`` and a way to write the same test flo
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -20,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from builders import make_use_case
+from builders import make_flex_use_case, make_use_case
 
 from llmops_tui.core import llmhooks
 from llmops_tui.core.backends import (
@@ -34,7 +35,19 @@ from llmops_tui.core.backends import (
 
 pytestmark = pytest.mark.integration
 
-BACKENDS = ["promptflow-dag"]
+
+@pytest.fixture(autouse=True)
+def _environment_restored():
+    """The flex backend sets the usual OpenAI variables for flows that build their own client: keep them
+    from leaking into other tests of this process."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+BACKENDS = ["promptflow-dag", "flex"]
+BUILDERS = {"promptflow-dag": make_use_case, "flex": make_flex_use_case}
 
 
 @pytest.fixture(params=BACKENDS)
@@ -48,7 +61,7 @@ def _options(sandbox, tmp_path: Path) -> BackendOptions:
 
 
 def _flows(tmp_path: Path, backend_name: str) -> tuple[Path, Path]:
-    uc = make_use_case(tmp_path, rows=12)
+    uc = BUILDERS[backend_name](tmp_path, rows=12)
     standard, evaluation = uc / "flows" / "standard", uc / "flows" / "evaluation"
     assert backend_for(standard) == backend_name
     return standard, evaluation
@@ -179,3 +192,76 @@ def test_aggregation_metrics_equal_pf_run(tmp_path, sandbox, backend_name):
     assert proc.returncode == 0, proc.stderr[-2000:]
     reference = json.loads(proc.stdout.split("METRICS=")[1].strip().splitlines()[0])
     assert ours == reference == {"accuracy": round(8 / 12, 4)}
+
+
+def test_flex_line_outputs_equal_pf_run(tmp_path, sandbox):
+    """A class flex flow (init with a model configuration) and a function flex flow (its own client from
+    the environment): our outputs line by line equal ``pf.run``'s against the same sandbox."""
+    uc = make_flex_use_case(tmp_path, rows=6)
+    standard = uc / "flows" / "standard"
+    function = uc / "flows" / "function"
+    function.mkdir()
+    (function / "flow.flex.yaml").write_text("entry: ask:classify\n")
+    (function / "ask.py").write_text(
+        textwrap.dedent("""\
+        import os
+
+        from openai import AzureOpenAI
+
+
+        def classify(ticket: str) -> str:
+            client = AzureOpenAI(
+                azure_endpoint=os.environ["AZURE_OPENAI_ENDPOINT"],
+                api_key=os.environ["AZURE_OPENAI_API_KEY"],
+                api_version=os.environ["OPENAI_API_VERSION"],
+            )
+            answer = client.chat.completions.create(
+                model="gpt-35-turbo",
+                messages=[{"role": "user", "content": "Classify the support ticket.\\nTicket: " + ticket}],
+                temperature=0.0,
+                max_tokens=20,
+            )
+            return answer.choices[0].message.content
+        """)
+    )
+    rows = [json.loads(x) for x in (uc / "data" / "tickets.jsonl").read_text().splitlines()]
+    ours = {}
+    for name, folder in (("class", standard), ("function", function)):
+        backend = open_backend(folder, _options(sandbox, tmp_path))
+        outcomes = [_line(backend, {"ticket": r["ticket"]}, i) for i, r in enumerate(rows)]
+        assert all(o.ok for o in outcomes), [o.error for o in outcomes]
+        ours[name] = [o.outputs for o in outcomes]
+    script = tmp_path / "pf_run_flex.py"
+    script.write_text(
+        textwrap.dedent(f"""
+        import json
+        from promptflow.client import PFClient
+        from promptflow.core import AzureOpenAIModelConfiguration
+        if __name__ == "__main__":
+            pf = PFClient()
+            data = {str(uc / "data" / "tickets.jsonl")!r}
+            mapping = {{"ticket": "${{data.ticket}}"}}
+            config = AzureOpenAIModelConfiguration(
+                azure_endpoint={sandbox.url!r}, api_key="sandbox-no-key", api_version="2024-02-01",
+                azure_deployment="gpt-35-turbo")
+            out = {{}}
+            for name, flow, kwargs in (
+                ("class", {str(standard)!r}, {{"init": {{"model_config": config, "max_tokens": 20}}}}),
+                ("function", {str(function)!r}, {{"environment_variables": {{
+                    "AZURE_OPENAI_ENDPOINT": {sandbox.url!r}, "AZURE_OPENAI_API_KEY": "sandbox-no-key",
+                    "OPENAI_API_VERSION": "2024-02-01"}}}}),
+            ):
+                run = pf.run(flow=flow, data=data, column_mapping=mapping, **kwargs)
+                details = pf.get_details(run)
+                cols = [c for c in details.columns if c.startswith("outputs.")]
+                out[name] = [{{c[len("outputs."):]: row[c] for c in cols}} for _, row in details.iterrows()]
+            print("OUTPUTS=" + json.dumps(out))
+    """)
+    )
+    proc = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=300, cwd=tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    reference = json.loads(proc.stdout.split("OUTPUTS=")[1].strip().splitlines()[0])
+    assert reference["class"] == ours["class"]
+    assert reference["function"] == ours["function"]

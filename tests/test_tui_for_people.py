@@ -414,3 +414,28 @@ async def test_line_view_shows_what_the_flow_printed_on_the_line(ws):
     assert "B printed (stdout)" in shown and "[parse] parsed 3 entities" in shown
     assert "B printed (stderr)" in shown and "careful: empty span" in shown
     assert "A printed" not in shown
+
+
+async def test_run_monitor_says_which_cells_cannot_run(ws, monkeypatch):
+    from llmops_tui.core import events as ev
+    from llmops_tui.tui.messages import SweepEventPosted
+    from llmops_tui.tui.screens.run_monitor import RunMonitorScreen
+
+    seed_store(ws)
+    monkeypatch.setattr(RunMonitorScreen, "start", lambda self: None)  # events are posted by the test
+    app = make_app(ws)
+    async with app.run_test(size=SMALL) as pilot:
+        await pilot.pause()
+        app.open_screen("monitor", run_id=OLD_RUN_ID)
+        await pilot.pause()
+        monitor = app.screen
+        broken, other = list(monitor.cell_states)[:2]
+        cause = "flows/standard/flow.dag.yaml: ResolveToolError: No module named 'bs4'"
+        monitor.post_message(SweepEventPosted(ev.CellFailed(OLD_RUN_ID, broken, cause)))
+        monitor.post_message(SweepEventPosted(ev.CellFinished(OLD_RUN_ID, broken, 0, 0, cause)))
+        monitor.post_message(SweepEventPosted(ev.EvaluationFailed(OLD_RUN_ID, other, "ner_eval", "boom")))
+        await pilot.pause()
+        table = monitor.query_one("#cells")
+        assert "cannot run" in str(table.get_cell(broken, "status"))
+        assert "ner_eval failed" in str(table.get_cell(other, "status"))
+        assert monitor.cell_states[broken] == monitor.cell_states[other] == "failed"

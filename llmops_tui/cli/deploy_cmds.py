@@ -261,4 +261,4 @@ def _default_keys(workspace: Path, use_case: str | None, request: Path) -> list[
             uc = ws.use_cases[0]
     if uc is None or uc.standard_flow is None:
         return []
-    return list(uc.standard_flow.outputs)
+    return uc.standard_flow.response_keys

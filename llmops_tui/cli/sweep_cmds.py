@@ -343,40 +343,53 @@ def _print_plan(uc_name: str, plan: Any, est: Any, json_out: bool) -> None:
 
 
 def _print_summary(summary: dict[str, Any]) -> None:
+    """The run's cells in people's words: what each cell chose, its lines, failures, metrics, calls and
+    latency. Below 120 columns the cell id, cache and call columns give way so names and metrics fit."""
+    from types import SimpleNamespace
+
+    from llmops_tui.core.compare import short_labels
+
+    cells = summary["cells"]
+    labels = short_labels(SimpleNamespace(**c) for c in cells)
+    evaluators = {e for c in cells for e in c["metrics"]}
+    wide = console.width >= 120
     table = Table(
-        title=f"Run {summary['run_id']} ({styled_status(summary['status'])}, {summary['wall_s']} s)"
+        title=f"Run {summary['run_id']} ({styled_status(summary['status'])}, {summary['wall_s']} s)",
+        expand=not wide,
     )
-    for col in (
-        "cell",
-        "variants / params",
-        "dataset",
-        "lines",
-        "errors",
-        "metrics",
-        "calls",
-        "cached",
-        "p50 ms",
-    ):
-        table.add_column(col)
-    for c in summary["cells"]:
+    table.add_column("cell", overflow="fold", ratio=2)
+    if wide:
+        table.add_column("id")
+    table.add_column("lines", justify="right", no_wrap=True)
+    table.add_column("failed", justify="right", no_wrap=True)
+    table.add_column("metrics", overflow="fold", ratio=3)
+    if wide:
+        table.add_column("calls", justify="right")
+        table.add_column("cached", justify="right")
+    table.add_column("p50 ms", justify="right", no_wrap=True)
+    for c in cells:
         metrics = "; ".join(
-            f"{e}: " + ", ".join(f"{k}={v:.3f}" for k, v in m.items()) for e, m in c["metrics"].items()
+            ("" if len(evaluators) == 1 else f"{e}: ")
+            + ", ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in m.items())
+            for e, m in c["metrics"].items()
         )
-        table.add_row(
-            c["cell_id"],
-            c.get("label") or "",
-            c["dataset"],
+        p50 = c["latency_ms"]["p50"]
+        row = [labels.get(c["cell_id"], c["cell_id"])]
+        if wide:
+            row.append(c["cell_id"])
+        row += [
             f"{c['lines']}/{c['lines_total']}",
             "cannot run" if c.get("error") else str(c["errors"]),
             metrics or "-",
-            str(c["llm_calls"]),
-            str(c["cache_hits"]),
-            str(c["latency_ms"]["p50"] or "-"),
-        )
+        ]
+        if wide:
+            row += [str(c["llm_calls"]), str(c["cache_hits"])]
+        row.append(f"{p50:,.0f}" if p50 is not None else "-")
+        table.add_row(*row)
     console.print(table)
     console.print(
         f"lines {summary.get('lines_done', 0)}/{summary.get('lines_total', 0)}, failed {summary['errors']}, "
-        f"evaluation failures {summary.get('eval_errors', 0)}; LLM calls {summary['llm_calls']}, "
+        f"evaluation failures {summary.get('eval_errors', 0)}\nLLM calls {summary['llm_calls']}, "
         f"requests {summary.get('requests', 0)}, retries {summary.get('retries', 0)}, "
         f"cache hits {summary['cache_hits']}"
     )
@@ -398,20 +411,29 @@ def runs_cmd(
     if json_out:
         print_json({"runs": [r.to_dict() for r in runs]})
         return
+    # The run id is what people copy: never cut. Narrow terminals lose the cells and resume columns
+    # (every status but completed resumes, see docs/sweeps.md).
+    wide = console.width >= 100
     table = Table(title="Runs")
-    for col in ("run id", "use case", "status", "started", "cells", "lines", "resumable"):
-        table.add_column(col)
+    table.add_column("run id", no_wrap=True)
+    table.add_column("use case", overflow="fold")
+    table.add_column("status", no_wrap=True)
+    table.add_column("started (UTC)", no_wrap=True)
+    if wide:
+        table.add_column("cells", justify="right")
+    table.add_column("lines", justify="right")
+    if wide:
+        table.add_column("resumable")
     for r in runs:
         d = r.to_dict()
-        table.add_row(
-            d["run_id"],
-            d["use_case"],
-            styled_status(d["status"]),
-            d["started_at"] or "",
-            str(d["cells"] or ""),
-            str(d["lines"] or ""),
-            "yes" if d["resumable"] else "",
-        )
+        started = (d["started_at"] or "").replace("T", " ").rstrip("Z")[5:16]
+        row = [d["run_id"], d["use_case"], styled_status(d["status"]), started]
+        if wide:
+            row.append(str(d["cells"] or ""))
+        row.append(str(d["lines"] or ""))
+        if wide:
+            row.append("yes" if d["resumable"] else "")
+        table.add_row(*row)
     console.print(table)
 
 

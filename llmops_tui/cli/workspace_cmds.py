@@ -24,6 +24,9 @@ def list_cmd(
     workspace: WorkspaceOpt = Path("."),
     env: Annotated[str | None, typer.Option("--env", help="Environment overlay to apply.")] = None,
     json_out: JsonOpt = False,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Treat warnings (ignored mappings, ...) as errors: exit 2.")
+    ] = False,
 ) -> None:
     """List use cases with their flows, variants per node, datasets and evaluators."""
     ws = load_workspace(workspace, env=env)
@@ -80,12 +83,15 @@ def list_cmd(
                     soft_wrap=True,
                 )
             for p in uc.warnings:
+                label = "[red]error[/red] (--strict)" if strict else "[yellow]warning[/yellow]"
                 err_console.print(
-                    f"[yellow]warning[/yellow] in use case {escape(uc.name)}: {escape(str(p))}",
+                    f"{label} in use case {escape(uc.name)}: {escape(str(p))}",
                     markup=True,
                     soft_wrap=True,
                 )
     if any(not uc.ok for uc in ws.use_cases):
+        raise typer.Exit(2)
+    if strict and any(uc.warnings for uc in ws.use_cases):
         raise typer.Exit(2)
 
 
@@ -108,7 +114,15 @@ def show_cmd(
             f = tree.add(f"standard flow [cyan]{flow['path']}[/cyan] ({flow['kind']})")
             f.add("inputs: " + ", ".join(flow.get("inputs", {})))
             f.add("outputs: " + ", ".join(flow.get("outputs", {})))
-            nodes = f.add("nodes")
+            if flow.get("chat"):
+                f.add("chat flow (chat_history input)")
+            if flow["kind"] in ("flex", "code"):
+                f.add(f"entry: {flow.get('entry') or '-'}")
+                for pname, spec in (flow.get("init") or {}).items():
+                    f.add(f"init {pname} [dim]{spec.get('type', '')}[/dim] = {spec.get('value')!r}")
+                if flow.get("prompty_files"):
+                    f.add("prompty: " + ", ".join(flow["prompty_files"]))
+            nodes = f.add("nodes") if flow.get("nodes") else f
             for n in flow.get("nodes", []):
                 label = f"{n['name']} [dim]{n['type']}[/dim]"
                 if n["llm"]:

@@ -144,8 +144,12 @@ def _flow_dir(use_case: UseCase) -> Path:
     flow = use_case.standard_flow
     if flow is None:
         raise LlmopsError("use case has no standard flow", file=use_case.config_file, field="flow")
-    if flow.kind != "dag":
-        raise LlmopsError("only DAG flows (flow.dag.yaml) can be approved", file=flow.file, field="")
+    if flow.kind not in ("dag", "flex"):
+        raise LlmopsError(
+            "only DAG flows (flow.dag.yaml) and flex flows (flow.flex.yaml) can be approved",
+            file=flow.file,
+            field="",
+        )
     return flow.path
 
 
@@ -171,10 +175,22 @@ def model_targets(
     use_case: UseCase, variants: dict[str, str], params: dict[str, Any]
 ) -> dict[str, dict[str, Any]]:
     """LLM node -> connection, deployment_name, model, api as the approved configuration calls them."""
-    from llmops_tui.core.materialize import materialized_dag
+    from llmops_tui.core.flows import is_model_config_value
+    from llmops_tui.core.materialize import materialized_dag, materialized_init
 
-    dag = materialized_dag(_flow_dir(use_case), variants, params)
     out: dict[str, dict[str, Any]] = {}
+    if use_case.standard_flow is not None and use_case.standard_flow.kind == "flex":
+        # a flex flow's model calls are its init's model configurations: "init.<param>"
+        for name, value in materialized_init(_flow_dir(use_case), params).items():
+            if is_model_config_value(value):
+                out[f"init.{name}"] = {
+                    "connection": value.get("connection"),
+                    "deployment_name": value.get("azure_deployment"),
+                    "model": value.get("model"),
+                    "api": "chat",
+                }
+        return out
+    dag = materialized_dag(_flow_dir(use_case), variants, params)
     for node in dag.get("nodes") or []:
         if node.get("type") != "llm":
             continue

@@ -2,7 +2,7 @@
 
 No promptflow connection store and no keyring daemon are needed: keys are looked up at the last moment
 (env var ``<NAME>_API_KEY``, a ``.env`` file beside the use case or at the workspace root, then the OS
-keyring) and live only in memory. ``--llm-endpoint`` routes every LLM node to one OpenAI-compatible server
+keyring, then the template's ``.env`` line ``name={"api_key": ...}``) and live only in memory. ``--llm-endpoint`` routes every LLM node to one OpenAI-compatible server
 (``sandbox`` starts the bundled sandbox model). Nothing here ever prints or stores a key.
 """
 
@@ -65,6 +65,13 @@ def find_key(conn: Connection, uc_path: Path, ws_root: Path | None = None) -> tu
     value = _keyring_value(name)
     if value:
         return value, "keyring"
+    # last: the template's own form, a .env line `name={"api_key": ..., "api_base": ...}`
+    from llmops_tui.core.secrets import template_dotenv_connections
+
+    for path in dotenvs:
+        data = template_dotenv_connections(path).get(conn.name) or {}
+        if isinstance(data.get("api_key"), str) and data["api_key"].strip():
+            return data["api_key"].strip(), ".env"
     return None, None
 
 
@@ -90,7 +97,19 @@ def referenced_connections(uc: UseCase) -> dict[str, str]:
             for raw in nodes:
                 if raw.get("type") == "llm" and raw.get("connection"):
                     names[str(raw["connection"])] = str(raw.get("provider") or "AzureOpenAI")
+        for conn in flow.model_connections() if flow.kind == "flex" else []:
+            if conn:
+                declared = uc.connection(conn)
+                kind = declared.connection_type if declared else "AzureOpenAIConnection"
+                names[conn] = "OpenAI" if kind.startswith("OpenAI") else "AzureOpenAI"
     return names
+
+
+def _flex_needs_default(uc: UseCase) -> bool:
+    """Flex flows whose model configurations name no connection, or that call a model themselves:
+    they run against the use case's first connection (or the ``--llm-endpoint``)."""
+    flows = [f for f in [uc.standard_flow] + [e.flow for e in uc.evaluators] if f is not None]
+    return any(f.kind in ("flex", "code") for f in flows)
 
 
 def _make(conn_type: str, name: str, base: str, key: str, api_version: str | None) -> ConnectionSpec:
@@ -106,6 +125,12 @@ def build_connections(
 
     Raises LlmopsError naming the missing variable and how to use the sandbox when a key is missing."""
     needed = referenced_connections(uc)
+    if not needed and _flex_needs_default(uc):
+        if uc.connections:
+            first = uc.connections[0]
+            needed[first.name] = "OpenAI" if first.connection_type.startswith("OpenAI") else "AzureOpenAI"
+        elif llm_endpoint:
+            needed["default"] = "AzureOpenAI"
     out: dict[str, Any] = {}
     for name, provider in needed.items():
         declared = uc.connection(name)

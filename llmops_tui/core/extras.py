@@ -84,6 +84,8 @@ class Extras(BaseModel):
     environments: list[str] = Field(default_factory=list)
     azureml: AzureMLSpec = Field(default_factory=AzureMLSpec)
     deploy: dict[str, Any] = Field(default_factory=dict)
+    # flex flows: named sets of init values, swept like node variants (the "init" dimension)
+    init_sets: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     @field_validator("gates", mode="before")
     @classmethod

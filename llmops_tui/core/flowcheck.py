@@ -121,7 +121,7 @@ def unclosed_mapping(value: Any) -> bool:
     return isinstance(value, str) and value.strip().startswith("${") and "}" not in value
 
 
-_MAPPING_SOURCES = ("data", "run.outputs", "run.inputs", "inputs")
+_MAPPING_SOURCES = ("data", "run.outputs", "run.inputs", "inputs", "target")  # target: ${target.output}
 
 
 def check_mapping_value(value: Any) -> tuple[str, str] | None:

@@ -9,8 +9,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-#: ``${KIND.NAME}`` where KIND is data, run.outputs, run.inputs or inputs (an alias of data).
-MAPPING_RE = re.compile(r"^\$\{(data|run\.outputs|run\.inputs|inputs)\.([^}]+)\}$")
+#: ``${KIND.NAME}`` where KIND is data, run.outputs, run.inputs, inputs (an alias of data) or target (an
+#: alias of run.outputs: the template's form for flex flows, ``${target.output}``).
+MAPPING_RE = re.compile(r"^\$\{(data|run\.outputs|run\.inputs|inputs|target)\.([^}]+)\}$")
 
 
 def map_inputs(
@@ -36,7 +37,7 @@ def map_inputs(
         if kind in {"data", "inputs"}:
             if name in row:
                 out[key] = row[name]
-        elif kind == "run.outputs":
+        elif kind in {"run.outputs", "target"}:
             if outputs is not None and name in outputs:
                 out[key] = outputs[name]
         elif kind == "run.inputs":

@@ -4,10 +4,14 @@ Prompt flow can select only one node's variant per run (and ``pf flow build --va
 original flow unchanged), so full grids, cloud runs and deployments all run a materialised copy: every
 node that used variants becomes the chosen variant's node, ``node_variants`` is removed, and overrides
 such as ``NODE.temperature`` are written into the node's inputs. The result is content-addressed.
+
+Flex flows and code-only evaluators have no nodes: a flex flow's overrides are ``init.X`` (or
+``init.X.field`` inside a model configuration) and are written into the copy's ``init.json``.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -17,7 +21,7 @@ import yaml
 
 from llmops_tui.core.errors import LlmopsError
 from llmops_tui.core.files import copy_confined, load_yaml, walk_files
-from llmops_tui.core.flows import DAG_FILE
+from llmops_tui.core.flows import DAG_FILE, INIT_FILE
 from llmops_tui.core.hashing import IGNORED_DIRS, IGNORED_SUFFIXES, hash_folder, hash_value
 
 
@@ -88,6 +92,70 @@ def materialized_dag(
             target["inputs"] = {**target["inputs"], param: value}
     data["nodes"] = nodes
     return data
+
+
+def materialized_init(flow_dir: Path, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A flex flow's init.json content with ``init.X`` / ``init.X.field`` overrides applied."""
+    path = Path(flow_dir) / INIT_FILE
+    data: dict[str, Any] = {}
+    if path.is_file():
+        try:
+            loaded = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError as exc:
+            raise LlmopsError(f"not valid JSON ({exc})", file=path, field="", hint="fix the file") from exc
+        if not isinstance(loaded, dict):
+            raise LlmopsError("must be a JSON object of init parameters", file=path, field="")
+        data = loaded
+    for key, value in (overrides or {}).items():
+        head, _, rest = key.partition(".")
+        if head != "init" or not rest:
+            raise LlmopsError(
+                f"override '{key}' is not init.PARAM",
+                file=Path(flow_dir) / "flow.flex.yaml",
+                field="--grid",
+                hint="a flex flow's dimensions are its init parameters: init.PARAM or init.PARAM.field",
+            )
+        parts = rest.split(".")
+        target = data
+        for part in parts[:-1]:
+            child = target.get(part)
+            if not isinstance(child, dict):
+                child = {}
+            target[part] = child = dict(child)
+            target = child
+        target[parts[-1]] = value
+    return data
+
+
+def _is_dag(flow_dir: Path) -> bool:
+    return (Path(flow_dir) / DAG_FILE).is_file()
+
+
+def _materialize_flex(
+    flow_dir: Path, dest_root: Path, overrides: dict[str, Any] | None, confine: Path | None
+) -> tuple[Path, str]:
+    init = materialized_init(flow_dir, overrides)
+    dest_root = Path(dest_root)
+    dest_root.mkdir(parents=True, exist_ok=True)
+    key = hash_value({"src": _hash_used(flow_dir, set()), "init": init})[:16]
+    final = dest_root / key
+    check_links(flow_dir, confine=confine)
+    if final.is_dir() and (final / ".complete").exists():
+        return final, (final / ".complete").read_text().strip()
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=dest_root))
+    try:
+        target = tmp / "flow"
+        copy_flow(flow_dir, target, confine=confine)
+        if init or (Path(flow_dir) / INIT_FILE).is_file():
+            (target / INIT_FILE).write_text(json.dumps(init, indent=2) + "\n", encoding="utf-8")
+        version = hash_folder(target)
+        (target / ".complete").write_text(version)
+        if final.exists():
+            shutil.rmtree(final, ignore_errors=True)
+        target.rename(final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final, version
 
 
 def _hash_used(flow_dir: Path, unused: set[str]) -> str:
@@ -185,6 +253,9 @@ def materialize_flow(
     ``openai_compatible`` switches Azure OpenAI LLM nodes to the OpenAI provider (see
     :func:`to_openai_compatible`)."""
     flow_dir = Path(flow_dir)
+    if not _is_dag(flow_dir):
+        # flex flows and code evaluators: no variants; the model configs follow the run's connections
+        return _materialize_flex(flow_dir, dest_root, overrides, confine)
     data = materialized_dag(flow_dir, variants, overrides)
     if openai_compatible:
         data = to_openai_compatible(data)
@@ -224,8 +295,16 @@ def export_flow(
 ) -> str:
     """Write a materialised flow folder to ``out`` (for deployment); returns its content hash (version).
     Symlinks out of ``confine`` (default: the use case folder) are refused, see :func:`copy_flow`."""
-    data = materialized_dag(flow_dir, variants, overrides)
     out = Path(out)
+    if not _is_dag(flow_dir):
+        init = materialized_init(flow_dir, overrides)
+        if out.exists():
+            shutil.rmtree(out)
+        copy_flow(flow_dir, out, confine=confine)
+        if init or (Path(flow_dir) / INIT_FILE).is_file():
+            (out / INIT_FILE).write_text(json.dumps(init, indent=2) + "\n", encoding="utf-8")
+        return hash_folder(out)
+    data = materialized_dag(flow_dir, variants, overrides)
     if out.exists():
         shutil.rmtree(out)
     copy_flow(flow_dir, out, confine=confine)

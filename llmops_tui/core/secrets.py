@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from llmops_tui.core.errors import LlmopsError
 
@@ -151,3 +152,34 @@ def get_secret(
         if value:
             return Secret(name, value, f"keyring:{service}/{keyring_name}"), notes
     return None, notes
+
+
+def template_dotenv_connections(path: Path) -> dict[str, dict[str, Any]]:
+    """Connections written the template's way in a ``.env`` file, one a line:
+    ``aoai={"api_key": "...", "api_base": "https://...", "api_type": "azure", "api_version": "..."}``.
+
+    Returns name -> the parsed mapping (it holds the key: keep it in memory, never print it). Lines that
+    are not a JSON object with ``api_key`` or ``api_base`` are ordinary variables and left out; an
+    unreadable file is treated as empty."""
+    if not Path(path).is_file():
+        return {}
+    import json
+
+    from dotenv import dotenv_values
+
+    try:
+        values = dotenv_values(path)
+    except Exception:  # unreadable or undecodable: no connections from it
+        return {}
+    out: dict[str, dict[str, Any]] = {}
+    for name, raw in values.items():
+        text = (raw or "").strip()
+        if not text.startswith("{"):
+            continue
+        try:
+            data = json.loads(text)
+        except ValueError:
+            continue
+        if isinstance(data, dict) and ("api_key" in data or "api_base" in data):
+            out[name] = data
+    return out

@@ -196,6 +196,19 @@ def _variant_combos(
     )
 
 
+def _check_init_key(flow: Any, key: str, from_cli: bool, uc: UseCase) -> None:
+    """A flex flow's grid key is ``init.PARAM`` (or ``init.PARAM.field``) naming an init parameter."""
+    head, _, rest = key.partition(".")
+    param = rest.split(".")[0]
+    if head != "init" or not param or (flow.init and param not in flow.init):
+        raise LlmopsError(
+            f"'{key}' names no init parameter of the flex flow",
+            file="--grid" if from_cli else f"{uc.path.name}/llmops.yaml",
+            field="" if from_cli else "sweep.grid",
+            hint=f"use init.PARAM with PARAM one of: {', '.join(flow.init) or 'none (the entry takes no init)'}",
+        )
+
+
 def _whole(value: Any, name: str, low: int, high: int | None, what: str) -> None:
     if value is None:
         return
@@ -274,6 +287,17 @@ def _check_size(n_datasets: int, n_variants: int, n_params: int, repeat: int, li
         )
 
 
+def _init_set_params(uc: UseCase, variants: dict[str, str]) -> dict[str, Any]:
+    """A flex flow's named init set (its ``init`` variant) as the ``init.X`` overrides it stands for."""
+    from llmops_tui.core.flows import DEFAULT_INIT_SET, INIT_NODE, init_set_overrides
+
+    chosen = variants.get(INIT_NODE)
+    flow = uc.standard_flow
+    if not chosen or chosen == DEFAULT_INIT_SET or flow is None or flow.kind != "flex":
+        return {}
+    return init_set_overrides(dict(uc.extras.init_sets.get(chosen) or {}))
+
+
 def plan_sweep(uc: UseCase, options: SweepOptions | None = None, *, allow_remote: bool = False) -> SweepPlan:
     """Build the sweep plan for a healthy use case. Raises LlmopsError for bad options.
 
@@ -292,12 +316,12 @@ def plan_sweep(uc: UseCase, options: SweepOptions | None = None, *, allow_remote
     flow = uc.standard_flow
     if flow is None:
         raise LlmopsError("use case has no standard flow", file=uc.config_file, field="flow")
-    if flow.kind != "dag":
+    if flow.kind not in ("dag", "flex"):
         raise LlmopsError(
-            "flex flows are listed but not swept yet",
-            file=flow.file,
-            field="",
-            hint="use a DAG flow (flow.dag.yaml)",
+            f"a {flow.kind} folder is an evaluator, not a standard flow",
+            file=uc.config_file,
+            field="flow",
+            hint="point flow at a folder with flow.dag.yaml or flow.flex.yaml",
         )
     spec = uc.extras.sweep
     if options.variants is None:
@@ -311,6 +335,11 @@ def plan_sweep(uc: UseCase, options: SweepOptions | None = None, *, allow_remote
     grid = options.grid if options.grid is not None else dict(spec.grid)
     for key in grid:
         node_name, _, param = key.partition(".")
+        if flow.kind == "flex":
+            _check_init_key(flow, key, options.grid is not None, uc)
+            if not isinstance(grid[key], list) or not grid[key]:
+                raise LlmopsError(f"'{key}' needs at least one value", field="--grid")
+            continue
         node = flow.node(node_name)
         if node is None or not param:
             raise LlmopsError(
@@ -331,7 +360,7 @@ def plan_sweep(uc: UseCase, options: SweepOptions | None = None, *, allow_remote
                     hint="list each value once",
                 )
             seen.append(value)
-    if grid:
+    if grid and flow.kind == "dag":
         check_grid(
             flow.path,
             load_yaml(flow.file) or {},
@@ -393,7 +422,8 @@ def plan_sweep(uc: UseCase, options: SweepOptions | None = None, *, allow_remote
         if options.limit:
             rows = min(rows, options.limit)
         for variants in combos:
-            for params in param_combos:
+            for grid_params in param_combos:
+                params = {**_init_set_params(uc, variants), **grid_params}
                 for r in range(repeat):
                     cid = "c" + hash_value({"v": variants, "p": params, "d": ds.name, "r": r})[:7]
                     cells.append(Cell(cid, len(cells), dict(variants), dict(params), ds.name, r, rows))

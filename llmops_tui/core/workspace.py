@@ -28,7 +28,7 @@ from llmops_tui.core.files import (
     rel,
 )
 from llmops_tui.core.flowcheck import check_mapping_value
-from llmops_tui.core.flows import Flow, flow_kind, load_flow
+from llmops_tui.core.flows import Flow, add_init_sets, flow_kind, load_flow
 from llmops_tui.core.mappings import MAPPING_RE
 
 EXPERIMENT_FILE = "experiment.yaml"
@@ -133,7 +133,8 @@ class UseCase:
     environments: list[str] = field(default_factory=list)
     extras: Extras = field(default_factory=Extras)
     problems: list[Problem] = field(default_factory=list)
-    warnings: list[Problem] = field(default_factory=list)  # shown, but do not stop a sweep
+    # shown by list and show, but do not stop a sweep (errors under `llmops list --strict`)
+    warnings: list[Problem] = field(default_factory=list)
     runtime: str | None = None
     env_settings: dict[str, Any] = field(default_factory=dict)
 
@@ -316,6 +317,9 @@ def load_use_case(
     try:
         _load_extras(uc, root)
         loader(uc, root, env)
+        _dotenv_connections(uc, root)
+        if uc.standard_flow is not None:
+            add_init_sets(uc.standard_flow, uc.extras.init_sets, rel(uc.path / "llmops.yaml", root))
         if inspect_datasets:
             _inspect_datasets(uc, root)
         _check_mappings(uc, root)
@@ -470,8 +474,10 @@ def _load_experiment_yaml(uc: UseCase, root: Path, env: str | None) -> None:
     data = load_yaml(config, root)
     if not isinstance(data, dict):
         raise ConfigError(Problem(rel(config, root), "", "must be a mapping with name, flow, datasets"))
+    base_name = data.get("name")
     data = _overlay(uc, root, data, env)
-    uc.name = str(data.get("name") or uc.path.name)
+    # an overlay's name: (the template's files carry one) never renames the use case
+    uc.name = str(base_name or uc.path.name)
     uc.runtime = data.get("runtime")
     uc.flow_source = str(data.get("flow") or uc.name)
     uc.standard_flow = _flow(uc, uc.flow_source, root, "flow", config)
@@ -691,13 +697,46 @@ def _load_old_layout(uc: UseCase, root: Path, env: str | None) -> None:
     if eval_mappings:
         for key in eval_mappings:
             if key not in {Path(p).name for p in eval_paths}:
-                uc.problems.append(
+                # the template shares one mapping file across environments: not an error
+                uc.warnings.append(
                     Problem(
                         rel(mapping_file, root),
                         f"evaluation.{key}",
-                        "names no evaluation flow of this environment",
+                        f"names no evaluation flow of environment {chosen_env} (ignored)",
                     )
                 )
+
+
+def _dotenv_connections(uc: UseCase, root: Path) -> None:
+    """Connections from ``.env`` files the template's way (``name={"api_key": ..., "api_base": ...}``),
+    beside the use case, then at the workspace root, for names the config does not declare (the older
+    layout declares none). Only the endpoint, type and version are kept here; the key is read when a
+    run or a deployment needs it (``core.connections.find_key``)."""
+    from llmops_tui.core.secrets import template_dotenv_connections
+
+    for path in (uc.path / ".env", Path(root) / ".env"):
+        for name, data in template_dotenv_connections(path).items():
+            api_type = str(data.get("api_type") or "azure").lower()
+            kind = "OpenAIConnection" if api_type in ("open_ai", "openai") else "AzureOpenAIConnection"
+            declared = uc.connection(name)
+            if declared is not None:
+                # a declared connection without an endpoint takes the .env one
+                declared.api_base = declared.api_base or data.get("api_base") or data.get("base_url")
+                declared.api_version = declared.api_version or (
+                    str(data["api_version"]) if data.get("api_version") else None
+                )
+                continue
+            uc.connections.append(
+                Connection(
+                    name=name,
+                    connection_type=kind,
+                    api_base=data.get("api_base") or data.get("base_url"),
+                    api_version=str(data["api_version"]) if data.get("api_version") else None,
+                    api_type=api_type,
+                    api_key_ref="${.env}",
+                    extra={"source": rel(path, root)},
+                )
+            )
 
 
 # ------------------------------------------------------------------------------------------ validation
@@ -766,7 +805,7 @@ def _check_mappings(uc: UseCase, root: Path) -> None:
                         "map an existing flow input",
                     )
                 )
-            if kind == "run.outputs" and flow and outputs and name not in outputs:
+            if kind in ("run.outputs", "target") and flow and outputs and name not in outputs:
                 uc.problems.append(
                     Problem(
                         rel(config, root),
@@ -776,12 +815,13 @@ def _check_mappings(uc: UseCase, root: Path) -> None:
                     )
                 )
             if target and target.inputs and key not in target.inputs:
-                uc.problems.append(
+                # Prompt flow ignores a mapping to an input the flow does not have: so do we, loudly
+                uc.warnings.append(
                     Problem(
                         rel(config, root),
                         field_name,
-                        f"flow '{target.name}' has no input '{key}' ({', '.join(target.inputs)})",
-                        "map to an existing flow input",
+                        f"flow '{target.name}' has no input '{key}' ({', '.join(target.inputs)}); ignored",
+                        "map to an existing flow input or remove it",
                     )
                 )
 
@@ -822,6 +862,13 @@ def flow_to_dict(flow: Flow | None, root: Path | None, *, full: bool = False) ->
         ]
         if flow.entry:
             out["entry"] = flow.entry
+        if flow.kind in ("flex", "code"):
+            out["init"] = {
+                k: {**v, "value": flow.init_values.get(k, v.get("default"))} for k, v in flow.init.items()
+            }
+            out["prompty_files"] = flow.prompty_files
+            out["functions"] = flow.functions
+        out["chat"] = flow.is_chat
     return out
 
 

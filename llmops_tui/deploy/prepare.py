@@ -44,8 +44,12 @@ def use_case_for_env(root: Path, name: str, env: str) -> UseCase:
     uc = core_use_case_for_env(root, name, env, refuse_unknown=True)
     if uc.problems:
         raise LlmopsError.from_problem(uc.problems[0])
-    if uc.standard_flow is None or uc.standard_flow.kind != "dag":
-        raise LlmopsError("only DAG flows (flow.dag.yaml) can be deployed", file=uc.config_file, field="flow")
+    if uc.standard_flow is None or uc.standard_flow.kind not in ("dag", "flex"):
+        raise LlmopsError(
+            "only DAG flows (flow.dag.yaml) and flex flows (flow.flex.yaml) can be deployed",
+            file=uc.config_file,
+            field="flow",
+        )
     return uc
 
 
@@ -229,6 +233,28 @@ def connection_refs(dag: dict[str, Any], uc: UseCase) -> list[ConnectionRef]:
     for node in dag.get("nodes") or []:
         if node.get("type") == "llm" and node.get("connection"):
             names.setdefault(str(node["connection"]), str(node.get("provider") or "AzureOpenAI"))
+    return _refs(names, uc)
+
+
+def flex_connection_refs(init: dict[str, Any], uc: UseCase) -> list[ConnectionRef]:
+    """The connections a flex flow's model configurations name in ``init``; when none names one, the use
+    case's first connection (what model configs without a name, and flows that build their own client
+    from the environment, run against)."""
+    from llmops_tui.core.flows import is_model_config_value
+
+    names: dict[str, str] = {}
+    for value in init.values():
+        if is_model_config_value(value) and value.get("connection"):
+            declared = uc.connection(str(value["connection"]))
+            kind = declared.connection_type if declared else "AzureOpenAIConnection"
+            names[str(value["connection"])] = "OpenAI" if kind.startswith("OpenAI") else "AzureOpenAI"
+    if not names and uc.connections:
+        first = uc.connections[0]
+        names[first.name] = "OpenAI" if first.connection_type.startswith("OpenAI") else "AzureOpenAI"
+    return _refs(names, uc)
+
+
+def _refs(names: dict[str, str], uc: UseCase) -> list[ConnectionRef]:
     out = []
     for name, provider in names.items():
         declared = uc.connection(name)
@@ -306,16 +332,22 @@ def pinned_requirements(flow_dir: Path) -> list[str]:
 
 def materialise(uc: UseCase, config: Configuration, dest: Path, *, test_file: str | None = None) -> Bundle:
     """Write the bundle for ``config`` into ``dest`` (replaced if present) and return it."""
-    from llmops_tui.core.materialize import export_flow, materialized_dag
+    from llmops_tui.core.materialize import export_flow, materialized_dag, materialized_init
 
-    flow_src = uc.standard_flow.path  # type: ignore[union-attr]
-    dag = materialized_dag(flow_src, config.variants, config.params)
+    flow = uc.standard_flow
+    assert flow is not None
+    flow_src = flow.path
+    if flow.kind == "flex":
+        dag: dict[str, Any] = {"outputs": {k: {} for k in flow.response_keys}}
+        refs = flex_connection_refs(materialized_init(flow_src, config.params), uc)
+    else:
+        dag = materialized_dag(flow_src, config.variants, config.params)
+        refs = connection_refs(dag, uc)
     dest = Path(dest)
     if dest.exists():
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
     version = export_flow(flow_src, dest / "flow", config.variants, config.params)
-    refs = connection_refs(dag, uc)
     (dest / "connections").mkdir()
     for ref in refs:
         check_name(ref.name, file=uc.standard_flow.file, field="nodes[].connection")  # type: ignore[union-attr]

@@ -13,6 +13,11 @@ connection's ``api_base`` (this is how a local deployment is pointed at the sand
 
     python serve_flow.py --flow flow --connections connections --host 127.0.0.1 --port 8080
 
+A flex flow (``flow.flex.yaml``) is served the same way: its class entry is built from ``init.json``
+(a model configuration without a ``connection`` takes the first connection's name), and a flow that
+builds its own client from ``AZURE_OPENAI_ENDPOINT``/``OPENAI_BASE_URL`` and their keys finds them set
+from the first connection (only where the environment does not set them already).
+
 Routes are Prompt flow's: ``GET /health``, ``POST /score``, ``GET /swagger.json``. Two things differ
 from Prompt flow's app (see :class:`RequestGuard`): no CORS headers (Prompt flow allows every origin,
 which would let any web page a developer visits call a loopback endpoint holding real keys), and a JSON
@@ -113,11 +118,60 @@ def load_connections(folder: Path) -> list[Any]:
     return out
 
 
+def flow_file(flow_dir: Path) -> Path:
+    """flow.dag.yaml, else flow.flex.yaml."""
+    dag = Path(flow_dir) / "flow.dag.yaml"
+    return dag if dag.is_file() else Path(flow_dir) / "flow.flex.yaml"
+
+
+def _is_model_config(value: Any) -> bool:
+    return isinstance(value, dict) and any(
+        k in value for k in ("azure_deployment", "azure_endpoint", "connection", "model")
+    )
+
+
+def flex_init(flow_dir: Path, connections: list[Any]) -> dict[str, Any]:
+    """A flex flow's init kwargs from its init.json; model configurations without a connection or an
+    endpoint use the first connection."""
+    path = Path(flow_dir) / "init.json"
+    init = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    first = connections[0].name if connections else None
+    for key, value in list(init.items()):
+        if (
+            _is_model_config(value)
+            and first
+            and not value.get("connection")
+            and not value.get("azure_endpoint")
+        ):
+            init[key] = {**value, "connection": first}
+    return init
+
+
+def own_client_env(connections: list[Any]) -> None:
+    """The variables a flow that builds its own OpenAI client reads, from the first connection (kept
+    when already set)."""
+    if not connections:
+        return
+    conn = connections[0]
+    base = getattr(conn, "api_base", None) or str(getattr(conn, "base_url", "") or "").removesuffix("/v1")
+    version = getattr(conn, "api_version", None) or "2024-02-01"
+    for key, value in {
+        "AZURE_OPENAI_ENDPOINT": base,
+        "AZURE_OPENAI_API_KEY": conn.api_key,
+        "OPENAI_API_VERSION": version,
+        "AZURE_OPENAI_API_VERSION": version,
+        "OPENAI_BASE_URL": str(base).rstrip("/") + "/v1",
+        "OPENAI_API_KEY": conn.api_key,
+    }.items():
+        if value and not os.environ.get(key):
+            os.environ[key] = str(value)
+
+
 def required_inputs(flow_dir: Path) -> list[str]:
     """The flow's inputs that have no default (a request must give them)."""
     import yaml
 
-    data = yaml.safe_load((Path(flow_dir) / "flow.dag.yaml").read_text(encoding="utf-8")) or {}
+    data = yaml.safe_load(flow_file(flow_dir).read_text(encoding="utf-8")) or {}
     inputs = data.get("inputs") or {}
     return [str(k) for k, v in inputs.items() if not (isinstance(v, dict) and "default" in v)]
 
@@ -175,6 +229,7 @@ def create_serving_app(flow_dir: Path, connections_dir: Path | None) -> Any:
     flow_dir = Path(flow_dir).resolve()
     # On Azure ML the workspace's connections are used by name (Prompt flow's own provider, managed identity).
     provider: Any = os.environ.get("PROMPTFLOW_CONNECTION_PROVIDER", "")
+    connections: list[Any] = []
     if not provider.startswith("azureml:"):
         connections = load_connections(Path(connections_dir).resolve()) if connections_dir else []
         provider = functools.partial(list, connections)  # a callable returning connection objects
@@ -182,10 +237,24 @@ def create_serving_app(flow_dir: Path, connections_dir: Path | None) -> Any:
     os.chdir(flow_dir)
     from promptflow.core._serving.app import create_app
 
+    extra: dict[str, Any] = {}
+    if flow_file(flow_dir).name == "flow.flex.yaml":
+        extra["init"] = flex_init(flow_dir, connections)
+        own_client_env(connections)
+        if connections:
+            # Prompt flow 1.18.5 resolves a model configuration's `connection` through its process-wide
+            # provider (the local connection store), not the connections it is given: point that at ours.
+            from promptflow.connections import ConnectionProvider
+            from promptflow.core._connection_provider._dict_connection_provider import DictConnectionProvider
+
+            ConnectionProvider._instance = DictConnectionProvider(
+                {c.name: c._to_execution_connection_dict() for c in connections}
+            )
     app = create_app(
         connection_provider=provider,
-        flow_file_path=(flow_dir / "flow.dag.yaml").as_posix(),
+        flow_file_path=flow_file(flow_dir).as_posix(),
         engine="flask",
+        **extra,
     )
     app.wsgi_app = RequestGuard(app.wsgi_app, required_inputs(flow_dir))
     return app

@@ -31,10 +31,18 @@ __all__ = [
 
 
 def backend_for(flow_dir: Path) -> str:
-    """The backend name that runs this flow folder."""
-    if (Path(flow_dir) / "flow.dag.yaml").is_file():
+    """The backend name that runs this flow folder: ``promptflow-dag`` for flow.dag.yaml, ``flex`` for
+    flow.flex.yaml and for code-only evaluator folders (Python modules with ``eval*`` functions)."""
+    from llmops_tui.core.flows import flow_kind
+
+    kind = flow_kind(Path(flow_dir))
+    if kind == "dag":
         return "promptflow-dag"
-    raise FlowLoadError(f"{flow_dir}: no flow.dag.yaml (no backend runs this folder yet)")
+    if kind in ("flex", "code"):
+        return "flex"
+    raise FlowLoadError(
+        f"{flow_dir}: no flow.dag.yaml or flow.flex.yaml, and no eval* functions (no backend runs it)"
+    )
 
 
 def open_backend(flow_dir: Path, options: BackendOptions) -> FlowBackend:
@@ -44,6 +52,10 @@ def open_backend(flow_dir: Path, options: BackendOptions) -> FlowBackend:
         from llmops_tui.core.backends.promptflow_dag import PromptflowDagBackend
 
         return PromptflowDagBackend(Path(flow_dir), options)
+    if name == "flex":
+        from llmops_tui.core.backends.flex import FlexBackend
+
+        return FlexBackend(Path(flow_dir), options)
     raise FlowLoadError(f"{flow_dir}: unknown backend {name}")  # pragma: no cover
 
 

@@ -214,6 +214,15 @@ class RunMonitorScreen(BaseScreen):
                     style="yellow",
                 )
             )
+        elif isinstance(event, ev.CellFinished) and event.error:
+            # the cell's flow could not load: none of its lines ran (the cause is in the log below)
+            self._set_state(event.cell_id, "failed", Text("cannot run", style="bold red"))
+        elif isinstance(event, ev.CellFailed):
+            self.query_one(RichLog).write(
+                Text(f"cell {self.label(event.cell_id)} cannot run: {event.error}", style="red")
+            )
+        elif isinstance(event, ev.EvaluationFailed):
+            self._set_state(event.cell_id, "failed", Text(f"{event.evaluator} failed", style="bold red"))
         elif isinstance(event, ev.CellFinished):
             style = "green" if not event.errors else "yellow"
             self._set_state(
