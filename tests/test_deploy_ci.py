@@ -20,5 +20,6 @@ def test_ci_template_uses_existing_commands(path):
     used = set(re.findall(r"\bllmops ([a-z][a-z-]+)", text))
     assert {"sweep", "gate", "verify-approval", "deploy", "endpoint-test"} <= used
     known = {c.name or c.callback.__name__ for c in app.registered_commands}
+    known |= {g.name for g in app.registered_groups if g.name}
     assert used <= known, used - known
     assert "--require-approval" in text and "make " not in text

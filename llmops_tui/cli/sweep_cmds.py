@@ -11,6 +11,7 @@ import typer
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from typer.core import TyperGroup
 
 from llmops_tui.cli.common import (
     JsonOpt,
@@ -29,9 +30,34 @@ from llmops_tui.core.sweep import SweepOptions, estimate, parse_grid_args, plan_
 from llmops_tui.core.workspace import load_workspace
 
 
+class _RunsGroup(TyperGroup):
+    """`llmops runs [USE_CASE]` lists runs, and `llmops runs export|import ...` are its subcommands: a first
+    argument that names a subcommand runs it, anything else is the listing's use case (options may follow
+    it, as they could before `runs` became a group)."""
+
+    allow_interspersed_args = True
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if args and args[0] in self.commands:
+            super(TyperGroup, self).parse_args(ctx, [])  # the listing's parameters at their defaults
+            ctx._protected_args, ctx.args = [args[0]], list(args[1:])
+            return ctx.args  # type: ignore[no-any-return]
+        return super().parse_args(ctx, args)
+
+
+runs_app = typer.Typer(
+    cls=_RunsGroup,
+    invoke_without_command=True,
+    help="List runs (newest first), or carry one to another machine: `runs export`, `runs import`.",
+)
+
+
 def register(app: typer.Typer) -> None:
     app.command("sweep")(sweep_cmd)
-    app.command("runs")(runs_cmd)
+    runs_app.callback(invoke_without_command=True)(runs_cmd)
+    runs_app.command("export")(export_run_cmd)
+    runs_app.command("import")(import_run_cmd)
+    app.add_typer(runs_app, name="runs")
     app.command("show-run")(show_run_cmd)
     app.command("delete-run")(delete_run_cmd)
 
@@ -370,11 +396,16 @@ def _print_summary(summary: dict[str, Any]) -> None:
 
 
 def runs_cmd(
+    ctx: typer.Context,
     use_case: Annotated[str | None, typer.Argument(help="Only runs of this use case.")] = None,
     workspace: WorkspaceOpt = Path("."),
     json_out: JsonOpt = False,
 ) -> None:
-    """List runs, newest first. A killed run shows as interrupted and resumable."""
+    """List runs, newest first. A killed run shows as interrupted and resumable.
+
+    `llmops runs export RUN` writes a run to one file; `llmops runs import FILE` brings it into a workspace."""
+    if ctx.invoked_subcommand is not None:
+        return
     with RunStore.for_workspace(Path(workspace).resolve()) as store:
         runs = store.list_runs(use_case)
     if json_out:
@@ -442,3 +473,60 @@ def delete_run_cmd(
             raise typer.Exit(1)
         store.delete_run(run.run_id)
     console.print(f"deleted run {run.run_id}")
+
+
+def export_run_cmd(
+    run_id: Annotated[str, typer.Argument(help="Run id (a unique prefix is enough).")],
+    workspace: WorkspaceOpt = Path("."),
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="File to write (default: RUN_ID.llmops-run.json.gz here)."),
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Write a finished (or interrupted) run to one self-contained file (no keys), for `runs import`."""
+    from llmops_tui.core.portable import export_run
+
+    with RunStore.for_workspace(Path(workspace).resolve()) as store:
+        result = export_run(store, run_id, out)
+    if json_out:
+        print_json(
+            {
+                "run_id": result.run_id,
+                "file": str(result.path),
+                "digest": result.digest,
+                "cells": result.cells,
+                "lines": result.lines,
+            }
+        )
+    else:
+        console.print(
+            f"exported run {result.run_id} ({result.cells} cells, {result.lines} lines) to {result.path}\n"
+            f"sha256 {result.digest}",
+            markup=False,
+        )
+
+
+def import_run_cmd(
+    file: Annotated[Path, typer.Argument(help="A file written by `llmops runs export`.")],
+    workspace: WorkspaceOpt = Path("."),
+    json_out: JsonOpt = False,
+) -> None:
+    """Bring an exported run into this workspace's store. Importing the same file again changes nothing;
+    an altered file, or a different run with the same id here, is refused."""
+    from llmops_tui.core.portable import import_run
+
+    with RunStore.for_workspace(Path(workspace).resolve()) as store:
+        result = import_run(store, file)
+    if json_out:
+        print_json(
+            {
+                "run_id": result.run_id,
+                "imported": result.imported,
+                "status": result.status,
+                "digest": result.digest,
+                "message": result.message,
+            }
+        )
+    else:
+        console.print(result.message, markup=False)

@@ -661,6 +661,136 @@ class RunStore:
             out.setdefault(r["cell_id"], {}).setdefault(r["evaluator"], {})[r["name"]] = r["value"]
         return out
 
+    # ------------------------------------------------------------------------------- portable runs
+
+    def run_by_exact_id(self, run_id: str) -> RunRecord | None:
+        """The run with exactly this id (no prefix matching), or None."""
+        rows = self._query("SELECT * FROM runs WHERE run_id=?", (run_id,))
+        return self._run(rows[0]) if rows else None
+
+    def run_eval_lines(self, run_id: str) -> list[dict[str, Any]]:
+        """Every evaluation line of the run, with its cell id, in a stable order."""
+        rows = self._query(
+            "SELECT * FROM eval_lines WHERE run_id=? ORDER BY cell_id, evaluator, line", (run_id,)
+        )
+        return [
+            {
+                "cell_id": r["cell_id"],
+                "evaluator": r["evaluator"],
+                "line": r["line"],
+                "status": r["status"],
+                "outputs": json.loads(r["outputs_json"]) if r["outputs_json"] else None,
+                "error": r["error"],
+            }
+            for r in rows
+        ]
+
+    def insert_run(
+        self,
+        run: RunRecord,
+        cells: list[CellRecord],
+        lines: list[LineRecord],
+        eval_lines: list[tuple[str, str, int, str, Any, str | None]],
+        metrics: list[tuple[str, str, str, float | None]],
+    ) -> None:
+        """Write a whole finished run (an imported one) in one transaction: all of it or none of it.
+        ``eval_lines``: (cell_id, evaluator, line, status, outputs, error); ``metrics``: (cell_id,
+        evaluator, name, value). A run with the same id already in the store is an error."""
+        with self._lock:
+            if self._query("SELECT 1 FROM runs WHERE run_id=?", (run.run_id,)):
+                raise LlmopsError(
+                    f"run {run.run_id} is already in this store", file=self.path, field="run_id"
+                )
+            # (another process inserting the same id meanwhile fails the INSERT, which rolls everything back)
+            self._insert_run(run, cells, lines, eval_lines, metrics)
+
+    def _insert_run(
+        self,
+        run: RunRecord,
+        cells: list[CellRecord],
+        lines: list[LineRecord],
+        eval_lines: list[tuple[str, str, int, str, Any, str | None]],
+        metrics: list[tuple[str, str, str, float | None]],
+    ) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO runs(run_id, use_case, env, status, started_at, finished_at, pid, host, target, "
+                "config_json, summary_json, error) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    run.run_id,
+                    run.use_case,
+                    run.env,
+                    run.status,
+                    run.started_at,
+                    run.finished_at,
+                    run.pid,
+                    run.host,
+                    run.target,
+                    _dumps(run.config),
+                    _dumps(run.summary) if run.summary is not None else None,
+                    run.error,
+                ),
+            )
+            db.executemany(
+                "INSERT INTO cells(run_id, cell_id, idx, variants_json, params_json, dataset, repeat, "
+                "flow_hash, lines_total, status, extra_json) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                [
+                    (
+                        run.run_id,
+                        c.cell_id,
+                        c.idx,
+                        _dumps(c.variants),
+                        _dumps(c.params),
+                        c.dataset,
+                        c.repeat,
+                        c.flow_hash,
+                        c.lines_total,
+                        c.status,
+                        _dumps(c.extra),
+                    )
+                    for c in cells
+                ],
+            )
+            db.executemany(
+                "INSERT INTO lines(run_id, cell_id, line, status, inputs_json, outputs_json, error, attempts, "
+                "latency_ms, prompt_tokens, completion_tokens, total_tokens, llm_calls, cache_hit, finished_at, "
+                "logs_json, requests) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                [
+                    (
+                        run.run_id,
+                        ln.cell_id,
+                        ln.line,
+                        ln.status,
+                        _dumps(ln.inputs),
+                        _dumps(ln.outputs) if ln.outputs is not None else None,
+                        ln.error,
+                        ln.attempts,
+                        ln.latency_ms,
+                        ln.prompt_tokens,
+                        ln.completion_tokens,
+                        ln.total_tokens,
+                        ln.llm_calls,
+                        int(ln.cache_hit),
+                        ln.finished_at,
+                        _dumps(ln.logs) if ln.logs else None,
+                        ln.requests,
+                    )
+                    for ln in lines
+                ],
+            )
+            db.executemany(
+                "INSERT INTO eval_lines(run_id, cell_id, evaluator, line, status, outputs_json, error) "
+                "VALUES (?,?,?,?,?,?,?)",
+                [
+                    (run.run_id, cid, evaluator, ln, st, _dumps(out) if out is not None else None, err)
+                    for cid, evaluator, ln, st, out, err in eval_lines
+                ],
+            )
+            db.executemany(
+                "INSERT INTO metrics(run_id, cell_id, evaluator, name, value) VALUES (?,?,?,?,?)",
+                [(run.run_id, cid, evaluator, name, value) for cid, evaluator, name, value in metrics],
+            )
+
     # ---------------------------------------------------------------------------------------- cache
 
     def cache_get(self, key: str) -> dict[str, Any] | None:
