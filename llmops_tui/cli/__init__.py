@@ -49,6 +49,7 @@ def _register_all() -> None:
     from llmops_tui.cli import (
         approval_cmds,
         deploy_cmds,
+        deps_cmds,
         keys_cmds,
         report_cmds,
         sandbox_cmds,
@@ -64,6 +65,7 @@ def _register_all() -> None:
         approval_cmds,
         deploy_cmds,
         keys_cmds,
+        deps_cmds,
     ):
         module.register(app)
 

@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from llmops_tui.core.errors import LlmopsError, Problem
 from llmops_tui.core.files import rel
 
@@ -689,6 +691,52 @@ def _check_package_tool(d: NodeDef, report: _Report) -> None:
             f"{d.label} uses tool '{tool}' from package '{top}', which {NOT_INSTALLED}",
             "install the package that provides the tool (list it in the flow's requirements.txt)",
         )
+
+
+def requirements_file(flow_path: Path) -> Path | None:
+    """The requirements file a flow folder declares (``environment.python_requirements_txt``) or keeps as
+    ``requirements.txt``; None when it has none."""
+    declared = None
+    for name in ("flow.dag.yaml", "flow.flex.yaml"):
+        spec = flow_path / name
+        if spec.is_file():
+            try:
+                data = yaml.safe_load(spec.read_text(encoding="utf-8")) or {}
+            except (OSError, yaml.YAMLError):
+                data = {}
+            env = data.get("environment") if isinstance(data, dict) else None
+            declared = env.get("python_requirements_txt") if isinstance(env, dict) else None
+            break
+    req = flow_path / str(declared) if declared else flow_path / "requirements.txt"
+    return req if req.is_file() else None
+
+
+def requirement_status(req: Path) -> list[tuple[str, bool]]:
+    """(package, installed) for every package name a requirements file lists and this interpreter uses
+    (lines that are not plain names, and markers for other interpreters, are left out)."""
+    out: list[tuple[str, bool]] = []
+    try:
+        lines = req.read_text(encoding="utf-8-sig").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return out
+    for raw in lines:
+        line = raw.split(" #", 1)[0].strip() if not raw.lstrip().startswith("#") else ""
+        if not line or line.startswith("-") or "://" in line.split("@", 1)[0] or line.startswith((".", "/")):
+            continue
+        match = _REQ_NAME.match(line)
+        if not match:
+            continue
+        rest = match.group(3)
+        if ";" in rest:
+            try:
+                from packaging.markers import Marker
+
+                if not Marker(rest.split(";", 1)[1].strip()).evaluate():
+                    continue
+            except Exception:
+                continue
+        out.append((match.group(1), _installed(match.group(1))))
+    return out
 
 
 def _check_flow_requirements(
