@@ -492,9 +492,14 @@ class Run:
         return None if self.engine_wall_s is None else self.wall_s - self.engine_wall_s
 
 
+OUR_WORKERS: int | None = None  # --workers for llmops sweep (None: its default)
+
+
 def run_ours(ws: Path, sc: Scenario, sandbox: Sandbox, scratch: Path) -> Run:
     cmd = [str(LLMOPS), "sweep", USE_CASE, "--workspace", str(ws), "--llm-endpoint", sandbox.url]
     cmd += ["--no-cache", "--concurrency", str(sc.concurrency), "--json"]
+    if OUR_WORKERS:
+        cmd += ["--workers", str(OUR_WORKERS)]
     m = measure(cmd, env=dict(os.environ), cwd=scratch, logs=scratch, sandbox=sandbox)
     summary = json.loads(m.stdout)
     if summary["status"] != "completed":
@@ -657,7 +662,12 @@ def main() -> None:
         default=PROMPTFOO_HOME,
         help=f"npm folder holding promptfoo {PROMPTFOO_VERSION}.x, installed there when missing (default: %(default)s)",
     )
+    parser.add_argument(
+        "--workers", type=int, default=None, help="llmops sweep --workers N (default: its own default)"
+    )
     args = parser.parse_args()
+    global OUR_WORKERS
+    OUR_WORKERS = args.workers
     if args.repeats < 1:
         parser.error("--repeats must be at least 1")
     if not LLMOPS.exists():
