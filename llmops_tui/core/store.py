@@ -190,6 +190,55 @@ RUN_STATUSES = ("running", "completed", "completed_with_errors", "failed", "canc
 RESUMABLE = frozenset({"interrupted", "cancelled", "failed", "completed_with_errors"})
 
 
+_CELL_INSERT = (
+    "INTO cells(run_id, cell_id, idx, variants_json, params_json, dataset, repeat, flow_hash, lines_total, "
+    "status, extra_json) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+)
+_LINE_INSERT = (
+    "INTO lines(run_id, cell_id, line, status, inputs_json, outputs_json, error, attempts, latency_ms, "
+    "prompt_tokens, completion_tokens, total_tokens, llm_calls, cache_hit, finished_at, logs_json, requests) "
+    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+)
+
+
+def _cell_row(run_id: str, c: CellRecord) -> tuple[Any, ...]:
+    return (
+        run_id,
+        c.cell_id,
+        c.idx,
+        _dumps(c.variants),
+        _dumps(c.params),
+        c.dataset,
+        c.repeat,
+        c.flow_hash,
+        c.lines_total,
+        c.status,
+        _dumps(c.extra),
+    )
+
+
+def _line_row(run_id: str, rec: LineRecord, finished_at: float | None) -> tuple[Any, ...]:
+    return (
+        run_id,
+        rec.cell_id,
+        rec.line,
+        rec.status,
+        _dumps(rec.inputs),
+        _dumps(rec.outputs) if rec.outputs is not None else None,
+        rec.error,
+        rec.attempts,
+        rec.latency_ms,
+        rec.prompt_tokens,
+        rec.completion_tokens,
+        rec.total_tokens,
+        rec.llm_calls,
+        int(rec.cache_hit),
+        finished_at,
+        _dumps(rec.logs) if rec.logs else None,
+        rec.requests,
+    )
+
+
 def _iso(ts: float | None) -> str | None:
     if ts is None:
         return None
@@ -398,24 +447,7 @@ class RunStore:
 
     def add_cells(self, run_id: str, cells: list[CellRecord]) -> None:
         with self._transaction() as db:
-            for c in cells:
-                db.execute(
-                    "INSERT OR IGNORE INTO cells(run_id, cell_id, idx, variants_json, params_json, dataset, repeat, "
-                    "flow_hash, lines_total, status, extra_json) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                    (
-                        run_id,
-                        c.cell_id,
-                        c.idx,
-                        _dumps(c.variants),
-                        _dumps(c.params),
-                        c.dataset,
-                        c.repeat,
-                        c.flow_hash,
-                        c.lines_total,
-                        c.status,
-                        _dumps(c.extra),
-                    ),
-                )
+            db.executemany("INSERT OR IGNORE " + _CELL_INSERT, [_cell_row(run_id, c) for c in cells])
 
     def set_cell_status(
         self, run_id: str, cell_id: str, status: str, extra: dict[str, Any] | None = None
@@ -452,28 +484,7 @@ class RunStore:
     def record_line(self, rec: LineRecord) -> None:
         """Commit one finished line (autocommit: durable as soon as this returns)."""
         self._exec(
-            "INSERT OR REPLACE INTO lines(run_id, cell_id, line, status, inputs_json, outputs_json, error, attempts, "
-            "latency_ms, prompt_tokens, completion_tokens, total_tokens, llm_calls, cache_hit, finished_at, "
-            "logs_json, requests) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (
-                rec.run_id,
-                rec.cell_id,
-                rec.line,
-                rec.status,
-                _dumps(rec.inputs),
-                _dumps(rec.outputs) if rec.outputs is not None else None,
-                rec.error,
-                rec.attempts,
-                rec.latency_ms,
-                rec.prompt_tokens,
-                rec.completion_tokens,
-                rec.total_tokens,
-                rec.llm_calls,
-                int(rec.cache_hit),
-                rec.finished_at or time.time(),
-                _dumps(rec.logs) if rec.logs else None,
-                rec.requests,
-            ),
+            "INSERT OR REPLACE " + _LINE_INSERT, _line_row(rec.run_id, rec, rec.finished_at or time.time())
         )
 
     def done_lines(self, run_id: str, cell_id: str, *, ok_only: bool = True) -> set[int]:
@@ -731,52 +742,9 @@ class RunStore:
                     run.error,
                 ),
             )
+            db.executemany("INSERT " + _CELL_INSERT, [_cell_row(run.run_id, c) for c in cells])
             db.executemany(
-                "INSERT INTO cells(run_id, cell_id, idx, variants_json, params_json, dataset, repeat, "
-                "flow_hash, lines_total, status, extra_json) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                [
-                    (
-                        run.run_id,
-                        c.cell_id,
-                        c.idx,
-                        _dumps(c.variants),
-                        _dumps(c.params),
-                        c.dataset,
-                        c.repeat,
-                        c.flow_hash,
-                        c.lines_total,
-                        c.status,
-                        _dumps(c.extra),
-                    )
-                    for c in cells
-                ],
-            )
-            db.executemany(
-                "INSERT INTO lines(run_id, cell_id, line, status, inputs_json, outputs_json, error, attempts, "
-                "latency_ms, prompt_tokens, completion_tokens, total_tokens, llm_calls, cache_hit, finished_at, "
-                "logs_json, requests) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                [
-                    (
-                        run.run_id,
-                        ln.cell_id,
-                        ln.line,
-                        ln.status,
-                        _dumps(ln.inputs),
-                        _dumps(ln.outputs) if ln.outputs is not None else None,
-                        ln.error,
-                        ln.attempts,
-                        ln.latency_ms,
-                        ln.prompt_tokens,
-                        ln.completion_tokens,
-                        ln.total_tokens,
-                        ln.llm_calls,
-                        int(ln.cache_hit),
-                        ln.finished_at,
-                        _dumps(ln.logs) if ln.logs else None,
-                        ln.requests,
-                    )
-                    for ln in lines
-                ],
+                "INSERT " + _LINE_INSERT, [_line_row(run.run_id, ln, ln.finished_at) for ln in lines]
             )
             db.executemany(
                 "INSERT INTO eval_lines(run_id, cell_id, evaluator, line, status, outputs_json, error) "
