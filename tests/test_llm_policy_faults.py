@@ -338,7 +338,9 @@ DEADLINE_CASES = [
         {"latency_ms": 8000},
         1.5,
         RetryPolicy(request_timeout_s=0.2, base_delay_s=0.01, max_delay_s=0.02, max_retries=1000),
-        "line timed out after 1.5 s",
+        # which check stops it depends on where the last 0.2 s attempt ends (a loaded machine): the
+        # deadline itself, or the back-off that would cross it; either way the line stops at 1.5 s
+        ("line timed out after 1.5 s", "line would time out (1.5 s) before the next retry"),
         10,
     ),
     (
@@ -370,7 +372,8 @@ def test_the_deadline_stops_requests_and_retries(case, options, timeout, policy,
     with start_sandbox(**options) as sb:
         message, ctx = failure(sb.url + "/v1", policy=policy, line_timeout_s=timeout)
         sent = settle(sb)
-    assert fragment in message, message
+    fragments = fragment if isinstance(fragment, tuple) else (fragment,)
+    assert any(f in message for f in fragments), message
     assert ctx.timed_out and ctx.llm_calls == 0
     assert 1 <= ctx.requests == sent <= most
     assert llmhooks.active_calls() == 0
