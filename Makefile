@@ -20,15 +20,15 @@ run: $(VENV)/.installed
 
 ## Install and run the whole test suite (lint, format, import contracts, types, tests).
 test: $(VENV)/.installed
-	$(BIN)/ruff check llmops_tui exporters tests benchmarks
-	$(BIN)/ruff format --check llmops_tui exporters tests benchmarks
+	$(BIN)/ruff check llmops_tui tests benchmarks
+	$(BIN)/ruff format --check llmops_tui tests benchmarks
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile -p no:cacheprovider
 
 lint: $(VENV)/.installed
-	$(BIN)/ruff check llmops_tui exporters tests benchmarks
-	$(BIN)/ruff format --check llmops_tui exporters tests benchmarks
+	$(BIN)/ruff check llmops_tui tests benchmarks
+	$(BIN)/ruff format --check llmops_tui tests benchmarks
 
 bench: $(VENV)/.installed
 	for f in benchmarks/*.py; do $(BIN)/python $$f || exit 1; done

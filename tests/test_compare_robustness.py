@@ -147,9 +147,9 @@ def test_ambiguous_bare_gate_name_fails(tmp_path):
 
 
 def test_sandbox_runs_say_so_in_the_comparison_and_reports(tmp_path):
-    from exporters import export
     from llmops_tui.core.compare import build_comparison
     from llmops_tui.core.store import CellRecord, LineRecord, RunStore
+    from llmops_tui.exporters import export
 
     with RunStore.for_workspace(tmp_path) as store:
         store.create_run("r1", "uc", None, {"llm_endpoint": "sandbox"})

@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
 from synthetic_run import make_run, write_workspace  # noqa: E402
 
-import exporters  # noqa: E402
+from llmops_tui import exporters  # noqa: E402
 from llmops_tui.core.compare import build_comparison  # noqa: E402
 from llmops_tui.core.linediff import line_diff  # noqa: E402
 from llmops_tui.core.store import RunStore  # noqa: E402

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-HEADLESS = ["llmops_tui.core", "llmops_tui.deploy", "llmops_tui.sandbox", "exporters"]
+HEADLESS = ["llmops_tui.core", "llmops_tui.deploy", "llmops_tui.sandbox", "llmops_tui.exporters"]
 
 
 def _modules() -> list[str]:

@@ -163,7 +163,7 @@ def report_cmd(
     json_out: JsonOpt = False,
 ) -> None:
     """Write a report of a run: csv, html (self-contained), markdown, junit (gates) or json."""
-    import exporters
+    from llmops_tui import exporters
     from llmops_tui.core.files import safe_join
     from llmops_tui.core.linediff import line_diff
 

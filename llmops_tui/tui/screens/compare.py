@@ -449,7 +449,7 @@ class ExportScreen(ModalScreen[Path | None]):
         self.root = root
 
     def compose(self) -> ComposeResult:
-        from exporters import EXPORTERS
+        from llmops_tui.exporters import EXPORTERS
 
         with Vertical():
             yield Label("Export the comparison", classes="panel-title")
@@ -461,7 +461,7 @@ class ExportScreen(ModalScreen[Path | None]):
             yield Static(id="export-result", markup=False)
 
     def _default_path(self, name: str) -> str:
-        from exporters import default_name
+        from llmops_tui.exporters import default_name
 
         return str(self.root / ".llmops" / "reports" / default_name(name, self.comparison.run_ids))
 
@@ -481,7 +481,7 @@ class ExportScreen(ModalScreen[Path | None]):
         self.do_export()
 
     def do_export(self) -> None:
-        from exporters import export
+        from llmops_tui.exporters import export
 
         name = self.query_one("#format", Select).value
         path = Path(self.query_one("#path", Input).value.strip()).expanduser()

@@ -13,8 +13,8 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader
 
-from exporters._format import fmt, fmt_ci, sig_mark
 from llmops_tui.core.compare import Comparison, Row
+from llmops_tui.exporters._format import fmt, fmt_ci, sig_mark
 
 TEMPLATES = Path(__file__).parent / "templates"
 MAX_LINES = 300

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from exporters._format import fmt, sig_mark
 from llmops_tui.core.compare import Comparison
+from llmops_tui.exporters._format import fmt, sig_mark
 
 _GROUPS = ("metric", "quality", "latency", "cost")
 

@@ -12,13 +12,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from exporters.to_csv import export_csv
-from exporters.to_html import export_html
-from exporters.to_json import export_json
-from exporters.to_junit import export_junit
-from exporters.to_markdown import export_markdown
 from llmops_tui.core.compare import Comparison
 from llmops_tui.core.errors import LlmopsError
+from llmops_tui.exporters.to_csv import export_csv
+from llmops_tui.exporters.to_html import export_html
+from llmops_tui.exporters.to_json import export_json
+from llmops_tui.exporters.to_junit import export_junit
+from llmops_tui.exporters.to_markdown import export_markdown
 
 EXPORTERS: dict[str, Callable[..., Path]] = {
     "csv": export_csv,
