@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import jsonschema
@@ -43,6 +46,24 @@ def _azure_errors(doc: dict) -> list[str]:
 
 def _steps_text(doc: dict) -> str:
     return yaml.safe_dump(doc)
+
+
+def _shell_scripts(node) -> list[str]:
+    """Every shell script of a workflow: GitHub `run`, Azure `bash` and `inlineScript`."""
+    if isinstance(node, dict):
+        found = [v for k, v in node.items() if k in ("run", "bash", "inlineScript") and isinstance(v, str)]
+        return found + [s for v in node.values() for s in _shell_scripts(v)]
+    if isinstance(node, list):
+        return [s for v in node for s in _shell_scripts(v)]
+    return []
+
+
+def _assert_scripts_parse(doc: dict) -> None:
+    scripts = _shell_scripts(doc)
+    assert len(scripts) >= 5
+    for script in scripts:
+        result = subprocess.run(["bash", "-n"], input=script, text=True, capture_output=True)
+        assert result.returncode == 0, (script, result.stderr)
 
 
 # ------------------------------------------------------------------------------------------------ init
@@ -97,6 +118,7 @@ def test_init_github_workflow_installs_the_pinned_tool_and_passes_the_workflow_s
     text = (template_repo / ".github" / "workflows" / "llmops.yml").read_text()
     doc = yaml.safe_load(text)
     assert _github_errors(doc) == []
+    _assert_scripts_parse(doc)
     # The tool, pinned; never the user's repository.
     assert f'LLMOPS_TUI_VERSION: "{__version__}"' in text
     assert 'pip" install --quiet "llmops-tui==$LLMOPS_TUI_VERSION"' in text
@@ -134,6 +156,9 @@ def test_init_sandbox_only_for_pull_requests_from_forks_when_asked(template_repo
     assert "head.repo.full_name != github.repository" in sweep["env"]["FROM_FORK"]
     assert 'if [ "$FROM_FORK" = "true" ]; then' in sweep["run"]
     assert "endpoint=(--llm-endpoint sandbox)" in sweep["run"]
+    _assert_scripts_parse(doc)
+    # A failed sweep still hands its run id to the report step, then fails the job.
+    assert sweep["run"].rstrip().endswith('exit "$rc"') and "|| rc=$?" in sweep["run"]
 
 
 def test_init_azure_pipelines_is_valid_and_has_the_expected_stages(template_repo):
@@ -141,6 +166,7 @@ def test_init_azure_pipelines_is_valid_and_has_the_expected_stages(template_repo
     text = (template_repo / ".azure-pipelines" / "llmops.yml").read_text()
     doc = yaml.safe_load(text)
     assert _azure_errors(doc) == []
+    _assert_scripts_parse(doc)
     assert [s["stage"] for s in doc["stages"]] == ["evaluate", "deploy"]
     sweep_job = doc["stages"][0]["jobs"][0]
     assert set(sweep_job["strategy"]["matrix"]) == {"math_coding", "web_classification"}
@@ -293,3 +319,49 @@ def test_release_check_workflow_passes_the_workflow_schema_and_runs_the_dist_tes
     assert _github_errors(doc) == []
     runs = [s.get("run", "") for s in doc["jobs"]["dist"]["steps"]]
     assert "make dist" in runs and any("-m dist tests/test_dist.py" in r for r in runs)
+
+
+@pytest.mark.integration
+def test_github_workflow_evaluate_steps_run_as_written_on_a_fork_pull_request(template_repo, tmp_path):
+    """The evaluate job's shell steps, run as GitHub would run them (bash -e), for a pull request from a
+    fork: a real sandbox sweep, the report and exported run, the gates."""
+    assert main(["init", "-w", str(template_repo), "--ci", "github", "--sandbox-for-forks"]) == 0
+    (template_repo / "web_classification" / "llmops.yaml").write_text(
+        'sweep: {variants: all}\ngates:\n  - "web_classification_eval.accuracy >= 0"\n'
+    )
+    doc = yaml.safe_load((template_repo / ".github" / "workflows" / "llmops.yml").read_text())
+    steps = {s.get("name"): s for s in doc["jobs"]["evaluate"]["steps"]}
+    outputs, summary = tmp_path / "github_output", tmp_path / "summary.md"
+    bin_dir = Path(sys.executable).parent
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        "USE_CASE": "web_classification",
+        "SWEEP_ENV": "dev",
+        "FROM_FORK": "true",
+        "GITHUB_OUTPUT": str(outputs),
+        "GITHUB_STEP_SUMMARY": str(summary),
+    }
+
+    def step(name: str, **extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            ["bash", "-e", "-c", steps[name]["run"]],
+            cwd=template_repo,
+            env={**env, **extra},
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+
+    sweep = step("Sweep")
+    assert sweep.returncode == 0, sweep.stderr
+    assert "sweeping against the offline sandbox model" in sweep.stdout
+    run_id = outputs.read_text().strip().removeprefix("run_id=")
+    assert run_id and json.loads((template_repo / "sweep.json").read_text())["run_id"] == run_id
+    report = step("Report and exported run", RUN_ID=run_id)
+    assert report.returncode == 0, report.stderr
+    for name in ("report.html", "report.md", "run.llmops-run.json.gz"):
+        assert (template_repo / name).is_file()
+    assert run_id in summary.read_text()
+    gates = step("Quality gates", RUN_ID=run_id)
+    assert gates.returncode == 0, gates.stdout + gates.stderr

@@ -395,8 +395,12 @@ def github_workflow(plans: list[Plan], *, sandbox_for_forks: bool = False) -> st
             "          fi",
         ]
     lines += [
-        '          llmops sweep "$USE_CASE" "${env_opt[@]}" "${endpoint[@]}" --json > sweep.json',
-        '          echo "run_id=$(python -c \'import json; print(json.load(open("sweep.json"))["run_id"])\')" >> "$GITHUB_OUTPUT"',
+        "          # A failed sweep still hands its run id on: the report and the exported run say why.",
+        "          rc=0",
+        '          llmops sweep "$USE_CASE" "${env_opt[@]}" "${endpoint[@]}" --json > sweep.json || rc=$?',
+        '          run_id=$(python -c \'import json; print(json.load(open("sweep.json"))["run_id"])\' || true)',
+        '          echo "run_id=$run_id" >> "$GITHUB_OUTPUT"',
+        '          exit "$rc"',
         "      - name: Report and exported run",
         "        if: always() && steps.sweep.outputs.run_id != ''",
         "        env:",
@@ -558,9 +562,11 @@ def azure_pipeline(plans: list[Plan], *, sandbox_for_forks: bool = False) -> str
             "        fi",
         ]
     lines += [
-        '        llmops sweep "$(USE_CASE)" "${env_opt[@]}" "${endpoint[@]}" --json > sweep.json',
-        '        run_id=$(python -c \'import json; print(json.load(open("sweep.json"))["run_id"])\')',
+        "        rc=0",
+        '        llmops sweep "$(USE_CASE)" "${env_opt[@]}" "${endpoint[@]}" --json > sweep.json || rc=$?',
+        '        run_id=$(python -c \'import json; print(json.load(open("sweep.json"))["run_id"])\' || true)',
         '        echo "##vso[task.setvariable variable=RUN_ID]$run_id"',
+        '        exit "$rc"',
         "      name: sweep",
         "      displayName: Sweep",
         "      env:",
