@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 WORKSPACE ?= .
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench dist clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,5 +33,12 @@ lint: $(VENV)/.installed
 bench: $(VENV)/.installed
 	for f in benchmarks/*.py; do $(BIN)/python $$f || exit 1; done
 
+## Build the wheel and sdist into dist/ and check their metadata (then: pytest -m dist, the release check).
+dist: $(VENV)/.installed
+	rm -rf dist build
+	$(BIN)/python -m build --outdir dist .
+	$(BIN)/twine check --strict dist/*
+	rm -rf build llmops_tui.egg-info
+
 clean:
-	rm -rf $(VENV) .llmops
+	rm -rf $(VENV) .llmops dist build

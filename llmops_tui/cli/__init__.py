@@ -48,8 +48,11 @@ def _register_all() -> None:
     # never a command that silently disappears.
     from llmops_tui.cli import (
         approval_cmds,
+        demo_cmds,
         deploy_cmds,
         deps_cmds,
+        doctor_cmds,
+        init_cmds,
         keys_cmds,
         report_cmds,
         sandbox_cmds,
@@ -66,6 +69,9 @@ def _register_all() -> None:
         deploy_cmds,
         keys_cmds,
         deps_cmds,
+        init_cmds,
+        demo_cmds,
+        doctor_cmds,
     ):
         module.register(app)
 

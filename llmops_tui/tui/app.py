@@ -20,6 +20,7 @@ from textual.reactive import reactive
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
+from llmops_tui import __version__
 from llmops_tui.core.errors import LlmopsError
 from llmops_tui.core.workspace import UseCase, Workspace, load_workspace
 from llmops_tui.tui.palette import LlmopsCommands
@@ -307,11 +308,29 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--debug", action="store_true", help="let unexpected errors end the app with a traceback"
     )
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="open the bundled use cases with the offline sandbox model (a copy in your user data folder)",
+    )
+    parser.add_argument("--version", action="version", version=f"llmops-tui {__version__}")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.demo:
+        if args.workspace != ".":
+            parser.error("--demo opens its own copy of the bundled use cases: leave out --workspace")
+        from llmops_tui.core.demo import demo_workspace
+
+        try:
+            args.workspace = str(demo_workspace())
+        except (LlmopsError, OSError) as exc:
+            print(f"--demo: {exc}", file=sys.stderr)
+            return 2
+        args.llm_endpoint = args.llm_endpoint or "sandbox"
     root = Path(args.workspace)
     if not root.is_dir():
         print(f"{root}: --workspace: folder not found (pass an existing folder)", file=sys.stderr)
