@@ -407,3 +407,50 @@ def test_named_init_sets_are_swept_like_variants(repo, env):
     (repo / "chat_flow" / "llmops.yaml").write_text("init_sets:\n  hot: {temperature: 1}\n")
     bad = llmops("show", "chat_flow", *w, env=env, check=False)
     assert bad.returncode == 2 and "init_sets.hot" in bad.stderr and "'temperature'" in bad.stderr
+
+
+# ------------------------------------------------------------------------------------------ traces
+
+
+def _tree(spans):
+    return [("  " * s["depth"]) + f"{s['kind']}:{s['name']}" for s in spans]
+
+
+def test_flex_line_trace_holds_the_entry_traced_functions_and_model_calls(repo, sandbox, prepared):
+    backend = open_backend(repo / "function_flow" / "flows" / "standard", _options(sandbox, repo))
+    out = _line(backend, {"ticket": "I was charged twice"})
+    assert out.ok, out.error
+    # the entry is itself @trace-decorated: its record is the entry span, not a duplicate under it
+    assert _tree(out.traces) == ["entry:classify_ticket", "  function:call_model", "    llm:openai_chat"]
+    entry, call, llm = out.traces
+    assert entry["inputs"] == "ticket='I was charged twice'" and entry["output"] == repr(
+        out.outputs["output"]
+    )
+    assert call["inputs"].startswith("prompt='Classify the support ticket") and "tokens)" in llm["output"]
+    assert entry["duration_ms"] >= call["duration_ms"] >= llm["duration_ms"] > 0
+    assert call["start_ms"] <= llm["start_ms"] and all(s["error"] is None for s in out.traces)
+
+    chat = open_backend(repo / "chat_flow" / "flows" / "standard", _options(sandbox, repo))
+    history = [{"role": "user", "content": "Who?"}, {"role": "assistant", "content": "Curie."}]
+    out = _line(chat, {"question": "Where?", "context": "Born in Warsaw.", "chat_history": history})
+    assert out.ok, out.error
+    tree = _tree(out.traces)
+    assert tree[0] == "entry:ChatFlow" and "  function:Prompty" in tree and "    llm:openai_chat" in tree
+    assert "messages=4" in out.traces[-1]["inputs"]  # system, two history turns, the question
+    assert "sandbox-no-key" not in json.dumps(out.traces)
+
+
+def test_a_failing_flex_line_keeps_its_trace_with_the_error(tmp_path, sandbox, prepared):
+    folder = tmp_path / "flow"
+    folder.mkdir()
+    (folder / "flow.flex.yaml").write_text("entry: flow:run\n")
+    (folder / "flow.py").write_text(
+        "from promptflow.tracing import trace\n\n\n@trace\ndef check(x):\n"
+        "    raise ValueError('bad ' + x)\n\n\ndef run(x: str) -> str:\n    return check(x)\n"
+    )
+    out = _line(open_backend(folder, _options(sandbox, tmp_path)), {"x": "sandbox-no-key"})
+    assert not out.ok and "ValueError: bad ***" in out.error
+    # the entry is not decorated: the backend records it, and Prompt flow's record of check sits under it
+    assert _tree(out.traces) == ["entry:run", "  function:check"]
+    assert out.traces[0]["error"] == "ValueError: bad ***" and out.traces[1]["error"] == "ValueError: bad ***"
+    assert "sandbox-no-key" not in json.dumps(out.traces)
