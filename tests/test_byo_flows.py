@@ -407,3 +407,118 @@ def test_named_init_sets_are_swept_like_variants(repo, env):
     (repo / "chat_flow" / "llmops.yaml").write_text("init_sets:\n  hot: {temperature: 1}\n")
     bad = llmops("show", "chat_flow", *w, env=env, check=False)
     assert bad.returncode == 2 and "init_sets.hot" in bad.stderr and "'temperature'" in bad.stderr
+
+
+# ------------------------------------------------------------------------------------------ traces
+
+
+def _tree(spans):
+    return [("  " * s["depth"]) + f"{s['kind']}:{s['name']}" for s in spans]
+
+
+def test_flex_line_trace_holds_the_entry_traced_functions_and_model_calls(repo, sandbox, prepared):
+    backend = open_backend(repo / "function_flow" / "flows" / "standard", _options(sandbox, repo))
+    out = _line(backend, {"ticket": "I was charged twice"})
+    assert out.ok, out.error
+    # the entry is itself @trace-decorated: its record is the entry span, not a duplicate under it
+    assert _tree(out.traces) == ["entry:classify_ticket", "  function:call_model", "    llm:openai_chat"]
+    entry, call, llm = out.traces
+    assert entry["inputs"] == "ticket='I was charged twice'" and entry["output"] == repr(
+        out.outputs["output"]
+    )
+    assert call["inputs"].startswith("prompt='Classify the support ticket") and "tokens)" in llm["output"]
+    assert entry["duration_ms"] >= call["duration_ms"] >= llm["duration_ms"] > 0
+    assert call["start_ms"] <= llm["start_ms"] and all(s["error"] is None for s in out.traces)
+
+    chat = open_backend(repo / "chat_flow" / "flows" / "standard", _options(sandbox, repo))
+    history = [{"role": "user", "content": "Who?"}, {"role": "assistant", "content": "Curie."}]
+    out = _line(chat, {"question": "Where?", "context": "Born in Warsaw.", "chat_history": history})
+    assert out.ok, out.error
+    tree = _tree(out.traces)
+    assert tree[0] == "entry:ChatFlow" and "  function:Prompty" in tree and "    llm:openai_chat" in tree
+    assert "messages=4" in out.traces[-1]["inputs"]  # system, two history turns, the question
+    assert "sandbox-no-key" not in json.dumps(out.traces)
+
+
+def test_a_failing_flex_line_keeps_its_trace_with_the_error(tmp_path, sandbox, prepared):
+    folder = tmp_path / "flow"
+    folder.mkdir()
+    (folder / "flow.flex.yaml").write_text("entry: flow:run\n")
+    (folder / "flow.py").write_text(
+        "from promptflow.tracing import trace\n\n\n@trace\ndef check(x):\n"
+        "    raise ValueError('bad ' + x)\n\n\ndef run(x: str) -> str:\n    return check(x)\n"
+    )
+    out = _line(open_backend(folder, _options(sandbox, tmp_path)), {"x": "sandbox-no-key"})
+    assert not out.ok and "ValueError: bad ***" in out.error
+    # the entry is not decorated: the backend records it, and Prompt flow's record of check sits under it
+    assert _tree(out.traces) == ["entry:run", "  function:check"]
+    assert out.traces[0]["error"] == "ValueError: bad ***" and out.traces[1]["error"] == "ValueError: bad ***"
+    assert "sandbox-no-key" not in json.dumps(out.traces)
+
+
+# ---------------------------------------------------------------------------------- line timeout
+
+
+def _blocking_flow(folder: Path) -> Path:
+    """A flex flow whose code runs until a release file appears: no model call the deadline could stop."""
+    folder.mkdir()
+    (folder / "flow.flex.yaml").write_text("entry: flow:run\n")
+    (folder / "flow.py").write_text(
+        "import time\nfrom pathlib import Path\n\n\ndef run(release: str) -> str:\n"
+        "    print('started')\n    while not Path(release).exists():\n        time.sleep(0.02)\n"
+        "    return 'finished'\n"
+    )
+    return folder
+
+
+def _abandoned() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("llmops-flex-line-")]
+
+
+def test_flex_code_running_past_the_line_timeout_is_recorded_as_timed_out(tmp_path, sandbox, prepared):
+    backend = open_backend(_blocking_flow(tmp_path / "flow"), _options(sandbox, tmp_path))
+    release = tmp_path / "release"
+    ctx = llmhooks.LineContext(
+        policy=llmhooks.RetryPolicy(max_retries=0, request_timeout_s=10),
+        cancel=threading.Event(),
+        limiter_for=lambda url: llmhooks.RateLimiter(),
+        line_timeout_s=0.5,
+    )
+    token = llmhooks.current_line.set(ctx)
+    try:
+        out = backend.run_line({"release": str(release)}, 0, "slow")
+    finally:
+        llmhooks.current_line.reset(token)
+    assert not out.ok and out.outputs is None and ctx.timed_out
+    assert out.error.startswith("line timed out after 0.5 s: the flow's code was still running")
+    [thread] = _abandoned()  # still running in the background: Python cannot stop it
+    release.write_text("")
+    thread.join(timeout=30)
+    assert not thread.is_alive() and not _abandoned()
+
+    # the same flow within its time: an ordinary line, run through the same thread path
+    out = _line(backend, {"release": str(release)})
+    assert out.ok and out.outputs == {"output": "finished"} and "started" in out.logs["stdout"]
+
+
+def test_a_cancelled_sweep_does_not_wait_for_flex_code(tmp_path, sandbox, prepared):
+    backend = open_backend(_blocking_flow(tmp_path / "flow"), _options(sandbox, tmp_path))
+    release = tmp_path / "release"
+    cancel = threading.Event()
+    ctx = llmhooks.LineContext(
+        policy=llmhooks.RetryPolicy(max_retries=0, request_timeout_s=10),
+        cancel=cancel,
+        limiter_for=lambda url: llmhooks.RateLimiter(),
+        line_timeout_s=600,
+    )
+    threading.Timer(0.3, cancel.set).start()
+    token = llmhooks.current_line.set(ctx)
+    try:
+        out = backend.run_line({"release": str(release)}, 0, "cancelled")
+    finally:
+        llmhooks.current_line.reset(token)
+        release.write_text("")
+    assert not out.ok and out.error == "cancelled" and not ctx.timed_out
+    for thread in _abandoned():
+        thread.join(timeout=30)
+    assert not _abandoned()

@@ -85,7 +85,12 @@ def register(app: typer.Typer) -> None:
             typer.Option("--llm-endpoint", help="local only: route LLM calls to URL, or 'sandbox'."),
         ] = None,
         variants: Annotated[
-            str | None, typer.Option("--variants", help="NODE.variant_id,... (without --require-approval).")
+            str | None,
+            typer.Option(
+                "--variants",
+                help="NODE.variant_id,... or, for a flex flow, init.SET (a named init set of llmops.yaml); "
+                "without --require-approval.",
+            ),
         ] = None,
         image: Annotated[
             str | None, typer.Option("--image", help="kubernetes: container image to run.")

@@ -423,6 +423,7 @@ class SweepRunner:
             cache_hit=False,
             logs=logs,
             requests=ctx.requests,
+            traces=outcome.traces,
         )
         self.store.record_line(rec)
         if ok and not self.options.no_cache:

@@ -32,6 +32,8 @@ class LineDiff:
     diff: list[tuple[str, str]] = field(default_factory=list)  # ("equal"|"delete"|"insert", text)
     logs_a: dict[str, str] | None = None  # what the flow printed on this line (stdout / stderr)
     logs_b: dict[str, str] | None = None
+    traces_a: list[dict[str, Any]] | None = None  # the line's spans (core/backends/tracing.py)
+    traces_b: list[dict[str, Any]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -49,6 +51,8 @@ class LineDiff:
             "diff": [list(op) for op in self.diff],
             "logs_a": self.logs_a,
             "logs_b": self.logs_b,
+            "traces_a": self.traces_a,
+            "traces_b": self.traces_b,
         }
 
 
@@ -167,6 +171,8 @@ def line_diff(
                 diff=word_diff(text_a, text_b) if differs else ([("equal", text_a)] if text_a else []),
                 logs_a=la.logs if la else None,
                 logs_b=lb.logs if lb else None,
+                traces_a=la.traces if la else None,
+                traces_b=lb.traces if lb else None,
             )
         )
     return out

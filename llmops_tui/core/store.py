@@ -74,6 +74,7 @@ CREATE TABLE IF NOT EXISTS lines (
     finished_at REAL,
     logs_json TEXT,                -- what the flow printed on this line: {"stdout": ..., "stderr": ...}
     requests INTEGER DEFAULT 0,    -- HTTP requests sent for this line (failed attempts included)
+    traces_json TEXT,              -- the line's spans (core/backends/tracing.py), when its backend records them
     PRIMARY KEY (run_id, cell_id, line)
 );
 CREATE TABLE IF NOT EXISTS eval_lines (
@@ -183,6 +184,7 @@ class LineRecord:
     finished_at: float | None = None
     logs: dict[str, str] | None = None  # what the flow printed on this line (stdout / stderr)
     requests: int = 0  # HTTP requests sent, failed attempts included
+    traces: list[dict[str, Any]] | None = None  # the line's spans (see core/backends/tracing.py)
 
 
 # Run statuses. ``interrupted`` is never written: it is read off a ``running`` run whose process is gone.
@@ -196,8 +198,8 @@ _CELL_INSERT = (
 )
 _LINE_INSERT = (
     "INTO lines(run_id, cell_id, line, status, inputs_json, outputs_json, error, attempts, latency_ms, "
-    "prompt_tokens, completion_tokens, total_tokens, llm_calls, cache_hit, finished_at, logs_json, requests) "
-    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    "prompt_tokens, completion_tokens, total_tokens, llm_calls, cache_hit, finished_at, logs_json, requests, "
+    "traces_json) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
 
 
@@ -236,6 +238,7 @@ def _line_row(run_id: str, rec: LineRecord, finished_at: float | None) -> tuple[
         finished_at,
         _dumps(rec.logs) if rec.logs else None,
         rec.requests,
+        _dumps(rec.traces) if rec.traces else None,
     )
 
 
@@ -292,7 +295,11 @@ class RunStore:
     def _migrate(self) -> None:
         """Columns added after the first release; older stores gain them in place (no data is lost)."""
         have = {r[1] for r in self._db.execute("PRAGMA table_info(lines)")}
-        for column, decl in (("logs_json", "TEXT"), ("requests", "INTEGER DEFAULT 0")):
+        for column, decl in (
+            ("logs_json", "TEXT"),
+            ("requests", "INTEGER DEFAULT 0"),
+            ("traces_json", "TEXT"),
+        ):
             if column not in have:
                 self._db.execute(f"ALTER TABLE lines ADD COLUMN {column} {decl}")
 
@@ -523,6 +530,7 @@ class RunStore:
             finished_at=r["finished_at"],
             logs=json.loads(r["logs_json"]) if r["logs_json"] else None,
             requests=r["requests"] or 0,
+            traces=json.loads(r["traces_json"]) if r["traces_json"] else None,
         )
 
     def latencies(self, run_id: str) -> dict[str, list[float]]:

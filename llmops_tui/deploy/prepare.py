@@ -97,6 +97,18 @@ def parse_variants(text: str | None, uc: UseCase) -> dict[str, str]:
     return out
 
 
+def init_set_params(uc: UseCase, variants: dict[str, str]) -> dict[str, Any]:
+    """A flex flow's named init set chosen with ``--variants init.NAME``, as the ``init.X`` values it
+    stands for (what a sweep's cell of that set records, so the bundle serves the same init)."""
+    from llmops_tui.core.flows import DEFAULT_INIT_SET, INIT_NODE, init_set_overrides
+
+    chosen = variants.get(INIT_NODE)
+    flow = uc.standard_flow
+    if not chosen or chosen == DEFAULT_INIT_SET or flow is None or flow.kind != "flex":
+        return {}
+    return init_set_overrides(dict(uc.extras.init_sets.get(chosen) or {}))
+
+
 def _approval_summary(result: Any) -> dict[str, Any]:
     record = result.record or {}
     keys = ("run_id", "cell_id", "approver", "decided_at", "flow_hash", "decision", "sequence")
@@ -122,7 +134,8 @@ def resolve_configuration(
 
     - ``require_approval``: the current approval record for ``env`` must verify (signature, flow and
       dataset hashes); its variants and parameters are deployed. Anything else fails closed.
-    - else ``--variants``: exactly those (other nodes at their default variant), no parameter overrides.
+    - else ``--variants``: exactly those (other nodes at their default variant), no parameter overrides
+      except a flex flow's named init set (``init.NAME``), which stands for the init values it names.
     - else the current approval record when one exists (verified if the approval key is at hand; a
       record that does not verify is still used, with a warning);
     - else every node's default variant.
@@ -158,7 +171,7 @@ def resolve_configuration(
         )
     chosen = parse_variants(variants_text, uc)
     if chosen:
-        return Configuration(variants=chosen, params={}, source="--variants")
+        return Configuration(variants=chosen, params=init_set_params(uc, chosen), source="--variants")
     record_path = uc.path / "approvals" / f"{env}.json"
     if record_path.is_file():
         try:

@@ -12,7 +12,8 @@ Contract every backend honours (the conformance suite in ``tests/test_backend_co
   ``ok=False`` and a one-line ``error``. It may be called from many threads at once.
 - A flow that cannot be loaded raises :class:`FlowLoadError` from :func:`open_backend` with one line
   naming the flow file as written, the node and the reason.
-- ``outputs`` hold exactly the flow's declared outputs; ``logs`` what the line's code printed, per stream.
+- ``outputs`` hold exactly the flow's declared outputs; ``logs`` what the line's code printed, per stream;
+  ``traces`` (optional) the line's spans in the neutral shape of :mod:`llmops_tui.core.backends.tracing`.
 - :meth:`FlowBackend.run_aggregation` returns the metrics the flow logs, exactly as the reference
   engine (``pf.run`` + ``pf.get_metrics``) would for the same lines.
 - Nothing a backend keeps per line outlives the line (memory stays flat over 10,000 lines).
@@ -78,6 +79,9 @@ class LineOutcome:
     error: str | None = None  # one line; None when ok
     logs: dict[str, str] | None = None  # {"stdout": ..., "stderr": ...}, only streams with text
     aggregation_inputs: dict[str, Any] | None = None  # what the aggregation step needs from this line
+    # the line's spans, flat and in call order, each with its depth (see core/backends/tracing.py);
+    # None when the backend records none
+    traces: list[dict[str, Any]] | None = None
 
 
 class FlowBackend(ABC):

@@ -21,6 +21,11 @@ succeeded lines' outputs (dicts as attribute dicts), and returns the metrics. Wh
   run's first connection (only when the flow's code or prompty files mention them).
 - What a line prints is captured per line by a context-aware stream installed once (Prompt flow's own
   per-line swap of ``sys.stdout`` is not safe across threads).
+- Each line's trace (:mod:`llmops_tui.core.backends.tracing`): the entry call, every function decorated
+  with Prompt flow's ``@trace`` (prompty calls included) and every model call made through the
+  ``openai`` client. Prompt flow records these offline with its context-local ``Tracer`` when tracing is
+  on; tracing stays off for the process (``PF_DISABLE_TRACING=true``, so DAG lines pay nothing) and is
+  switched on only inside a flex line, through a context variable its on/off check consults.
 
 Every Prompt flow import of this backend lives here.
 """
@@ -30,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import dataclasses
+import datetime
 import importlib.util
 import inspect
 import io
@@ -38,11 +44,13 @@ import logging
 import os
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from llmops_tui.core.backends import tracing
 from llmops_tui.core.backends.base import (
     AggregationError,
     BackendOptions,
@@ -102,6 +110,47 @@ def _install_capture() -> None:
             sys.stdout = _LineStream("stdout", sys.stdout)
         if not isinstance(sys.stderr, _LineStream):
             sys.stderr = _LineStream("stderr", sys.stderr)
+
+
+# ------------------------------------------------------------------------------------------ traces
+
+_tracing_on: contextvars.ContextVar[bool] = contextvars.ContextVar("llmops_flex_tracing", default=False)
+_TRACING_LOCK = threading.Lock()
+_tracing_ready = False
+
+
+def _enable_line_tracing() -> None:
+    """Once per process: Prompt flow's tracing on inside flex lines only, and ``openai`` calls traced.
+
+    ``@trace`` and Prompt flow's ``Tracer`` ask ``promptflow.tracing._utils.is_tracing_disabled()`` on
+    every call; it is replaced by a check that answers "enabled" while a flex line runs in this context
+    and otherwise what it answered before. The ``openai`` create methods get Prompt flow's LLM tracing
+    wrapper (after our call policy's, so a model call's span covers its retries)."""
+    global _tracing_ready
+    with _TRACING_LOCK:
+        if _tracing_ready:
+            return
+        from promptflow.tracing import _utils as pf_trace_utils
+        from promptflow.tracing._integrations._openai_injector import inject_openai_api
+
+        from llmops_tui.core import llmhooks
+
+        original = pf_trace_utils.is_tracing_disabled
+        if not getattr(original, "_llmops", False):
+
+            def is_tracing_disabled() -> bool:
+                return False if _tracing_on.get() else bool(original())
+
+            is_tracing_disabled._llmops = True  # type: ignore[attr-defined]
+            pf_trace_utils.is_tracing_disabled = is_tracing_disabled
+        llmhooks.install()  # first, so Prompt flow's wrapper sits outside ours and is applied once
+        inject_openai_api()
+        _tracing_ready = True
+
+
+def _now() -> float:
+    # Prompt flow stamps its traces with datetime.utcnow().timestamp(): the same clock, the same offset
+    return datetime.datetime.utcnow().timestamp()
 
 
 # ------------------------------------------------------------------------------------ loading code
@@ -323,6 +372,7 @@ class FlexBackend(FlowBackend):
                 self._secrets.append(spec.api_key)
         source = options.source_dir or self.flow_dir
         self._is_code = not (self.flow_dir / FLEX_FILE).is_file()
+        self._entry_name = "entry"
         self._shown = self._show(source / FLEX_FILE if not self._is_code else source)
         _install_capture()
         try:
@@ -356,6 +406,7 @@ class FlexBackend(FlowBackend):
                 module, _, name = item.partition(":")
                 loaded.append((name, getattr(load_module(self.flow_dir, module), name)))
             evaluator = _CodeEvaluator(loaded)
+            self._entry_name = "code evaluator (" + ", ".join(name for name, _ in loaded) + ")"
             return evaluator, evaluator.__aggregate__
         from llmops_tui.core.files import load_yaml
 
@@ -367,6 +418,7 @@ class FlexBackend(FlowBackend):
         target = getattr(load_module(self.flow_dir, module.strip()), name.strip(), None)
         if target is None:
             raise FlowLoadError(f"{self._shown}: entry '{entry}': module {module} has no '{name}'")
+        self._entry_name = str(getattr(target, "__qualname__", name.strip()))
         if not inspect.isclass(target):
             if not callable(target):
                 raise FlowLoadError(f"{self._shown}: entry '{entry}' is not callable")
@@ -431,24 +483,75 @@ class FlexBackend(FlowBackend):
         return self._aggregate is not None
 
     def run_line(self, inputs: dict[str, Any], index: int, run_id: str) -> LineOutcome:
+        """Run one line within the line's timeout. The entry runs in a thread of its own (in a copy of the
+        caller's context: our call policy, output capture and tracing follow it); when the deadline passes
+        or the sweep is cancelled first, the line is recorded as timed out (or cancelled) and the thread
+        is abandoned: Python cannot stop a thread, so code that never returns keeps running in the
+        background, but its model calls stop at the deadline and nothing it returns is recorded."""
+        from llmops_tui.core import llmhooks
+
+        line_ctx = llmhooks.current_line.get()
+        deadline = line_ctx.deadline if line_ctx is not None else None
+        if deadline is None and self.options.line_timeout_s and self.options.line_timeout_s > 0:
+            deadline = time.monotonic() + self.options.line_timeout_s
+        if deadline is None:
+            return self._run_line(inputs, index, run_id)
+        holder: list[LineOutcome] = []
+        done = threading.Event()
+        context = contextvars.copy_context()
+
+        def line() -> None:
+            try:
+                holder.append(context.run(self._run_line, inputs, index, run_id))
+            except BaseException as exc:  # noqa: BLE001 - SystemExit and the like end the line, not the run
+                text = " ".join(f"{type(exc).__name__}: {exc}".split())
+                holder.append(LineOutcome(ok=False, error=redact(text, self._secrets)))
+            finally:
+                done.set()
+
+        threading.Thread(target=line, name=f"llmops-flex-line-{index}", daemon=True).start()
+        cancel = line_ctx.cancel if line_ctx is not None else None
+        while not done.wait(max(0.0, min(0.1, deadline - time.monotonic()))):
+            if cancel is not None and cancel.is_set():
+                return LineOutcome(ok=False, error="cancelled")
+            if time.monotonic() >= deadline:
+                if line_ctx is not None:
+                    line_ctx.timed_out = True
+                limit = self._timeout_text(line_ctx)
+                return LineOutcome(
+                    ok=False,
+                    error=f"line timed out after {limit}: the flow's code was still running "
+                    "(it is abandoned; its model calls stop, its result is ignored)",
+                )
+        return holder[0]
+
+    def _timeout_text(self, line_ctx: Any) -> str:
+        if line_ctx is not None and line_ctx.line_timeout_s is not None:
+            return str(line_ctx.timeout_text())
+        return f"{self.options.line_timeout_s:g} s"
+
+    def _run_line(self, inputs: dict[str, Any], index: int, run_id: str) -> LineOutcome:
         buffers = {"stdout": io.StringIO(), "stderr": io.StringIO()}
         token = _line_logs.set(buffers)
         try:
             kwargs = self._inputs_for(inputs)
-            raw = _stringify(_call(self._func, kwargs))
-        except Exception as exc:
-            log.debug("flex line failed", exc_info=True)
-            text = " ".join(f"{type(exc).__name__}: {exc}".split())
-            return LineOutcome(ok=False, error=redact(text, self._secrets), logs=self._logs(buffers))
+            raw, failure, spans = self._traced_call(kwargs, f"{run_id}-{index}-{uuid.uuid4().hex[:6]}")
         finally:
             _line_logs.reset(token)
+        if failure is not None:
+            text = " ".join(f"{type(failure).__name__}: {failure}".split())
+            return LineOutcome(
+                ok=False, error=redact(text, self._secrets), logs=self._logs(buffers), traces=spans
+            )
         try:
             from promptflow._utils.dataclass_serializer import convert_eager_flow_output_to_dict
 
             outputs = _to_json_able(convert_eager_flow_output_to_dict(raw))
         except Exception as exc:
             text = " ".join(f"output is not serialisable: {type(exc).__name__}: {exc}".split())
-            return LineOutcome(ok=False, error=redact(text, self._secrets), logs=self._logs(buffers))
+            return LineOutcome(
+                ok=False, error=redact(text, self._secrets), logs=self._logs(buffers), traces=spans
+            )
         # what __aggregate__ receives for this line, as Prompt flow's batch engine passes it: a dict
         # output (with the line number Prompt flow adds to it) or the plain value
         if isinstance(raw, dict):
@@ -462,7 +565,69 @@ class FlexBackend(FlowBackend):
             outputs=outputs,
             logs=self._logs(buffers),
             aggregation_inputs={"line_result": line_result},
+            traces=spans,
         )
+
+    def _traced_call(
+        self, kwargs: dict[str, Any], line_run_id: str
+    ) -> tuple[Any, Exception | None, list[dict[str, Any]]]:
+        """Call the entry with Prompt flow's tracing on for this line only: its result (or the exception
+        it raised) and the line's spans, the entry first."""
+        from promptflow.tracing._tracer import Tracer
+
+        _enable_line_tracing()
+        switch = _tracing_on.set(True)
+        Tracer.start_tracing(line_run_id)
+        started = _now()
+        raw: Any = None
+        failure: Exception | None = None
+        try:
+            raw = _stringify(_call(self._func, kwargs))
+        except Exception as exc:
+            log.debug("flex line failed", exc_info=True)
+            failure = exc
+        finally:
+            recorded = Tracer.end_tracing(line_run_id)
+            _tracing_on.reset(switch)
+        ended = _now()
+        try:
+            return raw, failure, self._spans(kwargs, raw, failure, started, ended, recorded)
+        except Exception:  # a trace that cannot be read never fails the line
+            log.debug("flex trace could not be summarised", exc_info=True)
+            return raw, failure, []
+
+    def _spans(
+        self,
+        kwargs: dict[str, Any],
+        raw: Any,
+        failure: Exception | None,
+        started: float,
+        ended: float,
+        recorded: Any,
+    ) -> list[dict[str, Any]]:
+        """The entry's span, then what Prompt flow recorded under it. An entry decorated with ``@trace`` is
+        recorded by Prompt flow already: its record becomes the entry span (no duplicate)."""
+        records = [r for r in (recorded or []) if isinstance(r, dict)]
+        if (
+            len(records) == 1
+            and str(records[0].get("name", "")).split(".")[-1] == self._entry_name.split(".")[-1]
+        ):
+            spans = tracing.from_promptflow(records, started, self._secrets)
+            spans[0]["kind"] = "entry"
+            return spans
+        error = " ".join(f"{type(failure).__name__}: {failure}".split()) if failure is not None else None
+        root = tracing.span(
+            self._entry_name,
+            "entry",
+            started,
+            ended,
+            started,
+            0,
+            inputs=tracing.summarise(kwargs, self._secrets),
+            output=tracing.summarise(_to_json_able(raw) if failure is None else None, self._secrets),
+            error=redact(error, self._secrets)[:300] if error else None,
+        )
+        return [root, *tracing.from_promptflow(records, started, self._secrets, depth=1)][: tracing.MAX_SPANS]
 
     def _inputs_for(self, inputs: dict[str, Any]) -> dict[str, Any]:
         """Only the inputs the entry takes (Prompt flow drops the others), unless it takes ``**kwargs``."""

@@ -197,7 +197,44 @@ class PromptflowDagBackend(FlowBackend):
             error=None if ok else redact(error_text(result.run_info.error), self._secrets),
             logs=self._logs(result),
             aggregation_inputs=dict(result.aggregation_inputs or {}) if ok else None,
+            traces=self._node_spans(result),
         )
+
+    def _node_spans(self, result: Any) -> list[dict[str, Any]] | None:
+        """One span per node that ran, in start order: its name, timing, output and error (node inputs are
+        the line's inputs and the prompt: left out to keep the hot path cheap)."""
+        from llmops_tui.core.backends import tracing
+
+        infos = [i for i in (getattr(result, "node_run_infos", None) or {}).values() if i.start_time]
+        if not infos:
+            return None
+        infos.sort(key=lambda i: i.start_time)
+        t0 = infos[0].start_time.timestamp()
+        spans = []
+        for info in infos[: tracing.MAX_SPANS]:
+            start = info.start_time.timestamp()
+            end = info.end_time.timestamp() if info.end_time else start
+            ok = _status_ok(info.status)
+            if not ok and not info.error:  # bypassed by an activate condition, or not finished
+                ok, info_output = (
+                    True,
+                    tracing.Text(f"({getattr(info.status, 'value', info.status)})".lower()),
+                )
+            else:
+                info_output = info.output
+            spans.append(
+                tracing.span(
+                    str(info.node),
+                    "node",
+                    start,
+                    end,
+                    t0,
+                    0,
+                    output=tracing.summarise(info_output, self._secrets) if ok else None,
+                    error=None if ok else redact(error_text(info.error), self._secrets)[:300],
+                )
+            )
+        return spans
 
     def _forget(self, line_run_id: str) -> None:
         """Prompt flow keeps every line's run infos in its tracker: drop them, so memory stays flat."""

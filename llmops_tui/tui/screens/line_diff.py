@@ -1,4 +1,5 @@
-"""Line-level view of two cells: inputs, both outputs with the word diff coloured, per-line scores.
+"""Line-level view of two cells: inputs, both outputs with the word diff coloured, per-line scores, what
+each line printed and its trace (a compact tree of spans), and for chat flows the conversation.
 
 Built for big runs: the filter runs over all lines, but the table only holds the rows loaded so far (one
 page at first, another page whenever the cursor or the scroll position nears the end), because adding
@@ -299,6 +300,9 @@ class LineDiffScreen(BaseScreen):
         answer_a, answer_b = self.review.answer(d.output_a), self.review.answer(d.output_b)
         ta, tb = diff_texts(word_diff(answer_a, answer_b))
         parts: list[Any] = [Text(f"line {d.line}", style="bold")]
+        turns = self.review.conversation(d.inputs)
+        if turns is not None:
+            parts.append(conversation_view(turns))
         grid = Table(expand=True, box=None, padding=(0, 1))
         grid.add_column(f"A {self.label(self.cell_a)} ({d.status_a or 'missing'})", ratio=1)
         grid.add_column(f"B {self.label(self.cell_b)} ({d.status_b or 'missing'})", ratio=1)
@@ -322,14 +326,26 @@ class LineDiffScreen(BaseScreen):
         inputs = Table(box=None, padding=(0, 1), show_header=False)
         inputs.add_column(style="bold", no_wrap=True)
         inputs.add_column(ratio=1)
+        shown_as_chat = {self.review.chat_history, self.review.chat_input} if turns is not None else set()
         for k, v in (d.inputs or {}).items():
+            if k in shown_as_chat:
+                continue  # already in the conversation above
             inputs.add_row(f"{k}:", v if isinstance(v, str) else json.dumps(v, ensure_ascii=False))
-        parts.append(Text("inputs", style="bold dim"))
-        parts.append(inputs)
+        if inputs.row_count:
+            parts.append(Text("inputs", style="bold dim"))
+            parts.append(inputs)
         for side, logs in (("A", d.logs_a), ("B", d.logs_b)):
             for stream, text in (logs or {}).items():
                 parts.append(Text(f"{side} printed ({stream})", style="bold dim"))
                 parts.append(Text(text, style="red" if stream == "stderr" else ""))
+        for side, spans in (("A", d.traces_a), ("B", d.traces_b)):
+            if spans:
+                parts.append(
+                    Text(
+                        f"{side} trace ({len(spans)} span{'s' if len(spans) != 1 else ''})", style="bold dim"
+                    )
+                )
+                parts.append(trace_tree(spans))
         self.query_one("#ld-detail", Static).update(Group(*parts))
 
     def action_filter(self) -> None:
@@ -341,6 +357,53 @@ class LineDiffScreen(BaseScreen):
         table = self.query_one("#ld-table", LineTable)
         table.clear(columns=True)
         self.on_mount()
+
+
+ROLE_STYLES = {"user": "bold cyan", "assistant": "bold green", "system": "bold magenta"}
+
+
+def conversation_view(turns: list[tuple[str, str]]) -> Table:
+    """A chat line's conversation: one row per turn, the role then what was said (the last row is the
+    current question; the answers follow in the A/B grid)."""
+    table = Table(box=None, padding=(0, 1), show_header=False, expand=True)
+    table.add_column(no_wrap=True)
+    table.add_column(ratio=1)
+    for role, text in turns:
+        table.add_row(Text(f"{role}:", style=ROLE_STYLES.get(role, "bold")), Text(text))
+    return table
+
+
+def trace_tree(spans: list[dict[str, Any]]) -> Table:
+    """A line's spans as a compact indented tree: one row per span (name, duration, the output or the
+    error, then the inputs), children indented under their parent."""
+    table = Table(box=None, padding=(0, 1), show_header=False, expand=True)
+    table.add_column(no_wrap=True, max_width=40, overflow="ellipsis")
+    table.add_column(justify="right", no_wrap=True)
+    table.add_column(ratio=1, no_wrap=True, overflow="ellipsis")
+    for span in spans:
+        depth = int(span.get("depth") or 0)
+        kind = str(span.get("kind") or "")
+        name = Text("  " * depth + ("└ " if depth else ""), style="dim")
+        name.append(str(span.get("name") or "?"), style="bold" if kind == "entry" else "")
+        if kind in ("llm", "node"):
+            name.append(f" {kind}", style="cyan")
+        duration = _duration(span.get("duration_ms"))
+        # what came out first (that is what a reviewer looks for), then what went in, dimmed
+        detail = (
+            Text(str(span["error"]), style="red")
+            if span.get("error")
+            else Text(str(span.get("output") or ""))
+        )
+        if span.get("inputs"):
+            detail.append(("  ← " if detail.plain else "← ") + str(span["inputs"]), style="dim")
+        table.add_row(name, duration, detail)
+    return table
+
+
+def _duration(ms: Any) -> str:
+    if not isinstance(ms, int | float):
+        return "-"
+    return f"{ms / 1000:.2f} s" if ms >= 1000 else f"{ms:.0f} ms"
 
 
 def _score(value: Any) -> str:
