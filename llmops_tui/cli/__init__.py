@@ -54,6 +54,7 @@ def _register_all() -> None:
         report_cmds,
         sandbox_cmds,
         sweep_cmds,
+        traffic_cmds,
         workspace_cmds,
     )
 
@@ -66,6 +67,7 @@ def _register_all() -> None:
         deploy_cmds,
         keys_cmds,
         deps_cmds,
+        traffic_cmds,
     ):
         module.register(app)
 
