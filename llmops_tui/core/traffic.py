@@ -48,7 +48,7 @@ FEEDBACK_EVALUATOR = "feedback"
 # ------------------------------------------------------------------------------------------ settings
 
 
-def capture_settings(root: Path, uc: Any, *, force: bool = False) -> CaptureSettings:
+def capture_settings(root: Path, uc: Any, *, force: bool = False, salt: bool = True) -> CaptureSettings:
     """The use case's ``capture:`` block as settings (enabled when it says so or ``force``), with the
     workspace's hashing key (created on first use, owner-only, under ``.llmops``)."""
     spec = uc.extras.capture
@@ -60,9 +60,22 @@ def capture_settings(root: Path, uc: Any, *, force: bool = False) -> CaptureSett
         max_value_chars=spec.max_value_chars,
         max_records=spec.max_records,
     )
-    if settings.hash:
+    if settings.hash and salt:
         settings.salt = workspace_salt(root)
     return settings
+
+
+def capture_env(
+    settings: CaptureSettings, arm: str, configuration: dict[str, Any], dest: str = "stdout"
+) -> list[dict[str, str]]:
+    """Environment of a served container that captures (Kubernetes, Azure ML): see ``serve_flow.py``."""
+    config = {k: v for k, v in configuration.items() if k in {"variants", "params", "source"}}
+    return [
+        {"name": "LLMOPS_CAPTURE", "value": dest},
+        {"name": "LLMOPS_CAPTURE_ARM", "value": arm},
+        {"name": "LLMOPS_CAPTURE_SETTINGS", "value": json.dumps(settings.to_dict(), sort_keys=True)},
+        {"name": "LLMOPS_CAPTURE_CONFIGURATION", "value": json.dumps(config, sort_keys=True, default=str)},
+    ]
 
 
 def workspace_salt(root: Path) -> str:
@@ -860,4 +873,7 @@ def _verdict(
     have = min(last["n_a"], last["n_b"])
     more = f"; about {max(0, need - have)} more requests per arm needed" if need else ""
     eff = f" for a difference of {last['effect']:.3g}" if need and last.get("effect") else ""
-    return f"no significant difference yet on {last['metric']} (p = {_fmt_p(last['p_value'])}){more}{eff}", "wait"
+    return (
+        f"no significant difference yet on {last['metric']} (p = {_fmt_p(last['p_value'])}){more}{eff}",
+        "wait",
+    )
