@@ -211,6 +211,15 @@ def test_ab_capture_evaluate_compare_promote(tmp_path, monkeypatch, capsys, sand
         ]
         assert len(records) == 1 and records[0]["by"] == "lead" and records[0]["reason"] == "B better"
         assert records[0]["version"] == b.version and records[0]["action"] == "promote"
+        # Rolling back to A is refused too: no approval of the environment ever named A's version.
+        assert main(["rollback", UC, "--env", "dev", "-w", str(ws)]) == 2
+        assert "not approved" in capsys.readouterr().err
+        # Evaluating only what arrived since promotion scores nothing new (no feedback for those requests).
+        assert (
+            main(["traffic", "evaluate", UC, "--env", "dev", "--since", "1s", "-w", str(ws), "--json"]) == 0
+        )
+        since = json.loads(capsys.readouterr().out)["evaluators"]["label_match"]["arms"]
+        assert all(v["lines"] == 0 for v in since.values())
         listed = {d["id"]: d for d in registry.load(ws)}
         assert listed[f"{UC}:dev:router"]["backends"][0]["weight"] == 100
     finally:

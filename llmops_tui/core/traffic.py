@@ -522,9 +522,12 @@ def evaluate_traffic(
         cells = store.cells(run.run_id)
         feedback = {(t["cell_id"], t["line"]): t["feedback"] for t in store.traffic_lines(run.run_id)}
         endpoint = llm_endpoint if llm_endpoint is not None else run.config.get("llm_endpoint")
+        evaluators = [e for e in uc.evaluators if e.flow is not None]
+        if endpoint is None and not any(e.flow.llm_nodes for e in evaluators if e.flow is not None):
+            # Evaluators without model calls need no key: give them the in-process sandbox, never called.
+            endpoint = "sandbox"
         options = SweepOptions(llm_endpoint=endpoint, no_cache=no_cache, workers=1, env=env, concurrency=8)
         plan = SweepPlan(uc.name, env, options, [], {}, 8, 1)
-        evaluators = [e for e in uc.evaluators if e.flow is not None]
         if not evaluators:
             report["notes"].append("the use case has no evaluators: only feedback scores are compared")
         runner = SweepRunner(root, uc, plan, run_id=run.run_id, store=store)
@@ -577,7 +580,9 @@ def evaluate_traffic(
                     )
         finally:
             if need_engine:
-                runner._eval_pool.shutdown(wait=True)
+                pool = getattr(runner, "_eval_pool", None)
+                if pool is not None:
+                    pool.shutdown(wait=True)
                 for backend in runner._backends.values():
                     try:
                         backend.close()
@@ -734,7 +739,12 @@ def compare_traffic(
                 if g.gate != RUN_COMPLETED_GATE
             ]
             cost_row = comparison.row("cost_usd")
-            warnings.extend(w for w in comparison.warnings if "run " + run.run_id + " is" not in w)
+            # The sweep comparison's paired-test remarks do not apply: arms see different requests.
+            warnings.extend(
+                w
+                for w in comparison.warnings
+                if "run " + run.run_id + " is" not in w and "pair with the baseline" not in w
+            )
         except LlmopsError as exc:
             comparison, gates, cost_row = None, [], None
             warnings.append(f"gates not evaluated: {exc}")
@@ -754,7 +764,7 @@ def compare_traffic(
             lo, hi = stats.mean_ci(vals)
             metrics[key] = {"value": float(vals.mean()), "low": lo, "high": hi, "n": int(vals.size)}
         cost = None
-        if cost_row is not None:
+        if cost_row is not None and any(ln.total_tokens for ln in lns):
             mv = cost_row.values.get(c.cell_id)
             cost = mv.value if mv is not None else None
         arms.append(
@@ -841,9 +851,10 @@ def _primary(uc: Any, tests: list[dict[str, Any]]) -> str | None:
 
 
 def _fmt_p(p: float | None) -> str:
+    """``p = 0.012`` or ``p < 0.001`` (``p n/a`` without a test)."""
     if p is None:
-        return "n/a"
-    return f"{p:.2g}" if p >= 0.001 else "< 0.001"
+        return "p n/a"
+    return f"p = {p:.2g}" if p >= 0.001 else "p < 0.001"
 
 
 def _verdict(
@@ -857,11 +868,11 @@ def _verdict(
     if worse:
         t = worse[0]
         return (
-            f"B worse on {t['metric']} ({t['a']:.3g} -> {t['b']:.3g}, p = {_fmt_p(t['p_value'])}): roll back",
+            f"B worse on {t['metric']} ({t['a']:.3g} -> {t['b']:.3g}, {_fmt_p(t['p_value'])}): roll back",
             "rollback",
         )
     if p is not None and p["b_better"]:
-        text = f"B better on {p['metric']} ({p['a']:.3g} -> {p['b']:.3g}, p = {_fmt_p(p['p_value'])})"
+        text = f"B better on {p['metric']} ({p['a']:.3g} -> {p['b']:.3g}, {_fmt_p(p['p_value'])})"
         if failed_b:
             text += f", but B fails {len(failed_b)} gate(s): {failed_b[0]['gate']}"
             return text, "wait"
@@ -874,6 +885,6 @@ def _verdict(
     more = f"; about {max(0, need - have)} more requests per arm needed" if need else ""
     eff = f" for a difference of {last['effect']:.3g}" if need and last.get("effect") else ""
     return (
-        f"no significant difference yet on {last['metric']} (p = {_fmt_p(last['p_value'])}){more}{eff}",
+        f"no significant difference yet on {last['metric']} ({_fmt_p(last['p_value'])}){more}{eff}",
         "wait",
     )
