@@ -229,7 +229,8 @@ def test_ab_capture_evaluate_compare_promote(tmp_path, monkeypatch, capsys, sand
     # The router stopped and closed its traffic run; no key anywhere under .llmops or in the output.
     with RunStore.for_workspace(ws) as store:
         run = store.get_run(router["capture_run"])
-        assert run is not None and run.target == "traffic"
+        assert run is not None and run.target == "traffic" and run.status == "completed", run
+        assert run.summary["captured"] == counts
     assert CANARY not in all_text(ws / ".llmops")
     captured = capsys.readouterr()
     assert CANARY not in captured.out + captured.err

@@ -194,7 +194,8 @@ def _capture_config(
     from llmops_tui.core.store import STORE_DIR, STORE_FILE
     from llmops_tui.core.traffic import SALT_FILE, Arm, capture_settings
 
-    settings = capture_settings(ctx.root, ctx.uc, force=bool(getattr(ctx.opts, "capture", False)))
+    # No hashing key here: a dry run must leave the workspace as it is (it is made when the router starts).
+    settings = capture_settings(ctx.root, ctx.uc, force=bool(getattr(ctx.opts, "capture", False)), salt=False)
     if not settings.enabled:
         return None
     (new_name, new_url, new_weight), (old_name, old_url, old_weight) = backends
@@ -414,7 +415,11 @@ def _plan_router(ctx: DeployContext, traffic: int, prior: dict[str, Any] | None)
     fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(token)
-    if capture_file is not None:
+    if capture_file is not None and capture is not None:
+        if capture["salt_file"]:
+            from llmops_tui.core.traffic import workspace_salt
+
+            workspace_salt(root)  # the router reads the key from its file; it is never in the config
         capture_file.write_text(json.dumps(capture, indent=2), encoding="utf-8")
     old = [
         d
