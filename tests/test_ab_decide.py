@@ -230,7 +230,8 @@ def test_ab_capture_evaluate_compare_promote(tmp_path, monkeypatch, capsys, sand
     with RunStore.for_workspace(ws) as store:
         run = store.get_run(router["capture_run"])
         assert run is not None and run.target == "traffic" and run.status == "completed", run
-        assert run.summary["captured"] == counts
+        # Everything captured: the A/B requests, and the six sent to B after the promotion.
+        assert run.summary["captured"] == {**counts, b.version[:12]: counts[b.version[:12]] + 6}
     assert CANARY not in all_text(ws / ".llmops")
     captured = capsys.readouterr()
     assert CANARY not in captured.out + captured.err

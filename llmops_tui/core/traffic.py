@@ -163,7 +163,7 @@ class TrafficRecorder:
         self.run_id = run_id or f"traffic-{new_run_id(use_case)}"
         self.settings = settings
         self.arms = {a.name: a for a in arms}
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # record() adds an unknown arm while holding it
         self.stored = 0
         self.skipped = 0  # not sampled, over the cap, or a known request id
         config = {
@@ -458,8 +458,8 @@ def add_feedback(store: RunStore, items: Iterable[Any], *, where: str = "feedbac
     """Join feedback to captured requests. Returns counts and the unknown request ids."""
     joined = 0
     unknown: list[str] = []
-    for item in items:
-        fb = parse_feedback(item, where=where)
+    parsed = [parse_feedback(item, where=where) for item in items]  # all valid, or nothing is joined
+    for fb in parsed:
         rid = fb.pop("request_id")
         fb["at"] = time.time()
         if store.set_feedback(rid, fb) is None:
