@@ -57,6 +57,7 @@ def _register_all() -> None:
         report_cmds,
         sandbox_cmds,
         sweep_cmds,
+        traffic_cmds,
         workspace_cmds,
     )
 
@@ -72,6 +73,7 @@ def _register_all() -> None:
         init_cmds,
         demo_cmds,
         doctor_cmds,
+        traffic_cmds,
     ):
         module.register(app)
 

@@ -109,6 +109,10 @@ def register(app: typer.Typer) -> None:
             int | None, typer.Option("--mirror", help="azureml: % of live traffic to mirror first.")
         ] = None,
         timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for readiness.")] = 60.0,
+        capture: Annotated[
+            bool,
+            typer.Option("--capture", help="Record requests and answers per arm (see docs/ab-testing.md)."),
+        ] = False,
         workspace: WorkspaceOpt = Path("."),
         as_json: JsonOpt = False,
     ) -> None:
@@ -130,6 +134,7 @@ def register(app: typer.Typer) -> None:
             port=port,
             mirror=mirror,
             timeout=timeout,
+            capture=capture,
         )
         result = deploy(workspace, opts)
         if as_json:

@@ -72,6 +72,17 @@ class AzureMLSpec(BaseModel):
     instance_type: str | None = None
 
 
+class CaptureSpec(BaseModel):
+    """``capture:``: record each request and answer of an A/B deployment per arm (opt-in, bounded)."""
+
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool = False
+    sample_rate: float = Field(default=1.0, ge=0, le=1)
+    redact: dict[Literal["drop", "hash"], list[str]] = Field(default_factory=dict)
+    max_value_chars: int = Field(default=4000, ge=16, le=1_000_000)
+    max_records: int = Field(default=100_000, ge=1, le=100_000_000)
+
+
 class Extras(BaseModel):
     """The whole ``llmops.yaml``. Every block is optional; an unknown key is refused (a typo such as
     ``gate:`` would otherwise silently drop every gate)."""
@@ -86,6 +97,7 @@ class Extras(BaseModel):
     deploy: dict[str, Any] = Field(default_factory=dict)
     # flex flows: named sets of init values, swept like node variants (the "init" dimension)
     init_sets: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    capture: CaptureSpec = Field(default_factory=CaptureSpec)
 
     @field_validator("gates", mode="before")
     @classmethod
@@ -121,6 +133,7 @@ def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
         "prices": Price,
         "rate_limits": RateLimit,
         "azureml": AzureMLSpec,
+        "capture": CaptureSpec,
     }
     if loc:
         model = blocks.get(str(loc[0]))

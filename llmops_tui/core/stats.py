@@ -165,3 +165,80 @@ def percentile(values: Sequence[float] | np.ndarray, q: float) -> float | None:
     if arr.size == 0:
         return None
     return float(np.percentile(arr, q))
+
+
+@dataclass
+class UnpairedResult:
+    """The outcome of a test of B against A over different requests (an A/B split)."""
+
+    n_a: int
+    n_b: int
+    delta: float  # mean(B) - mean(A)
+    p_value: float | None
+    significant: bool | None  # None when there was nothing to test
+    method: str  # "fisher" | "welch" | "identical" | "none"
+
+    @property
+    def note(self) -> str:
+        return {
+            "fisher": "Fisher's exact test (unpaired)",
+            "welch": "Welch's t-test (unpaired)",
+            "identical": "identical scores",
+            "none": "too few values",
+        }[self.method]
+
+
+def unpaired_test(
+    a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray, *, alpha: float = ALPHA
+) -> UnpairedResult:
+    """Test whether scores ``b`` differ from ``a`` when they come from different lines (different
+    requests, as in an A/B split). 0/1 scores use Fisher's exact test on the 2x2 table; other scores use
+    Welch's t-test (unequal variances). NaNs are dropped; fewer than 2 values on a side: no test."""
+    x = np.asarray(a, dtype=float)
+    y = np.asarray(b, dtype=float)
+    x, y = x[~np.isnan(x)], y[~np.isnan(y)]
+    if x.size < 2 or y.size < 2:
+        delta = float(y.mean() - x.mean()) if x.size and y.size else math.nan
+        return UnpairedResult(int(x.size), int(y.size), delta, None, None, "none")
+    delta = float(y.mean() - x.mean())
+    st = _scipy_stats()
+    if is_binary(x) and is_binary(y):
+        table = [[int(x.sum()), int(x.size - x.sum())], [int(y.sum()), int(y.size - y.sum())]]
+        p = float(st.fisher_exact(table, alternative="two-sided").pvalue)
+        return UnpairedResult(int(x.size), int(y.size), delta, p, p < alpha, "fisher")
+    if np.all(x == x[0]) and np.all(y == y[0]):
+        same = bool(x[0] == y[0])
+        return UnpairedResult(int(x.size), int(y.size), delta, 1.0 if same else 0.0, not same, "identical")
+    p = float(st.ttest_ind(x, y, equal_var=False).pvalue)
+    if math.isnan(p):
+        p = 1.0
+    return UnpairedResult(int(x.size), int(y.size), delta, p, p < alpha, "welch")
+
+
+def sample_size_per_arm(
+    a: Sequence[float] | np.ndarray,
+    b: Sequence[float] | np.ndarray,
+    effect: float,
+    *,
+    alpha: float = ALPHA,
+    power: float = 0.8,
+) -> int | None:
+    """About how many values per arm a two-sided test at ``alpha`` needs to find a difference of
+    ``effect`` in the means with probability ``power`` (normal approximation, the arms' pooled spread;
+    for 0/1 scores the spread of the proportions). None without spread or effect."""
+    x = np.asarray(a, dtype=float)
+    y = np.asarray(b, dtype=float)
+    x, y = x[~np.isnan(x)], y[~np.isnan(y)]
+    if not effect or x.size < 2 or y.size < 2:
+        return None
+    var = float(np.var(x, ddof=1) + np.var(y, ddof=1))
+    if is_binary(x) and is_binary(y):
+        pa, pb = float(x.mean()), float(y.mean())
+        var = pa * (1 - pa) + pb * (1 - pb)
+        if var == 0:
+            var = 2 * 0.25 * 0.1  # both arms all-correct (or all-wrong) so far: assume a little spread
+    if var <= 0:
+        return None
+    st = _scipy_stats()
+    z = float(st.norm.ppf(1 - alpha / 2) + st.norm.ppf(power))
+    return int(math.ceil(z * z * var / (effect * effect)))

@@ -106,6 +106,15 @@ CREATE TABLE IF NOT EXISTS cache (
     created_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS lines_by_cell ON lines (run_id, cell_id);
+CREATE TABLE IF NOT EXISTS traffic (   -- captured A/B requests: which line of a traffic run each request is
+    request_id TEXT PRIMARY KEY,
+    run_id TEXT NOT NULL,
+    cell_id TEXT NOT NULL,         -- the arm
+    line INTEGER NOT NULL,
+    captured_at REAL NOT NULL,
+    feedback_json TEXT             -- {"score": ..., "label": ..., "data": {...}} when someone gave feedback
+);
+CREATE INDEX IF NOT EXISTS traffic_by_run ON traffic (run_id, cell_id, line);
 """
 
 
@@ -447,7 +456,7 @@ class RunStore:
 
     def delete_run(self, run_id: str) -> None:
         with self._transaction() as db:
-            for table in ("lines", "eval_lines", "metrics", "cells", "runs"):
+            for table in ("lines", "eval_lines", "metrics", "cells", "traffic", "runs"):
                 db.execute(f"DELETE FROM {table} WHERE run_id=?", (run_id,))
 
     # ---------------------------------------------------------------------------------------- cells
@@ -493,6 +502,58 @@ class RunStore:
         self._exec(
             "INSERT OR REPLACE " + _LINE_INSERT, _line_row(rec.run_id, rec, rec.finished_at or time.time())
         )
+
+    def record_traffic_line(self, rec: LineRecord, request_id: str, captured_at: float) -> bool:
+        """Commit one captured request as a line of a traffic run and remember its request id, in one
+        transaction. The line number is the arm's next one. False (nothing written) for a known id."""
+        with self._transaction() as db:
+            if db.execute("SELECT 1 FROM traffic WHERE request_id=?", (request_id,)).fetchone():
+                return False
+            row = db.execute(
+                "SELECT COALESCE(MAX(line), -1) + 1 FROM lines WHERE run_id=? AND cell_id=?",
+                (rec.run_id, rec.cell_id),
+            ).fetchone()
+            rec.line = int(row[0])
+            db.execute("INSERT " + _LINE_INSERT, _line_row(rec.run_id, rec, rec.finished_at or captured_at))
+            db.execute(
+                "INSERT INTO traffic(request_id, run_id, cell_id, line, captured_at) VALUES (?,?,?,?,?)",
+                (request_id, rec.run_id, rec.cell_id, rec.line, captured_at),
+            )
+            return True
+
+    def traffic_lines(self, run_id: str) -> list[dict[str, Any]]:
+        """Every captured request of a traffic run: request id, arm, line, capture time, feedback."""
+        rows = self._query("SELECT * FROM traffic WHERE run_id=? ORDER BY cell_id, line", (run_id,))
+        return [
+            {
+                "request_id": r["request_id"],
+                "cell_id": r["cell_id"],
+                "line": r["line"],
+                "captured_at": r["captured_at"],
+                "feedback": json.loads(r["feedback_json"]) if r["feedback_json"] else None,
+            }
+            for r in rows
+        ]
+
+    def traffic_count(self, run_id: str) -> dict[str, int]:
+        """Captured requests per arm (fast: for live counts)."""
+        rows = self._query(
+            "SELECT cell_id, COUNT(*) n FROM traffic WHERE run_id=? GROUP BY cell_id", (run_id,)
+        )
+        return {r["cell_id"]: r["n"] for r in rows}
+
+    def set_feedback(self, request_id: str, feedback: dict[str, Any]) -> str | None:
+        """Attach feedback to a captured request (merged with earlier feedback); its run id, or None
+        when no captured request has this id."""
+        with self._transaction() as db:
+            row = db.execute(
+                "SELECT run_id, feedback_json FROM traffic WHERE request_id=?", (request_id,)
+            ).fetchone()
+            if row is None:
+                return None
+            merged = {**(json.loads(row["feedback_json"]) if row["feedback_json"] else {}), **feedback}
+            db.execute("UPDATE traffic SET feedback_json=? WHERE request_id=?", (_dumps(merged), request_id))
+            return str(row["run_id"])
 
     def done_lines(self, run_id: str, cell_id: str, *, ok_only: bool = True) -> set[int]:
         sql = "SELECT line FROM lines WHERE run_id=? AND cell_id=?" + (" AND status='ok'" if ok_only else "")

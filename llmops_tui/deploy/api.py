@@ -54,6 +54,7 @@ class DeployOptions:
     port: int | None = None
     mirror: int | None = None
     timeout: float = 60.0
+    capture: bool = False  # record requests per arm (local A/B router; Kubernetes and Azure ML manifests)
 
 
 @dataclass

@@ -153,6 +153,9 @@ def build_entities(ctx: DeployContext, coords: dict[str, str]) -> tuple[Any, Any
         "auth_mode": "key",
         "tags": {"llmops.use_case": ctx.uc.name},
     }
+    collector = data_collector(ctx)
+    if collector is not None:
+        common["data_collector"] = collector
     if ctx.target == "azureml-kubernetes":
         if not e.COMPUTE_NAME:
             raise LlmopsError(
@@ -173,6 +176,40 @@ def build_entities(ctx: DeployContext, coords: dict[str, str]) -> tuple[Any, Any
             instance_type=e.DEPLOYMENT_VM_SIZE or "Standard_DS3_v2", **common
         )
     return endpoint, deployment
+
+
+def data_collector(ctx: DeployContext) -> Any:
+    """Azure ML's data collection for the deployment (payload logging: the ``request`` and ``response``
+    collections, sampled at the capture sampling rate) when ``deploy --capture`` or ``capture.enabled``
+    asks for it; else None. The collected files are read back with ``llmops traffic import``, where the
+    drop/hash rules apply (Azure ML stores payloads as sent: see docs/ab-testing.md)."""
+    import logging
+
+    from llmops_tui.core.traffic import capture_settings
+
+    settings = capture_settings(ctx.root, ctx.uc, force=bool(getattr(ctx.opts, "capture", False)), salt=False)
+    if not settings.enabled:
+        return None
+    if settings.drop or settings.hash:
+        ctx.result.notes.append(
+            "capture: Azure ML's data collector stores request payloads as sent; the drop/hash rules apply "
+            "when `llmops traffic import` reads them"
+        )
+    experimental = logging.getLogger("azure.ai.ml._utils._experimental")
+    level = experimental.level
+    experimental.setLevel(logging.ERROR)  # the SDK logs "experimental class" for each entity
+    try:
+        from azure.ai.ml.entities import DataCollector, DeploymentCollection
+
+        return DataCollector(
+            collections={
+                "request": DeploymentCollection(enabled="true"),
+                "response": DeploymentCollection(enabled="true"),
+            },
+            sampling_rate=settings.sample_rate,
+        )
+    finally:
+        experimental.setLevel(level)
 
 
 def _not_found(exc: Exception) -> bool:

@@ -38,7 +38,7 @@ COPY wheels/ ./wheels/
 RUN pip install --no-cache-dir $PIP_ARGS -r requirements.txt && rm -rf ./wheels
 COPY flow/ ./flow/
 COPY connections/ ./connections/
-COPY serve_flow.py ./
+COPY serve_flow.py llmops_capture.py ./
 {sample}RUN useradd --create-home --uid 10001 flow && chown -R flow /app
 USER 10001
 EXPOSE {SERVING_PORT}

@@ -90,6 +90,14 @@ def _resources(cpu: str, memory: str) -> dict[str, Any] | None:
     return {"requests": dict(amounts), "limits": dict(amounts)} if amounts else None
 
 
+def _capture_settings(ctx: DeployContext) -> Any:
+    """Capture settings when ``deploy --capture`` or ``capture.enabled`` asks for it; else None."""
+    from llmops_tui.core.traffic import capture_settings
+
+    settings = capture_settings(ctx.root, ctx.uc, force=bool(getattr(ctx.opts, "capture", False)), salt=False)
+    return settings if settings.enabled else None
+
+
 def build_manifests(ctx: DeployContext, image: str) -> dict[str, dict[str, Any]]:
     """File name -> manifest object (plain dicts), for the current version."""
     entry = ctx.entry
@@ -111,6 +119,19 @@ def build_manifests(ctx: DeployContext, image: str) -> dict[str, dict[str, Any]]
         env.append(
             {"name": ref.key_env_var, "valueFrom": {"secretKeyRef": {"name": secret, "key": ref.key_env_var}}}
         )
+    capture = _capture_settings(ctx)
+    if capture is not None:
+        from llmops_tui.core.traffic import capture_env
+
+        # Each request and answer as one JSON line on stdout (`kubectl logs` -> `llmops traffic import`).
+        env.extend(capture_env(capture, name, ctx.config.to_dict()))
+        if capture.hash:  # the hashing key of redacted fields comes from the same Secret, never a manifest
+            env.append(
+                {
+                    "name": "LLMOPS_CAPTURE_SALT",
+                    "valueFrom": {"secretKeyRef": {"name": secret, "key": "LLMOPS_CAPTURE_SALT"}},
+                }
+            )
     probe = {
         "httpGet": {"path": HEALTH_ROUTE, "port": SERVING_PORT},
         "periodSeconds": 10,

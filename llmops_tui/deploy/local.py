@@ -165,11 +165,62 @@ def serve_command(folder: Path, port: int) -> list[str]:
     ]
 
 
-def router_command(backends: list[tuple[str, str, int]]) -> list[str]:
+def router_command(backends: list[tuple[str, str, int]], capture: Path | None = None) -> list[str]:
     cmd = [sys.executable, "-m", ROUTER_MARKER, "--host", LOCALHOST, "--port", "0"]
     for name, url, weight in backends:
         cmd += ["--backend", f"{name}={url}={weight}"]
+    if capture is not None:
+        cmd += ["--capture", str(capture)]
     return cmd
+
+
+def _folder_configuration(folder: Any) -> dict[str, Any]:
+    """The configuration a local deployment serves, from its bundle's llmops-deployment.json."""
+    import json
+
+    try:
+        meta = json.loads((Path(str(folder)) / "llmops-deployment.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    config = meta.get("configuration") if isinstance(meta, dict) else None
+    return config if isinstance(config, dict) else {}
+
+
+def _capture_config(
+    ctx: DeployContext, backends: list[tuple[str, str, int]], prior: dict[str, Any]
+) -> dict[str, Any] | None:
+    """What the router needs to capture traffic (``deploy --capture`` or ``capture.enabled`` in
+    llmops.yaml), or None when capture is off. No secret in it: the hashing key stays in its own file."""
+    from llmops_tui.core.store import STORE_DIR, STORE_FILE
+    from llmops_tui.core.traffic import SALT_FILE, Arm, capture_settings
+
+    # No hashing key here: a dry run must leave the workspace as it is (it is made when the router starts).
+    settings = capture_settings(ctx.root, ctx.uc, force=bool(getattr(ctx.opts, "capture", False)), salt=False)
+    if not settings.enabled:
+        return None
+    (new_name, new_url, new_weight), (old_name, old_url, old_weight) = backends
+    arms = [
+        Arm(
+            old_name,
+            str(prior["version"]),
+            _folder_configuration(prior.get("folder")),
+            old_url,
+            old_weight,
+            "A",
+        ),
+        Arm(new_name, ctx.bundle.version, ctx.config.to_dict(), new_url, new_weight, "B"),
+    ]
+    for arm in arms:
+        arm.configuration.pop("warnings", None)
+    return {
+        "store": str(ctx.root / STORE_DIR / STORE_FILE),
+        "salt_file": str(ctx.root / STORE_DIR / SALT_FILE) if settings.hash else None,
+        "use_case": ctx.uc.name,
+        "env": ctx.env,
+        "arms": [a.to_dict() for a in arms],
+        "capture": settings.to_dict(),
+        "llm_endpoint": ctx.opts.llm_endpoint or None,
+    }
 
 
 def _llm_env(ctx: DeployContext, base_url: str | None) -> tuple[dict[str, str], list[str]]:
@@ -343,23 +394,44 @@ def _plan_router(ctx: DeployContext, traffic: int, prior: dict[str, Any] | None)
         (ctx.bundle.short_version, result.endpoint_url or "", traffic),
         (str(prior["version"])[:12], str(prior["url"]), 100 - traffic),
     ]
+    capture = _capture_config(ctx, backends, prior)
+    folder = ctx.out
+    capture_file = folder / "logs" / "router-capture.json" if capture else None
     step = result.add(
         "start",
-        f"route traffic: {backends[0][0]} {traffic}% / {backends[1][0]} {100 - traffic}% (smooth weighted round robin)",
-        command=router_command(backends),
+        f"route traffic: {backends[0][0]} {traffic}% / {backends[1][0]} {100 - traffic}% (smooth weighted round robin)"
+        + (", capturing requests per arm into the run store" if capture else ""),
+        command=router_command(backends, capture_file),
     )
     if ctx.opts.dry_run:
         return
+    import json
+    import secrets as _secrets
+
+    token = _secrets.token_hex(16)
+    token_file = folder / "logs" / "router.token"
+    token_file.parent.mkdir(parents=True, exist_ok=True)
+    token_file.unlink(missing_ok=True)
+    fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(token)
+    if capture_file is not None and capture is not None:
+        if capture["salt_file"]:
+            from llmops_tui.core.traffic import workspace_salt
+
+            workspace_salt(root)  # the router reads the key from its file; it is never in the config
+        capture_file.write_text(json.dumps(capture, indent=2), encoding="utf-8")
     old = [
         d
         for d in registry.load(root)
         if d.get("kind") == "router" and d.get("use_case") == ctx.uc.name and d.get("env") == ctx.env
     ]
-    folder = ctx.out
     url_file = folder / "logs" / "router.url"
     url_file.unlink(missing_ok=True)
     log = folder / "logs" / "router.log"
-    proc = _spawn(router_command(backends), _base_env(root), folder, log, stdout=url_file)  # no keys at all
+    # No keys at all; only the router's own admin token (for live weight changes: promote, rollback).
+    env = {**_base_env(root), "LLMOPS_ROUTER_TOKEN": token}
+    proc = _spawn(router_command(backends, capture_file), env, folder, log, stdout=url_file)
     url = _first_line(url_file, proc, 15.0)
     if not url or not wait_healthy(url, timeout=15.0, alive=lambda: proc.poll() is None):
         registry.stop_process(proc.pid, ROUTER_MARKER)
@@ -379,6 +451,9 @@ def _plan_router(ctx: DeployContext, traffic: int, prior: dict[str, Any] | None)
         "pid": proc.pid,
         "marker": ROUTER_MARKER,
         "backends": [{"version": n, "url": u, "weight": w} for n, u, w in backends],
+        "roles": {"B": backends[0][0], "A": backends[1][0]},
+        "token_file": str(token_file),
+        "capture_run": _capture_run(url) if capture else None,
         "folder": str(folder),
         "log": str(log),
         "started_at": _now(),
@@ -390,6 +465,19 @@ def _plan_router(ctx: DeployContext, traffic: int, prior: dict[str, Any] | None)
         "router": {k: v for k, v in record.items() if k != "marker"},
     }
     result.endpoint_url = url
+
+
+def _capture_run(url: str) -> str | None:
+    """The traffic run a capturing router writes to (from its /health)."""
+    import json
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url + "/health", timeout=5) as resp:  # noqa: S310 (loopback URL we started)
+            data = json.loads(resp.read())
+        return (data.get("capture") or {}).get("run_id")
+    except (OSError, ValueError):
+        return None
 
 
 def undeploy(

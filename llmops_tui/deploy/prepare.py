@@ -32,6 +32,7 @@ from llmops_tui.core.files import check_name, rel, safe_join
 from llmops_tui.core.workspace import UseCase
 
 SERVE_SCRIPT = Path(__file__).with_name("serve_flow.py")
+CAPTURE_SCRIPT = Path(__file__).parent.parent / "core" / "capture.py"
 SERVING_PORT = 8080
 HEALTH_ROUTE = "/health"
 SCORE_ROUTE = "/score"
@@ -367,6 +368,7 @@ def materialise(uc: UseCase, config: Configuration, dest: Path, *, test_file: st
         text = yaml.safe_dump(ref.to_yaml_dict(), sort_keys=False)
         safe_join(dest / "connections", f"{ref.name}.yaml").write_text(text, encoding="utf-8")
     shutil.copyfile(SERVE_SCRIPT, dest / "serve_flow.py")
+    shutil.copyfile(CAPTURE_SCRIPT, dest / "llmops_capture.py")  # traffic capture in served containers
     (dest / "requirements.txt").write_text(
         "\n".join(pinned_requirements(dest / "flow")) + "\n", encoding="utf-8"
     )

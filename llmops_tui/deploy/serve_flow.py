@@ -23,6 +23,13 @@ from Prompt flow's app (see :class:`RequestGuard`): no CORS headers (Prompt flow
 which would let any web page a developer visits call a loopback endpoint holding real keys), and a JSON
 request missing a required flow input (one without a default) gets HTTP 400 naming the input instead
 of a run with the input absent.
+
+Traffic capture (A/B on Kubernetes or Azure ML): with ``LLMOPS_CAPTURE`` set (``stdout`` or a file path,
+e.g. on a mounted volume) every ``POST /score`` and its answer become one JSON line, built by
+``llmops_capture.py`` (a copy of :mod:`llmops_tui.core.capture` shipped beside this file) with the settings
+in ``LLMOPS_CAPTURE_SETTINGS`` (sampling, redaction, size caps), the arm in ``LLMOPS_CAPTURE_ARM`` and the
+configuration in ``LLMOPS_CAPTURE_CONFIGURATION``. Each answer carries ``X-LLMOps-Request-Id``.
+``llmops traffic import`` reads these lines back. Headers are never captured.
 """
 
 from __future__ import annotations
@@ -222,6 +229,100 @@ class RequestGuard:
         return self.app(environ, no_cors)
 
 
+class CaptureLog:
+    """WSGI middleware writing one capture record per ``POST /score`` (see the module docstring)."""
+
+    def __init__(self, app: Any, dest: str, settings: Any, capture: Any):
+        import threading
+
+        self.app = app
+        self.dest = dest
+        self.settings = settings
+        self.capture = capture
+        self.arm = os.environ.get("LLMOPS_CAPTURE_ARM") or "default"
+        self.version = os.environ.get("LLMOPS_FLOW_VERSION") or self.arm
+        try:
+            self.configuration = json.loads(os.environ.get("LLMOPS_CAPTURE_CONFIGURATION") or "{}")
+        except ValueError:
+            self.configuration = {}
+        self.secrets = capture.secrets_from_env()
+        self.count = 0
+        self.lock = threading.Lock()
+
+    def _write(self, record: dict[str, Any]) -> None:
+        line = json.dumps(record, default=str) + "\n"
+        with self.lock:
+            if self.count >= self.settings.max_records:
+                return
+            self.count += 1
+            if self.dest == "stdout":
+                sys.stdout.write(line)
+                sys.stdout.flush()
+            else:
+                Path(self.dest).parent.mkdir(parents=True, exist_ok=True)
+                with open(self.dest, "a", encoding="utf-8") as fh:
+                    fh.write(line)
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        import time
+
+        if (
+            environ.get("REQUEST_METHOD") != "POST"
+            or str(environ.get("PATH_INFO", "")).rstrip("/") != "/score"
+        ):
+            return self.app(environ, start_response)
+        length = environ.get("CONTENT_LENGTH")
+        stream = environ["wsgi.input"]
+        body = stream.read(int(length)) if length else stream.read()
+        environ["wsgi.input"] = io.BytesIO(body)
+        environ["CONTENT_LENGTH"] = str(len(body))
+        request_id = environ.get("HTTP_X_LLMOPS_REQUEST_ID") or self.capture.new_request_id()
+        seen: dict[str, Any] = {}
+        started = time.perf_counter()
+
+        def with_id(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            seen["status"] = int(status.split()[0])
+            headers = [*headers, (self.capture.REQUEST_ID_HEADER, request_id)]
+            return start_response(status, headers, exc_info) if exc_info else start_response(status, headers)
+
+        result = self.app(environ, with_id)
+        try:
+            data = b"".join(result)
+        finally:
+            if hasattr(result, "close"):
+                result.close()
+        if self.capture.sampled(request_id, self.settings.sample_rate):
+            try:
+                self._write(
+                    self.capture.build_record(
+                        request_id=request_id,
+                        arm=self.arm,
+                        version=self.version,
+                        configuration=self.configuration,
+                        body=body,
+                        status=seen.get("status", 0),
+                        response=data,
+                        latency_ms=(time.perf_counter() - started) * 1000,
+                        settings=self.settings,
+                        secrets=self.secrets,
+                    )
+                )
+            except Exception as exc:  # capture must never break serving
+                print(f"capture error: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+        return [data]
+
+
+def _capture_module() -> Any:
+    try:
+        import llmops_capture  # the copy shipped beside this file in a bundle
+
+        return llmops_capture
+    except ImportError:
+        from llmops_tui.core import capture
+
+        return capture
+
+
 def create_serving_app(flow_dir: Path, connections_dir: Path | None) -> Any:
     """Prompt flow's Flask serving app for ``flow_dir`` with in-memory connections."""
     for key, value in _OFFLINE_ENV.items():
@@ -257,6 +358,10 @@ def create_serving_app(flow_dir: Path, connections_dir: Path | None) -> Any:
         **extra,
     )
     app.wsgi_app = RequestGuard(app.wsgi_app, required_inputs(flow_dir))
+    if os.environ.get("LLMOPS_CAPTURE"):
+        capture = _capture_module()
+        settings, dest = capture.settings_from_env()
+        app.wsgi_app = CaptureLog(app.wsgi_app, str(dest), settings, capture)
     return app
 
 

@@ -13,6 +13,7 @@ SCREEN_ACTIONS = [
     ("sweep", "Sweep builder", "plan and start a sweep"),
     ("runs", "Runs", "run history: open, resume, delete"),
     ("deploy", "Deploy", "dry-run plan, deploy, local deployments"),
+    ("ab", "A/B", "live arms, comparison of the arms, promote or roll back"),
 ]
 
 
