@@ -23,8 +23,8 @@ from llmops_tui.cli.common import (
     styled_status,
 )
 from llmops_tui.core import events as ev
+from llmops_tui.core.cost import fmt_cost
 from llmops_tui.core.errors import LlmopsError, RunFailed
-from llmops_tui.core.format import fmt_money
 from llmops_tui.core.store import RunStore
 from llmops_tui.core.sweep import SweepOptions, estimate, parse_grid_args, plan_sweep
 from llmops_tui.core.workspace import load_workspace
@@ -62,8 +62,8 @@ def register(app: typer.Typer) -> None:
     app.command("delete-run")(delete_run_cmd)
 
 
-def _fmt_cost(cost: float | None) -> str:
-    return "n/a (no prices)" if cost is None else fmt_money(cost)
+def _fmt_cost(cost: float | None, free: bool = False) -> str:
+    return fmt_cost(cost, free=free)
 
 
 def sweep_cmd(
@@ -277,7 +277,7 @@ def _consume(events: Any, quiet: bool, uc_name: str | None) -> ev.SweepFinished 
             elif isinstance(event, ev.Progress) and task is not None:
                 info = (
                     f"{event.lines_per_s:5.1f} lines/s  calls {event.llm_calls}/{event.requests} req  cached {event.cache_hits}  "
-                    f"retries {event.retries}  errors {event.errors}  tokens {event.tokens}  {_fmt_cost(event.cost)}"
+                    f"retries {event.retries}  errors {event.errors}  tokens {event.tokens}  {_fmt_cost(event.cost, event.cost_free)}"
                 )
                 progress.update(task, completed=event.done, info=info)
             elif isinstance(event, ev.LineFailed) and not quiet:
@@ -338,7 +338,7 @@ def _print_plan(uc_name: str, plan: Any, est: Any, json_out: bool) -> None:
     console.print(table)
     console.print(
         f"{est.cells} cells, {est.lines} lines, {est.llm_calls} LLM calls, ~{est.prompt_tokens + est.completion_tokens:,} "
-        f"tokens, cost {_fmt_cost(est.cost)}, ~{est.wall_s:.0f} s at concurrency {est.concurrency}"
+        f"tokens, cost {_fmt_cost(est.cost, est.cost_free)}, ~{est.wall_s:.0f} s at concurrency {est.concurrency}"
     )
 
 
