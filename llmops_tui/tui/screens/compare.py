@@ -125,7 +125,8 @@ class CompareScreen(BaseScreen):
         self.latencies: dict[str, list[float]] = {}  # cell id -> latencies of successful lines
 
     def header_title(self) -> str:
-        return f"Compare · run {self.run_id}"
+        # the run id whole at 80 columns, beside the workspace and the sandbox badge
+        return f"Compare · {self.run_id}"
 
     def compose_body(self) -> ComposeResult:
         with Vertical(classes="body"):
