@@ -103,7 +103,9 @@ def render_table(comparison: Comparison, cells: list | None = None, *, wide: boo
         table.add_column("metric", style="bold")
     else:
         width = min(max(_longest_word(names), 6), _NAME_MAX)
-        table.add_column("metric", style="bold", min_width=width, max_width=_NAME_MAX, overflow="ellipsis")
+        # fixed widths: render_tables then knows exactly how wide a table is (rich's own shrinking can
+        # overshoot by a column)
+        table.add_column("metric", style="bold", width=width, overflow="ellipsis")
     values = {
         c.cell_id: [
             _value_text(comparison, row.key, c.cell_id, False, wide=wide).plain for row in comparison.rows
@@ -121,10 +123,10 @@ def render_table(comparison: Comparison, cells: list | None = None, *, wide: boo
             table.add_column(header, justify="right", overflow="fold")
         else:
             header = c.label + (f"\n({', '.join(tags)})" if tags else "")
-            width = min(max(_longest_word([header, *values[c.cell_id]]), 8), _CELL_MAX)
-            table.add_column(
-                header, justify="right", min_width=width, max_width=_CELL_MAX, overflow="ellipsis"
-            )
+            # values whole ("free (sandbox)", "Δ +0.25 *"), headers by word
+            longest_value = max((len(line) for v in values[c.cell_id] for line in v.splitlines()), default=1)
+            width = min(max(_longest_word([header]), longest_value, 8), _CELL_MAX)
+            table.add_column(header, justify="right", width=width, overflow="ellipsis")
     for row in comparison.rows:
         best = row.best_cell()
         table.add_row(
@@ -154,12 +156,12 @@ def _cell_width(comparison: Comparison, cell: Any) -> int:
     """About how wide a cell's column is in the narrow table (its longest word, its padding and border)."""
     from llmops_tui.core.format import fmt_delta, fmt_value
 
-    texts = [cell.label, "(baseline, best)"]
+    longest = _longest_word([cell.label, "(baseline, best)"])
     for row in comparison.rows:
         mv = row.values.get(cell.cell_id)
         if mv is not None:
-            texts += [fmt_value(row, mv), f"Δ {fmt_delta(row, mv)} ~"]
-    return min(max(_longest_word(texts), 8), _CELL_MAX) + 3
+            longest = max(longest, len(fmt_value(row, mv)), len(f"Δ {fmt_delta(row, mv)} ~"))
+    return min(max(longest, 8), _CELL_MAX) + 3
 
 
 def render_tables(comparison: Comparison, width: int, *, wide: bool = False) -> list[Table]:
@@ -168,7 +170,7 @@ def render_tables(comparison: Comparison, width: int, *, wide: bool = False) -> 
     if wide or not comparison.cells:
         return [render_table(comparison, wide=wide)]
     names = [row.label for row in comparison.rows] + ["gates"]
-    room = width - min(max(_longest_word(names), 6), _NAME_MAX) - 4 - 1
+    room = width - min(max(_longest_word(names), 6), _NAME_MAX) - 4 - 2
     chunks: list[list[Any]] = [[]]
     used = 0
     for cell in comparison.cells:
@@ -205,14 +207,14 @@ def compare_cmd(
         print_json(comparison.to_dict())
         return
     for table in render_tables(comparison, console.width, wide=wide):
-        console.print(table)
+        console.print(table, soft_wrap=False)  # fit the terminal (the console soft-wraps by default)
     if not wide:
         for c in comparison.cells:
             for g in comparison.gates_for(c.cell_id):
                 if not g.passed:
-                    console.print(f"[red]FAIL[/red] {escape(c.label)}: {escape(g.gate)}", highlight=False)
+                    console.print(f"[red]FAIL[/red] {escape(c.label)}: {escape(g.gate)}", soft_wrap=False)
     for w in comparison.warnings:
-        console.print(f"[yellow]warning:[/yellow] {escape(w)}", soft_wrap=True)
+        console.print(f"[yellow]warning:[/yellow] {escape(w)}", soft_wrap=False)
 
 
 def line_pair(comparison: Comparison) -> tuple[str, str] | None:
