@@ -158,6 +158,7 @@ class SweepRunner:
         self._tokens = 0
         self._cost = 0.0
         self._priced = True
+        self._models: dict[str, list[str | None]] = {}  # cell id -> the model of each LLM node
         self._secrets: list[str] = []
         self._sandbox: Any = None
         self._limiters: dict[str, Any] = {}
@@ -838,10 +839,14 @@ class SweepRunner:
         self._cost += cost.usd
 
     def _cell_models(self, cell: Cell) -> list[str | None]:
-        flow = self.uc.standard_flow
-        if flow is None:
-            return []
-        return [model_name(n.run_inputs(cell.variants.get(n.name), cell.params)) for n in flow.llm_nodes]
+        """The model each LLM node of the cell names (computed once per cell, called per line)."""
+        models = self._models.get(cell.cell_id)
+        if models is None:
+            flow = self.uc.standard_flow
+            nodes = flow.llm_nodes if flow is not None else []
+            models = [model_name(n.run_inputs(cell.variants.get(n.name), cell.params)) for n in nodes]
+            self._models[cell.cell_id] = models
+        return models
 
     def _progress(self, states: list[_CellState], done: int, total: int, started: float) -> ev.Progress:
         elapsed = time.perf_counter() - started
