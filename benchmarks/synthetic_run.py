@@ -110,6 +110,7 @@ def make_run(
     seed: int = 7,
     injected_output: str | None = None,
     datasets: tuple[str, ...] = ("main",),
+    llm_endpoint: str = "sandbox",
 ) -> list[str]:
     """Write one completed run with ``n_cells`` cells per dataset x ``n_lines`` lines. Returns the cell ids.
 
@@ -128,7 +129,7 @@ def make_run(
             "options": {},
             "defaults": defaults,
             "cell_count": n_cells * len(datasets),
-            "llm_endpoint": "sandbox",
+            "llm_endpoint": llm_endpoint,
         },
     )
     records: list[CellRecord] = []

@@ -101,15 +101,20 @@ def test_aggregate_only_metric_has_no_interval(ws):
 
 def test_cost_from_prices_and_variant_model(ws):
     root, store, cells = ws
-    comp = build_comparison(store, "run-0001", workspace_root=root)
+    # the synthetic run answered from the sandbox model: free, whatever the prices say (core.cost)
+    free = build_comparison(store, "run-0001", workspace_root=root).row("cost_usd")
+    assert {(v.value, v.free) for v in free.values.values()} == {(0.0, True)}
+    cells = make_run(store, run_id="run-0002", n_cells=4, n_lines=60, llm_endpoint="http://127.0.0.1:9/v1")
+    comp = build_comparison(store, "run-0002", workspace_root=root)
     cost = comp.row("cost_usd")
+    assert not any(v.free for v in cost.values.values())
     for cid, price in ((cells[0], (0.0005, 0.0015)), (cells[1], (0.005, 0.015))):
-        lines = store.lines("run-0001", cid)
+        lines = store.lines("run-0002", cid)
         pt = sum(ln.prompt_tokens for ln in lines)
         ct = sum(ln.completion_tokens for ln in lines)
         assert cost.values[cid].value == pytest.approx((pt * price[0] + ct * price[1]) / 1000)
     # without a workspace: unknown, and said so
-    bare = build_comparison(store, "run-0001")
+    bare = build_comparison(store, "run-0002")
     assert bare.row("cost_usd").values[cells[0]].value is None
     assert bare.gates == [] and any("gates and prices" in w for w in bare.warnings)
 

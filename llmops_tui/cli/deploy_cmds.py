@@ -207,9 +207,15 @@ def register(app: typer.Typer) -> None:
     @app.command("endpoint-test")
     def endpoint_test_cmd(
         url: Annotated[str, typer.Argument(help="Endpoint URL (/score is appended when it has no path).")],
-        request: Annotated[Path, typer.Option("--request", "-r", help="JSON request body file.")] = Path(
-            "sample-request.json"
-        ),
+        request: Annotated[
+            Path | None,
+            typer.Option(
+                "--request",
+                "-r",
+                help="JSON request body file (default: the --use-case's sample-request.json, else"
+                " ./sample-request.json).",
+            ),
+        ] = None,
         expect_keys: Annotated[
             str | None,
             typer.Option("--expect-keys", help="Comma-separated output keys the response must have."),
@@ -219,7 +225,10 @@ def register(app: typer.Typer) -> None:
         ] = 60.0,
         use_case: Annotated[
             str | None,
-            typer.Option("--use-case", help="Default --expect-keys from this use case's flow outputs."),
+            typer.Option(
+                "--use-case",
+                help="Default request (its sample-request.json) and --expect-keys (its flow outputs).",
+            ),
         ] = None,
         header: Annotated[
             list[str] | None,
@@ -229,14 +238,16 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
     ) -> None:
         """POST a request to an endpoint until it is ready; assert 200 and the output keys (exit 1 if not)."""
-        from llmops_tui.deploy.endpoint_test import check_url, load_request, run_endpoint_test
+        from llmops_tui.deploy.endpoint_test import check_url, load_request, request_file, run_endpoint_test
 
         check_url(url)
+        uc = _use_case(Path(workspace), use_case)
+        request = request_file(request, uc.path if uc is not None else None)
         body = load_request(request)
         keys = (
             [k.strip() for k in expect_keys.split(",") if k.strip()]
             if expect_keys
-            else _default_keys(Path(workspace), use_case, request)
+            else _default_keys(Path(workspace), uc, request)
         )
         headers = {}
         for item in header or []:
@@ -253,18 +264,24 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(1)
 
 
-def _default_keys(workspace: Path, use_case: str | None, request: Path) -> list[str]:
-    """The standard flow's outputs of ``use_case``, or of the use case whose folder holds ``request``."""
+def _use_case(workspace: Path, use_case: str | None) -> UseCase | None:
+    """The use case named by ``--use-case`` (an unknown name is an error), None without one."""
+    if not use_case:
+        return None
     from llmops_tui.core.workspace import load_workspace
 
-    try:
-        ws = load_workspace(workspace, inspect_datasets=False)
-    except LlmopsError:
-        return []
-    uc: UseCase | None
-    if use_case:
-        uc = ws.get(use_case)
-    else:
+    return load_workspace(workspace, inspect_datasets=False).get(use_case)
+
+
+def _default_keys(workspace: Path, uc: UseCase | None, request: Path) -> list[str]:
+    """The standard flow's outputs of ``uc``, or of the use case whose folder holds ``request``."""
+    from llmops_tui.core.workspace import load_workspace
+
+    if uc is None:
+        try:
+            ws = load_workspace(workspace, inspect_datasets=False)
+        except LlmopsError:
+            return []
         req = request.resolve()
         uc = next((u for u in ws.use_cases if req.is_relative_to(u.path)), None)
         if uc is None and len(ws.use_cases) == 1:

@@ -6,7 +6,7 @@ Never imports promptflow: everything comes from the run store and the use case's
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -56,62 +56,131 @@ def _comparison(
     return root, store, build_comparison(store, run_ids, workspace_root=root, baseline=baseline)
 
 
-def _value_text(comparison: Comparison, row_key: str, cell_id: str, best: bool) -> Text:
-    from llmops_tui.core.format import fmt, fmt_ci
+def _value_text(comparison: Comparison, row_key: str, cell_id: str, best: bool, *, wide: bool = True) -> Text:
+    """A cell's value; below it the 95% CI (``wide`` only) and the delta to the baseline."""
+    from llmops_tui.core.format import fmt_ci, fmt_delta, fmt_value
 
     row = comparison.row(row_key)
     assert row is not None
     mv = row.values.get(cell_id)
     if mv is None:
         return Text("-")
-    text = Text(fmt(row, mv.value), style="bold green" if best else "")
+    text = Text(fmt_value(row, mv), style="bold green" if best else "")
     ci = fmt_ci(row, mv)
-    if ci:
+    if ci and wide:
         text.append(f"\n{ci}", style="dim")
-    if mv.delta is not None:
+    delta = fmt_delta(row, mv)
+    if delta:
         mark = "" if mv.significant is None else (" *" if mv.significant else " ~")
         style = "bold cyan" if mv.significant else "dim"
-        text.append(f"\nΔ {fmt(row, mv.delta, signed=True)}{mark}", style=style)
+        text.append(f"\nΔ {delta}{mark}", style=style)
     return text
 
 
-def render_table(comparison: Comparison) -> Table:
-    """The side-by-side rich table: cells as columns, the best value of each row in green."""
+#: Narrow tables: the widest a metric name or a cell column gets (words longer than that are cut).
+_NAME_MAX = 30
+_CELL_MAX = 22
+_CAPTION = "green: best of row · [ ]: 95% CI · Δ vs baseline · * significant (p<0.05) · ~ not significant"
+
+
+def _longest_word(texts: list[str]) -> int:
+    return max((len(word) for t in texts for word in t.split()), default=1)
+
+
+def render_table(comparison: Comparison, cells: list | None = None, *, wide: bool = True) -> Table:
+    """The side-by-side rich table: cells as columns, the best value of each row in green. ``wide``: every
+    column (cell ids, intervals, gate names); otherwise labels, values and deltas, with columns as wide as
+    their longest word so nothing breaks mid-word."""
     best_cell = comparison.best_cell()
+    shown = comparison.cells if cells is None else cells
     table = Table(
         title=f"{comparison.use_case}: {', '.join(comparison.run_ids)}",
-        caption="green: best of row · [ ]: 95% CI · Δ vs baseline · * significant (p<0.05) · ~ not significant",
+        caption=_CAPTION if wide else _CAPTION.replace("[ ]: 95% CI · ", ""),
         show_lines=True,
     )
-    table.add_column("metric", style="bold")
-    for c in comparison.cells:
+    names = [row.label for row in comparison.rows] + (["gates"] if comparison.gates else [])
+    if wide:
+        table.add_column("metric", style="bold")
+    else:
+        width = min(max(_longest_word(names), 6), _NAME_MAX)
+        # fixed widths: render_tables then knows exactly how wide a table is (rich's own shrinking can
+        # overshoot by a column)
+        table.add_column("metric", style="bold", width=width, overflow="ellipsis")
+    values = {
+        c.cell_id: [
+            _value_text(comparison, row.key, c.cell_id, False, wide=wide).plain for row in comparison.rows
+        ]
+        for c in shown
+    }
+    for c in shown:
         tags = []
         if c.cell_id == comparison.baseline:
             tags.append("baseline")
         if c.cell_id == best_cell:
             tags.append("best")
-        header = c.cell_id + (f" ({', '.join(tags)})" if tags else "") + f"\n{c.label}"
-        table.add_column(header, justify="right", overflow="fold")
+        if wide:
+            header = c.cell_id + (f" ({', '.join(tags)})" if tags else "") + f"\n{c.label}"
+            table.add_column(header, justify="right", overflow="fold")
+        else:
+            header = c.label + (f"\n({', '.join(tags)})" if tags else "")
+            # values whole ("free (sandbox)", "Δ +0.25 *"), headers by word
+            longest_value = max((len(line) for v in values[c.cell_id] for line in v.splitlines()), default=1)
+            width = min(max(_longest_word([header]), longest_value, 8), _CELL_MAX)
+            table.add_column(header, justify="right", width=width, overflow="ellipsis")
     for row in comparison.rows:
         best = row.best_cell()
         table.add_row(
             row.label,
-            *[_value_text(comparison, row.key, c.cell_id, c.cell_id == best) for c in comparison.cells],
+            *[_value_text(comparison, row.key, c.cell_id, c.cell_id == best, wide=wide) for c in shown],
         )
     if comparison.gates:
-        cells = []
-        for c in comparison.cells:
+        marks = []
+        for c in shown:
             gates = comparison.gates_for(c.cell_id)
             failed = [g for g in gates if not g.passed]
-            cells.append(
-                Text(f"pass {len(gates)}", style="green")
-                if not failed
-                else Text(
-                    f"FAIL {len(failed)}/{len(gates)}\n" + "\n".join(g.gate for g in failed), style="red"
+            if not failed:
+                marks.append(Text(f"pass {len(gates)}", style="green"))
+            elif wide:
+                marks.append(
+                    Text(
+                        f"FAIL {len(failed)}/{len(gates)}\n" + "\n".join(g.gate for g in failed), style="red"
+                    )
                 )
-            )
-        table.add_row("gates", *cells)
+            else:
+                marks.append(Text(f"FAIL {len(failed)}/{len(gates)}", style="red"))
+        table.add_row("gates", *marks)
     return table
+
+
+def _cell_width(comparison: Comparison, cell: Any) -> int:
+    """About how wide a cell's column is in the narrow table (its longest word, its padding and border)."""
+    from llmops_tui.core.format import fmt_delta, fmt_value
+
+    longest = _longest_word([cell.label, "(baseline, best)"])
+    for row in comparison.rows:
+        mv = row.values.get(cell.cell_id)
+        if mv is not None:
+            longest = max(longest, len(fmt_value(row, mv)), len(f"Δ {fmt_delta(row, mv)} ~"))
+    return min(max(longest, 8), _CELL_MAX) + 3
+
+
+def render_tables(comparison: Comparison, width: int, *, wide: bool = False) -> list[Table]:
+    """What ``llmops compare`` prints: one table with every column (``wide``), else as many tables as it
+    takes to show every cell within ``width`` columns, each repeating the metric names."""
+    if wide or not comparison.cells:
+        return [render_table(comparison, wide=wide)]
+    names = [row.label for row in comparison.rows] + ["gates"]
+    room = width - min(max(_longest_word(names), 6), _NAME_MAX) - 4 - 2
+    chunks: list[list[Any]] = [[]]
+    used = 0
+    for cell in comparison.cells:
+        need = _cell_width(comparison, cell)
+        if chunks[-1] and used + need > room:
+            chunks.append([])
+            used = 0
+        chunks[-1].append(cell)
+        used += need
+    return [render_table(comparison, chunk, wide=False) for chunk in chunks]
 
 
 def compare_cmd(
@@ -120,17 +189,32 @@ def compare_cmd(
     ],
     baseline: BaselineOpt = None,
     workspace: WorkspaceOpt = Path("."),
+    wide: Annotated[
+        bool,
+        typer.Option(
+            "--wide", help="One table with every column: cell ids, 95% intervals and failed gate names."
+        ),
+    ] = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Compare the cells of a run side by side: metrics with 95% CIs, deltas, significance and gates."""
+    """Compare the cells of a run side by side: metrics with 95% CIs, deltas, significance and gates.
+
+    Fits the terminal: cells are split over several tables rather than squeezed; --wide shows every
+    column in one table."""
     _, store, comparison = _comparison(workspace, run_ids, baseline)
     store.close()
     if json_out:
         print_json(comparison.to_dict())
         return
-    console.print(render_table(comparison))
+    for table in render_tables(comparison, console.width, wide=wide):
+        console.print(table, soft_wrap=False)  # fit the terminal (the console soft-wraps by default)
+    if not wide:
+        for c in comparison.cells:
+            for g in comparison.gates_for(c.cell_id):
+                if not g.passed:
+                    console.print(f"[red]FAIL[/red] {escape(c.label)}: {escape(g.gate)}", soft_wrap=False)
     for w in comparison.warnings:
-        console.print(f"[yellow]warning:[/yellow] {escape(w)}", soft_wrap=True)
+        console.print(f"[yellow]warning:[/yellow] {escape(w)}", soft_wrap=False)
 
 
 def line_pair(comparison: Comparison) -> tuple[str, str] | None:

@@ -23,8 +23,8 @@ from llmops_tui.cli.common import (
     styled_status,
 )
 from llmops_tui.core import events as ev
+from llmops_tui.core.cost import fmt_cost
 from llmops_tui.core.errors import LlmopsError, RunFailed
-from llmops_tui.core.format import fmt_money
 from llmops_tui.core.store import RunStore
 from llmops_tui.core.sweep import SweepOptions, estimate, parse_grid_args, plan_sweep
 from llmops_tui.core.workspace import load_workspace
@@ -62,8 +62,13 @@ def register(app: typer.Typer) -> None:
     app.command("delete-run")(delete_run_cmd)
 
 
-def _fmt_cost(cost: float | None) -> str:
-    return "n/a (no prices)" if cost is None else fmt_money(cost)
+WideOpt = Annotated[
+    bool, typer.Option("--wide", help="Every column, whatever the terminal's width (ids, calls, cache).")
+]
+
+
+def _fmt_cost(cost: float | None, free: bool = False) -> str:
+    return fmt_cost(cost, free=free)
 
 
 def sweep_cmd(
@@ -129,6 +134,7 @@ def sweep_cmd(
             help="Share of lines (flow or evaluation) allowed to fail before the exit code is 1 (default 0).",
         ),
     ] = 0.0,
+    wide: WideOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Run a sweep: every variant combination x grid x dataset x repetition, concurrently, cached, resumable.
@@ -180,7 +186,7 @@ def sweep_cmd(
             uc_name = uc.name
         elif dry_run:
             est = estimate(uc, plan, latency_s=0.05 if llm_endpoint == "sandbox" else 1.0)
-            _print_plan(uc.name, plan, est, json_out)
+            _print_plan(uc.name, plan, est, json_out, wide=wide)
             return
         else:
             if llm_endpoint is None:
@@ -213,7 +219,7 @@ def sweep_cmd(
     if json_out:
         print_json(summary)
     else:
-        _print_summary(summary)
+        _print_summary(summary, wide=wide)
     if final.status == "cancelled":
         err_console.print(f"cancelled; resume with: llmops sweep --resume {final.run_id}")
         raise typer.Exit(130 if interrupts["n"] else 1)
@@ -268,17 +274,24 @@ def _consume(events: Any, quiet: bool, uc_name: str | None) -> ev.SweepFinished 
     with progress:
         for event in events:
             if isinstance(event, ev.SweepStarted):
-                task = progress.add_task(f"sweep {event.run_id}", total=event.lines_total, info="")
+                name = f"sweep {event.run_id}" if err_console.width >= 150 else "sweep"
+                task = progress.add_task(name, total=event.lines_total, info="")
                 progress.update(task, completed=event.lines_already_done)
                 if not quiet and event.resumed:
                     err_console.print(
                         f"resuming: {event.lines_already_done} of {event.lines_total} lines already done"
                     )
             elif isinstance(event, ev.Progress) and task is not None:
-                info = (
-                    f"{event.lines_per_s:5.1f} lines/s  calls {event.llm_calls}/{event.requests} req  cached {event.cache_hits}  "
-                    f"retries {event.retries}  errors {event.errors}  tokens {event.tokens}  {_fmt_cost(event.cost)}"
-                )
+                # The same figures, under the same names, as the summary below and the app's run monitor.
+                cost = _fmt_cost(event.cost, event.cost_free)
+                if err_console.width >= 150:
+                    info = (
+                        f"{event.lines_per_s:5.1f} lines/s  LLM calls {event.llm_calls}  requests {event.requests}  "
+                        f"cached {event.cache_hits}  retries {event.retries}  errors {event.errors}  "
+                        f"tokens {event.tokens}  {cost}"
+                    )
+                else:  # 80 columns: what a person watches; the summary has the rest
+                    info = f"calls {event.llm_calls} retries {event.retries} errors {event.errors}"
                 progress.update(task, completed=event.done, info=info)
             elif isinstance(event, ev.LineFailed) and not quiet:
                 progress.console.print(
@@ -302,7 +315,7 @@ def _consume(events: Any, quiet: bool, uc_name: str | None) -> ev.SweepFinished 
     return final
 
 
-def _print_plan(uc_name: str, plan: Any, est: Any, json_out: bool) -> None:
+def _print_plan(uc_name: str, plan: Any, est: Any, json_out: bool, *, wide: bool = False) -> None:
     if json_out:
         print_json(
             {
@@ -322,29 +335,45 @@ def _print_plan(uc_name: str, plan: Any, est: Any, json_out: bool) -> None:
             }
         )
         return
+    # Below 120 columns (without --wide) a cell is named by what differs between the cells, as everywhere
+    # else, instead of its id and its full variant and parameter names, which broke mid-word at 80.
+    from llmops_tui.core.compare import short_labels
+
+    wide = wide or console.width >= 120
+    labels = short_labels(plan.cells)
     table = Table(title=f"Sweep plan for {uc_name}")
-    for col in ("#", "cell", "variants", "params", "dataset", "rep", "lines"):
-        table.add_column(col)
+    table.add_column("#", justify="right", no_wrap=True)
+    if wide:
+        for col in ("cell", "variants", "params"):
+            table.add_column(col)
+    else:
+        table.add_column("cell", ratio=1)
+    for col in ("dataset", "rep", "lines"):
+        table.add_column(col, justify="right" if col != "dataset" else "left", no_wrap=col != "dataset")
     for c in plan.cells:
-        table.add_row(
-            str(c.idx + 1),
-            c.cell_id,
-            ", ".join(f"{k}={v}" for k, v in c.variants.items()) or "-",
-            ", ".join(f"{k}={v}" for k, v in c.params.items()) or "-",
-            c.dataset,
-            str(c.repeat),
-            str(c.lines),
-        )
-    console.print(table)
+        row = [str(c.idx + 1)]
+        if wide:
+            row += [
+                c.cell_id,
+                ", ".join(f"{k}={v}" for k, v in c.variants.items()) or "-",
+                ", ".join(f"{k}={v}" for k, v in c.params.items()) or "-",
+            ]
+        else:
+            row.append(labels.get(c.cell_id, c.cell_id))
+        row += [c.dataset, str(c.repeat), str(c.lines)]
+        table.add_row(*row)
+    console.print(table, soft_wrap=False)
     console.print(
         f"{est.cells} cells, {est.lines} lines, {est.llm_calls} LLM calls, ~{est.prompt_tokens + est.completion_tokens:,} "
-        f"tokens, cost {_fmt_cost(est.cost)}, ~{est.wall_s:.0f} s at concurrency {est.concurrency}"
+        f"tokens, cost {_fmt_cost(est.cost, est.cost_free)}, ~{est.wall_s:.0f} s at concurrency {est.concurrency}",
+        soft_wrap=False,
     )
 
 
-def _print_summary(summary: dict[str, Any]) -> None:
+def _print_summary(summary: dict[str, Any], *, wide: bool = False) -> None:
     """The run's cells in people's words: what each cell chose, its lines, failures, metrics, calls and
-    latency. Below 120 columns the cell id, cache and call columns give way so names and metrics fit."""
+    latency. Below 120 columns (without ``wide``) the cell id, cache and call columns give way so names and
+    metrics fit."""
     from types import SimpleNamespace
 
     from llmops_tui.core.compare import short_labels
@@ -352,7 +381,7 @@ def _print_summary(summary: dict[str, Any]) -> None:
     cells = summary["cells"]
     labels = short_labels(SimpleNamespace(**c) for c in cells)
     evaluators = {e for c in cells for e in c["metrics"]}
-    wide = console.width >= 120
+    wide = wide or console.width >= 120
     table = Table(
         title=f"Run {summary['run_id']} ({styled_status(summary['status'])}, {summary['wall_s']} s)",
         expand=not wide,
@@ -386,7 +415,7 @@ def _print_summary(summary: dict[str, Any]) -> None:
             row += [str(c["llm_calls"]), str(c["cache_hits"])]
         row.append(f"{p50:,.0f}" if p50 is not None else "-")
         table.add_row(*row)
-    console.print(table)
+    console.print(table, soft_wrap=False)
     console.print(
         f"lines {summary.get('lines_done', 0)}/{summary.get('lines_total', 0)}, failed {summary['errors']}, "
         f"evaluation failures {summary.get('eval_errors', 0)}\nLLM calls {summary['llm_calls']}, "
@@ -399,6 +428,7 @@ def runs_cmd(
     ctx: typer.Context,
     use_case: Annotated[str | None, typer.Argument(help="Only runs of this use case.")] = None,
     workspace: WorkspaceOpt = Path("."),
+    wide: WideOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     """List runs, newest first. A killed run shows as interrupted and resumable.
@@ -413,7 +443,7 @@ def runs_cmd(
         return
     # The run id is what people copy: never cut. Narrow terminals lose the cells and resume columns
     # (every status but completed resumes, see docs/sweeps.md).
-    wide = console.width >= 100
+    wide = wide or console.width >= 100
     table = Table(title="Runs")
     table.add_column("run id", no_wrap=True)
     table.add_column("use case", overflow="fold")
@@ -434,12 +464,13 @@ def runs_cmd(
         if wide:
             row.append("yes" if d["resumable"] else "")
         table.add_row(*row)
-    console.print(table)
+    console.print(table, soft_wrap=False)
 
 
 def show_run_cmd(
     run_id: Annotated[str, typer.Argument(help="Run id (a unique prefix is enough).")],
     workspace: WorkspaceOpt = Path("."),
+    wide: WideOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Show one run: its status, cells, metrics and figures."""
@@ -454,7 +485,7 @@ def show_run_cmd(
     if json_out:
         print_json(summary)
     else:
-        _print_summary(summary)
+        _print_summary(summary, wide=wide)
         if run.error:
             console.print(f"{run.status}: {run.error}", markup=False, soft_wrap=True)
 

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from llmops_tui.core import stats
+from llmops_tui.core.cost import price_tokens
 from llmops_tui.core.errors import LlmopsError
 from llmops_tui.core.flows import model_name
 from llmops_tui.core.format import json_safe
@@ -54,6 +55,7 @@ class MetricValue:
     significant: bool | None = None  # None: not tested (baseline itself, aggregate-only, no pairs)
     per_line: bool = False  # True when per-line scores exist (CI and tests possible)
     note: str = ""
+    free: bool = False  # a cost of 0 because the sandbox model answered (core.cost)
 
 
 @dataclass
@@ -317,25 +319,16 @@ def _cell_models(uc: Any, cell: CellRecord) -> list[str | None]:
     return [model_name(n.run_inputs(cell.variants.get(n.name), cell.params)) for n in flow.llm_nodes]
 
 
-def _cost(uc: Any, cell: CellRecord, prompt_tokens: int, completion_tokens: int) -> MetricValue:
-    if uc is None:
+def _cost(
+    uc: Any, cell: CellRecord, prompt_tokens: int, completion_tokens: int, sandbox: bool
+) -> MetricValue:
+    if uc is None and not sandbox:
         return MetricValue(None, note="no workspace: prices unknown")
-    models = _cell_models(uc, cell)
-    if not models:
-        return MetricValue(None, note="no LLM node")
-    if any(m is None for m in models):
-        return MetricValue(None, note="model of an LLM node unknown")
-    distinct = sorted({m for m in models if m is not None})
-    prices = uc.extras.prices
-    if len(distinct) > 1:
-        return MetricValue(
-            None, note=f"several models ({', '.join(distinct)}): tokens are not split by model"
-        )
-    price = prices.get(distinct[0])
-    if price is None:
-        return MetricValue(None, note=f"no price for '{distinct[0]}' in llmops.yaml")
-    usd = (prompt_tokens * price.prompt + completion_tokens * price.completion) / 1000.0
-    return MetricValue(usd, note=f"{distinct[0]} at {price.prompt:g}/{price.completion:g} USD per 1K tokens")
+    models = _cell_models(uc, cell) if uc is not None else []
+    cost = price_tokens(
+        uc.extras.prices if uc is not None else {}, models, prompt_tokens, completion_tokens, sandbox=sandbox
+    )
+    return MetricValue(cost.usd, note=cost.note, free=cost.free)
 
 
 # -------------------------------------------------------------------------------------- the builder
@@ -588,7 +581,7 @@ def build_comparison(
     cost_row = Row("cost_usd", "cost", "estimated cost (USD)", False, {})
     for c in cells:
         s = sums[c.col.cell_id]
-        mv = _cost(uc, c.rec, s["prompt_tokens"], s["completion_tokens"])
+        mv = _cost(uc, c.rec, s["prompt_tokens"], s["completion_tokens"], c.col.run_id in sandboxed)
         mv.n = len(c.lines)
         cost_row.values[c.col.cell_id] = mv
     _add_deltas(cost_row, cells, base_for)

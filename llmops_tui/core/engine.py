@@ -34,6 +34,7 @@ from llmops_tui.core.backends import (
     open_backend,
     prepare_process,
 )
+from llmops_tui.core.cost import is_free_endpoint, price_tokens
 from llmops_tui.core.errors import LlmopsError, StorageError
 from llmops_tui.core.files import read_rows
 from llmops_tui.core.flows import model_name
@@ -157,6 +158,7 @@ class SweepRunner:
         self._tokens = 0
         self._cost = 0.0
         self._priced = True
+        self._models: dict[str, list[str | None]] = {}  # cell id -> the model of each LLM node
         self._secrets: list[str] = []
         self._sandbox: Any = None
         self._limiters: dict[str, Any] = {}
@@ -674,6 +676,8 @@ class SweepRunner:
             done = self.store.done_lines(self.run_id, s.cell.cell_id) if self.resumed else set()
             s.done = len(done)
             already += len(done)
+            if done:
+                self._count_done(s, done)
             ds = ds_map[s.cell.dataset]
             for i, row in enumerate(rows[s.cell.dataset]):
                 if i in done:
@@ -744,12 +748,7 @@ class SweepRunner:
                         rec = msg.rec
                         s.done += 1
                         done_count += 1
-                        with self._lock:
-                            self._llm_calls += rec.llm_calls
-                            self._requests += rec.requests
-                            self._cache_hits += int(rec.cache_hit)
-                            self._tokens += rec.total_tokens
-                            self._cost_add(s, rec)
+                        self._count(s, rec)
                         if rec.status != "ok":
                             s.errors += 1
                             if errors_reported < 200:  # rate-limit the error stream
@@ -768,8 +767,6 @@ class SweepRunner:
                             futures.append(cell_pool.submit(self._evaluate_cell, s))
                             evaluating += 1
                 elif isinstance(msg, _RetryMsg):
-                    with self._lock:
-                        self._retries += 1
                     yield ev.RetryScheduled(
                         self.run_id, msg.state.cell.cell_id, msg.line, msg.attempt, msg.reason, msg.delay
                     )
@@ -810,20 +807,47 @@ class SweepRunner:
             return
         self._msgs.put(_LineDone(state, rec))
 
+    def _count(self, s: _CellState, rec: LineRecord) -> None:
+        """Add a stored line to the run's figures. One definition with the summary (core.summary) and
+        the store: LLM calls, requests, cache hits and tokens as the line recorded them, retries as its
+        attempts beyond the first."""
+        with self._lock:
+            self._llm_calls += rec.llm_calls
+            self._requests += rec.requests
+            self._cache_hits += int(rec.cache_hit)
+            self._tokens += rec.total_tokens
+            self._retries += max(rec.attempts - 1, 0)
+            self._cost_add(s, rec)
+
+    def _count_done(self, s: _CellState, done: set[int]) -> None:
+        """A resumed run starts its figures from the lines it keeps, so progress and summary agree."""
+        for rec in self.store.iter_lines(self.run_id, s.cell.cell_id):
+            if rec.line in done:
+                self._count(s, rec)
+
     def _cost_add(self, s: _CellState, rec: LineRecord) -> None:
-        model = self._cell_model(s.cell)
-        price = self.uc.extras.prices.get(model) if model else None
-        if price is None:
+        # core.cost decides, as for the estimate and the comparison: the sandbox is free, mixed models unpriced
+        cost = price_tokens(
+            self.uc.extras.prices,
+            self._cell_models(s.cell),
+            rec.prompt_tokens,
+            rec.completion_tokens,
+            sandbox=is_free_endpoint(self.options.llm_endpoint),
+        )
+        if cost.usd is None:
             self._priced = False
             return
-        self._cost += (rec.prompt_tokens * price.prompt + rec.completion_tokens * price.completion) / 1000
+        self._cost += cost.usd
 
-    def _cell_model(self, cell: Cell) -> str | None:
-        flow = self.uc.standard_flow
-        if flow is None:
-            return None
-        models = (model_name(n.run_inputs(cell.variants.get(n.name), cell.params)) for n in flow.llm_nodes)
-        return next((m for m in models if m), None)
+    def _cell_models(self, cell: Cell) -> list[str | None]:
+        """The model each LLM node of the cell names (computed once per cell, called per line)."""
+        models = self._models.get(cell.cell_id)
+        if models is None:
+            flow = self.uc.standard_flow
+            nodes = flow.llm_nodes if flow is not None else []
+            models = [model_name(n.run_inputs(cell.variants.get(n.name), cell.params)) for n in nodes]
+            self._models[cell.cell_id] = models
+        return models
 
     def _progress(self, states: list[_CellState], done: int, total: int, started: float) -> ev.Progress:
         elapsed = time.perf_counter() - started
@@ -839,6 +863,7 @@ class SweepRunner:
                 retries=self._retries,
                 tokens=self._tokens,
                 cost=round(self._cost, 6) if self._priced else None,
+                cost_free=is_free_endpoint(self.options.llm_endpoint),
                 elapsed_s=elapsed,
                 lines_per_s=done / elapsed if elapsed > 0 else 0.0,
                 cells=[ev.CellProgress(s.cell.cell_id, s.done, s.total, s.errors) for s in states],

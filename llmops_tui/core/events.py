@@ -44,6 +44,7 @@ class Progress:
     lines_per_s: float
     cells: list[CellProgress] = field(default_factory=list)
     requests: int = 0  # HTTP requests sent, failed attempts included (llm_calls counts successes)
+    cost_free: bool = False  # the sandbox model answered: ``cost`` is 0 and reads "free (sandbox)"
 
 
 @dataclass

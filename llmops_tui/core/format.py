@@ -43,6 +43,26 @@ def fmt(row: Row | str, value: float | None, *, signed: bool = False) -> str:
     return f"{sign}{value:.4g}"
 
 
+def fmt_value(row: Row | str, mv: MetricValue) -> str:
+    """A comparison value as shown everywhere: like :func:`fmt`, but a free cost (the sandbox model
+    answered, see ``core.cost``) reads "free (sandbox)" instead of ``$0.00``."""
+    if getattr(mv, "free", False):
+        from llmops_tui.core.cost import FREE_TEXT
+
+        return FREE_TEXT
+    return fmt(row, mv.value)
+
+
+def fmt_delta(row: Row | str, mv: MetricValue) -> str:
+    """The value's signed difference to the baseline, "" when there is none (or when both are free)."""
+    delta = mv.delta
+    if delta is None or (isinstance(delta, float) and math.isnan(delta)):
+        return ""
+    if getattr(mv, "free", False) and delta == 0:
+        return ""
+    return fmt(row, delta, signed=True)
+
+
 def fmt_ci(row: Row, mv: MetricValue) -> str:
     """A confidence interval in the row's units, "" when there is none."""
     if mv.ci_low is None or mv.ci_high is None:

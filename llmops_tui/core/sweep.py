@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from llmops_tui.core.cost import is_free_endpoint, price_tokens
 from llmops_tui.core.errors import LlmopsError
 from llmops_tui.core.extras import MAX_CONCURRENCY, MAX_REPEAT, MAX_RETRIES, MAX_TIMEOUT_S
 from llmops_tui.core.files import load_yaml
@@ -92,6 +93,7 @@ class Estimate:
     cost: float | None
     wall_s: float
     concurrency: int
+    cost_free: bool = False  # against the sandbox model: ``cost`` is 0 (core.cost)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -449,6 +451,7 @@ def estimate(uc: UseCase, plan: SweepPlan, *, latency_s: float = 1.0) -> Estimat
     ptoks = ctoks = 0
     cost = 0.0
     priced = True
+    sandbox = is_free_endpoint(plan.options.llm_endpoint)
     avg_input_chars = {}
     for ds in uc.datasets:
         if ds.path and ds.path.exists() and ds.rows:
@@ -467,12 +470,17 @@ def estimate(uc: UseCase, plan: SweepPlan, *, latency_s: float = 1.0) -> Estimat
             calls += cell.lines
             ptoks += per_prompt * cell.lines
             ctoks += per_completion * cell.lines
-            model = model_name(inputs)
-            price = uc.extras.prices.get(model) if model else None
-            if price is None:
+            node_cost = price_tokens(
+                uc.extras.prices,
+                [model_name(inputs)],
+                per_prompt * cell.lines,
+                per_completion * cell.lines,
+                sandbox=sandbox,
+            )
+            if node_cost.usd is None:
                 priced = False
             else:
-                cost += (per_prompt * price.prompt + per_completion * price.completion) * cell.lines / 1000
+                cost += node_cost.usd
     lines = plan.lines_total
     per_line_calls = max(len(llm_nodes), 1)
     wall = (lines * per_line_calls * latency_s) / max(plan.concurrency, 1) + 1.0
@@ -482,7 +490,8 @@ def estimate(uc: UseCase, plan: SweepPlan, *, latency_s: float = 1.0) -> Estimat
         llm_calls=calls,
         prompt_tokens=ptoks,
         completion_tokens=ctoks,
-        cost=round(cost, 4) if priced and llm_nodes else None,
+        cost=0.0 if sandbox else round(cost, 4) if priced and llm_nodes else None,
         wall_s=round(wall, 1),
         concurrency=plan.concurrency,
+        cost_free=sandbox,
     )

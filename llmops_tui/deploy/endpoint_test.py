@@ -76,6 +76,19 @@ def check_url(url: str) -> str:
     return url
 
 
+SAMPLE_REQUEST = "sample-request.json"
+
+
+def request_file(explicit: Path | None, use_case_dir: Path | None = None) -> Path:
+    """The request body to send: ``--request`` when given, else the use case's ``sample-request.json``
+    when it has one, else ``sample-request.json`` in the current folder."""
+    if explicit is not None:
+        return Path(explicit)
+    if use_case_dir is not None and (Path(use_case_dir) / SAMPLE_REQUEST).is_file():
+        return Path(use_case_dir) / SAMPLE_REQUEST
+    return Path(SAMPLE_REQUEST)
+
+
 def load_request(path: Path) -> Any:
     path = Path(path)
     if not path.is_file():

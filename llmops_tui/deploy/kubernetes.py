@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import shlex
 import shutil
 import subprocess
 from typing import TYPE_CHECKING, Any
@@ -96,6 +97,21 @@ def _capture_settings(ctx: DeployContext) -> Any:
 
     settings = capture_settings(ctx.root, ctx.uc, force=bool(getattr(ctx.opts, "capture", False)), salt=False)
     return settings if settings.enabled else None
+
+
+def secret_command(name: str, keys: list[str], namespace: str | None = None) -> list[str]:
+    """The ``kubectl create secret`` command that takes each key's value from the environment variable of
+    the same name. Wrapped in ``sh -c`` so that, printed shell-quoted (as every plan command is), the
+    shell still expands ``"$KEY"`` when it runs: a bare ``'--from-literal=KEY=${KEY}'`` would store the
+    text ``${KEY}`` as the key."""
+    for key in keys:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+            raise ValueError(f"not an environment variable name: {key!r}")
+    words = ["kubectl", "create", "secret", "generic", shlex.quote(name)]
+    if namespace:
+        words += ["--namespace", shlex.quote(namespace)]
+    words += [f'--from-literal={key}="${key}"' for key in keys]
+    return ["sh", "-c", " ".join(words)]
 
 
 def build_manifests(ctx: DeployContext, image: str) -> dict[str, dict[str, Any]]:
@@ -375,12 +391,10 @@ def deploy_kubernetes(ctx: DeployContext) -> None:
     container_env = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
     secret_refs = [e["valueFrom"]["secretKeyRef"] for e in container_env if "valueFrom" in e]
     if secret_refs:
-        literal = [f"--from-literal={r['key']}=${{{r['key']}}}" for r in secret_refs]
-        ns = ["--namespace", entry.NAMESPACE] if entry.NAMESPACE else []
         result.add(
             "note",
             "create the Secret once, from your environment (the value is never written by llmops)",
-            command=["kubectl", "create", "secret", "generic", secret_refs[0]["name"], *ns, *literal],
+            command=secret_command(secret_refs[0]["name"], [r["key"] for r in secret_refs], entry.NAMESPACE),
         )
     for name, obj in manifests.items():
         ctx.write(f"k8s/{name}", manifest_yaml(obj), obj=obj)

@@ -14,7 +14,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader
 
 from llmops_tui.core.compare import Comparison, Row
-from llmops_tui.exporters._format import fmt, fmt_ci, sig_mark
+from llmops_tui.exporters._format import fmt_ci, fmt_delta, fmt_value, sig_mark
 
 TEMPLATES = Path(__file__).parent / "templates"
 MAX_LINES = 300
@@ -50,7 +50,7 @@ def _bar_chart(row: Row, comparison: Comparison) -> dict[str, Any] | None:
             bar.update(x=x(scale_min), w=0, text="-", tx=x(scale_min) + 4, whisker=None)
         else:
             x0, x1 = x(scale_min), x(value)
-            bar.update(x=min(x0, x1), w=round(abs(x1 - x0), 2), text=fmt(row, value), tx=max(x0, x1) + 4)
+            bar.update(x=min(x0, x1), w=round(abs(x1 - x0), 2), text=fmt_value(row, mv), tx=max(x0, x1) + 4)
             bar["whisker"] = (
                 {"x1": x(mv.ci_low), "x2": x(mv.ci_high)}
                 if mv.ci_low is not None and mv.ci_high is not None
@@ -129,9 +129,9 @@ def _table(comparison: Comparison) -> list[dict[str, Any]]:
                 cls.append("sig")
             cells.append(
                 {
-                    "text": fmt(row, mv.value),
+                    "text": fmt_value(row, mv),
                     "ci": fmt_ci(row, mv),
-                    "delta": fmt(row, mv.delta, signed=True) if mv.delta is not None else "",
+                    "delta": fmt_delta(row, mv),
                     "sig": sig_mark(mv),
                     "p": f"p={mv.p_value:.3g}" if mv.p_value is not None else "",
                     "note": mv.note,

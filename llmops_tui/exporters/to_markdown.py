@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from llmops_tui.core.compare import Comparison
-from llmops_tui.exporters._format import fmt, sig_mark
+from llmops_tui.exporters._format import fmt_delta, fmt_value, sig_mark
 
 _GROUPS = ("metric", "quality", "latency", "cost")
 
@@ -48,11 +48,11 @@ def render_markdown(comparison: Comparison) -> str:
             if mv is None:
                 cells.append("-")
                 continue
-            text = fmt(row, mv.value)
+            text = fmt_value(row, mv)
             if c.cell_id == best_cell:
                 text = f"**{text}**"
-            if mv.delta is not None:
-                text += f" ({fmt(row, mv.delta, signed=True)}{sig_mark(mv)})"
+            if fmt_delta(row, mv):
+                text += f" ({fmt_delta(row, mv)}{sig_mark(mv)})"
             cells.append(text)
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")

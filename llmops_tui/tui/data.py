@@ -48,10 +48,11 @@ def fmt_num(value: Any, digits: int = 3) -> str:
 
 
 def fmt_cost(value: float | None, *, sandbox: bool = False) -> str:
-    """Money as money: ``$0.0049``, ``$12.30``; "free (sandbox)" for the sandbox model."""
-    from llmops_tui.core.format import fmt_money
+    """Money as money: ``$0.0049``, ``$12.30``; "free (sandbox)" for the sandbox model; the CLI's and the
+    reports' words, from ``core.cost``."""
+    from llmops_tui.core.cost import fmt_cost as core_fmt_cost
 
-    return "free (sandbox)" if sandbox else fmt_money(value)
+    return core_fmt_cost(value, free=sandbox)
 
 
 #: How each run status looks: a mark, the words and a colour. The five end states stay distinct, so

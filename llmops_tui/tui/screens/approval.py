@@ -184,8 +184,8 @@ class ApprovalScreen(BaseScreen):
             sig = "" if c is None or c.significant is None else ("yes" if c.significant else "no")
             t.add_row(
                 row.label,
-                fmt_value(b.value if b else None, row.key),
-                fmt_value(c.value if c else None, row.key),
+                fmt_value(b.value if b else None, row.key, free=bool(b and b.free)),
+                fmt_value(c.value if c else None, row.key, free=bool(c and c.free)),
                 delta,
                 ci,
                 sig,

@@ -21,8 +21,13 @@ from llmops_tui.tui.messages import DataLoaded
 from llmops_tui.tui.screens.base import BaseScreen
 
 
-def fmt_value(value: float | None, key: str | None = None) -> str:
-    """A value as people read it; with the row ``key``, the same units as the reports (%, ms, $, counts)."""
+def fmt_value(value: float | None, key: str | None = None, *, free: bool = False) -> str:
+    """A value as people read it; with the row ``key``, the same units as the reports (%, ms, $, counts).
+    ``free``: a cost the sandbox model made free (``MetricValue.free``), "free (sandbox)" as everywhere."""
+    if free:
+        from llmops_tui.core.cost import FREE_TEXT
+
+        return FREE_TEXT
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
     if key is not None:
@@ -61,13 +66,17 @@ def value_text(
     shows ``base`` (with ``interval``, its 95% CI instead); CIs of the others are in the detail panel."""
     if mv is None:
         return Text("-", style="dim")
-    text = Text(fmt_value(mv.value, key), style="bold green" if best else "")
+    text = Text(fmt_value(mv.value, key, free=mv.free), style="bold green" if best else "")
     if baseline:
         if interval and mv.ci_low is not None and mv.ci_high is not None:
             text.append(f" [{fmt_value(mv.ci_low, key)}, {fmt_value(mv.ci_high, key)}]", style="dim")
         else:
             text.append(" base", style="cyan")
-    elif mv.delta is not None and not (isinstance(mv.delta, float) and math.isnan(mv.delta)):
+    elif (
+        mv.delta is not None
+        and not (isinstance(mv.delta, float) and math.isnan(mv.delta))
+        and not (mv.free and mv.delta == 0)
+    ):
         good = None if higher_is_better is None or mv.delta == 0 else (mv.delta > 0) == higher_is_better
         style = "green" if good else "red" if good is False else "dim"
         text.append(f" {fmt_delta(mv.delta, key)}", style=style)
@@ -116,7 +125,8 @@ class CompareScreen(BaseScreen):
         self.latencies: dict[str, list[float]] = {}  # cell id -> latencies of successful lines
 
     def header_title(self) -> str:
-        return f"Compare · run {self.run_id}"
+        # the run id whole at 80 columns, beside the workspace and the sandbox badge
+        return f"Compare · {self.run_id}"
 
     def compose_body(self) -> ComposeResult:
         with Vertical(classes="body"):
@@ -275,10 +285,10 @@ class CompareScreen(BaseScreen):
         mv = row.values.get(cid) if row is not None else None
         if row is not None and mv is not None:
             text.append(f"\n{row.label}: ", style="bold")
-            text.append(fmt_value(mv.value, row.key))
+            text.append(fmt_value(mv.value, row.key, free=mv.free))
             if mv.ci_low is not None and mv.ci_high is not None:
                 text.append(f"  95% CI [{fmt_value(mv.ci_low, row.key)}, {fmt_value(mv.ci_high, row.key)}]")
-            if mv.delta is not None and not cell.is_baseline:
+            if mv.delta is not None and not cell.is_baseline and not (mv.free and mv.delta == 0):
                 text.append(f"  delta {fmt_delta(mv.delta, row.key)}")
             if mv.p_value is not None:
                 text.append(f"  p={mv.p_value:.3g}" + (" significant" if mv.significant else ""))

@@ -299,7 +299,9 @@ class DeployScreen(BaseScreen):
             key, approval = message.payload
             if key == self._form_key():
                 self.approval = approval
-                self.query_one("#dp-approval", Static).update(self._approval_text(key[0], approval))
+                self.query_one("#dp-approval", Static).update(
+                    self._approval_text(key[0], approval, require=bool(key[2]))
+                )
         elif message.key == "plan":
             key, plan = message.payload
             if key != self._form_key():
@@ -338,7 +340,7 @@ class DeployScreen(BaseScreen):
     def _show_result(self, text: Text) -> None:
         self.query_one("#dp-result", Static).update(text)
 
-    def _approval_text(self, env: str, approval: Any) -> Text:
+    def _approval_text(self, env: str, approval: Any, *, require: bool = True) -> Text:
         if isinstance(approval, str):
             return Text(f"approval for {env}: cannot check ({approval})", style="red")
         if approval.ok:
@@ -349,7 +351,14 @@ class DeployScreen(BaseScreen):
         out = Text(f"approval for {env}: not usable\n", style="bold yellow")
         for reason in approval.reasons:
             out.append(f"  x {reason}\n", style="yellow")
-        out.append("Require approval on: nothing would be deployed", style="dim")
+        if require:
+            out.append("Require approval is on: nothing is deployed until an approval verifies", style="dim")
+        else:
+            out.append(
+                "Require approval is off: deploying goes ahead without an approval, with the configuration"
+                " the plan shows",
+                style="yellow",
+            )
         return out
 
     # ------------------------------------------------------------------------------------ deployments

@@ -70,10 +70,6 @@ class FlowScreen(BaseScreen):
         self.uc = uc
         self.flows = [f for f in [uc.standard_flow, *(e.flow for e in uc.evaluators)] if f is not None]
         table = self.query_one("#nodes", DataTable)
-        table.add_column("#", key="n")
-        table.add_column("node", key="node")
-        table.add_column("kind", key="kind")
-        table.add_column("variant", key="variant")
         if not self.flows:
             msg = "; ".join(str(p) for p in uc.problems) or "this use case has no flow"
             self.query_one("#prompt", Static).update(Text(msg, style="red"))
@@ -93,12 +89,21 @@ class FlowScreen(BaseScreen):
             info += "\noutputs: " + ", ".join(flow.outputs)
         self.query_one("#flow-info", Static).update(info)
         table = self.query_one("#nodes", DataTable)
-        table.clear()
+        # Columns are rebuilt per flow: a column keeps the width of its widest value, so an evaluation
+        # flow's wide "kind" would otherwise push the table past its pane. The variant column only shows
+        # when the flow has variants.
+        table.clear(columns=True)
+        table.add_column("#", key="n")
+        table.add_column("node", key="node")
+        table.add_column("kind", key="kind")
+        with_variants = any(node.variants for node in flow.nodes)
+        if with_variants:
+            table.add_column("variant", key="variant")
         self.row_keys = []
         for i, node in enumerate(flow.nodes, 1):
             kind = "LLM" if node.is_llm else node.type
             if node.aggregation:
-                kind += " (aggregation)"
+                kind += " (agg.)"
             if node.variants:
                 for j, v in enumerate(node.variants):
                     label = Text(
@@ -110,7 +115,7 @@ class FlowScreen(BaseScreen):
                     )
                     self.row_keys.append((node.name, v.id))
             else:
-                table.add_row(str(i), node.name, kind, "-")
+                table.add_row(str(i), node.name, kind, *(["-"] if with_variants else []))
                 self.row_keys.append((node.name, None))
         if flow.kind == "flex":
             self.query_one("#prompt", Static).update(Text(f"flex flow: entry {flow.entry}", style="dim"))

@@ -176,7 +176,7 @@ class RunMonitorScreen(BaseScreen):
         bar = self.query_one(ProgressBar)
         bar.update(total=max(p.total, 1), progress=p.done)
         tokens = f"{p.tokens:,}"
-        cost = fmt_cost(p.cost, sandbox=bool(self.uses_sandbox))
+        cost = fmt_cost(p.cost, sandbox=p.cost_free)
         self.query_one("#run-stats", Static).update(
             f"{p.done:,}/{p.total:,} lines · {p.lines_per_s:.1f} lines/s · {p.llm_calls:,} LLM calls"
             f" ({p.cache_hits:,} cached) · {tokens} tokens · cost {cost} · {p.retries} retries · "

@@ -440,8 +440,7 @@ class SweepBuilderScreen(BaseScreen):
             "tokens",
             f"~{est.prompt_tokens + est.completion_tokens:,} ({est.prompt_tokens:,} in / {est.completion_tokens:,} out)",
         )
-        sandbox = options.llm_endpoint == "sandbox"
-        cost = fmt_cost(est.cost, sandbox=sandbox) if sandbox or est.cost is not None else "no prices"
+        cost = fmt_cost(est.cost, sandbox=est.cost_free)
         t.add_row("cost", cost)
         t.add_row("time", f"~{fmt_duration(est.wall_s)} at concurrency {est.concurrency}")
         t.add_row("", Text(self._latency(options)[1], style="dim"))
