@@ -347,3 +347,151 @@ def test_signing_through_ssh_agent_with_the_public_key_file(team: Path, keys, tm
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+# --------------------------------------------------------------------------------------------- deploy
+
+
+def _ssh_approval_for_deploy(root: Path, env: str, key: Path, principal: str) -> None:
+    """A signed record of the deploy workspace's use case (like test_deploy_support.write_approval), signed
+    with ``key`` instead of the shared key."""
+    import dataclasses
+
+    from test_deploy_support import USE_CASE
+
+    from llmops_tui.core.hashing import hash_folder
+
+    uc = core.use_case_for_env(root, USE_CASE, env)
+    flow = uc.standard_flow.path
+    variants, params = {"ner_llm": "variant_1"}, {"ner_llm.temperature": 0.3}
+    fields = dict(
+        use_case=uc.name,
+        environment=env,
+        decision="approved",
+        run_id="run-test",
+        cell_id="c0000001",
+        variants=variants,
+        params=params,
+        dataset=uc.datasets[0].name,
+        dataset_hashes=core.dataset_hashes(root, uc, uc.datasets[0].name),
+        flow_path=core._posix_rel(flow, root),
+        flow_hash=core.approved_flow_hash(uc, variants, params),
+        source_flow_hash=hash_folder(flow),
+        source_files=core.source_file_hashes(flow),
+        metrics={"entity_match.f1": 0.9},
+        gates=[],
+        model_targets={},
+        approver=principal,
+        decided_at=core._now(),
+    )
+    for f in dataclasses.fields(core.ApprovalRecord):
+        if (
+            f.default is dataclasses.MISSING
+            and f.default_factory is dataclasses.MISSING
+            and f.name not in fields
+        ):
+            fields[f.name] = {}
+    record = core.ApprovalRecord(**fields)
+    core.write_record(uc, record, None, workspace_root=root, signer=core.SshSigner(key), principal=principal)
+
+
+def test_deploy_require_approval_follows_the_same_verification(tmp_path: Path, keys, monkeypatch, capsys):
+    import os
+
+    from test_deploy_support import USE_CASE, make_workspace
+
+    monkeypatch.setattr("llmops_tui.deploy.webapp.az_signed_in", lambda: False)
+    root = make_workspace(tmp_path / "deploy-ws")
+    core.add_approver(root / "allowed_signers", "ada@example.com", keys["ada"].with_suffix(".pub"), ["dev"])
+    core.add_approver(
+        root / "allowed_signers", "carl@example.com", keys["carl"].with_suffix(".pub"), ["prod"]
+    )
+    args = [
+        "deploy",
+        USE_CASE,
+        "--env",
+        "dev",
+        "--target",
+        "webapp",
+        "--require-approval",
+        "--json",
+        "-w",
+        str(root),
+    ]
+
+    _ssh_approval_for_deploy(root, "dev", keys["carl"], "carl@example.com")  # carl may approve prod only
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "key not allowed for this environment" in err and "may approve prod only, not dev" in err
+    assert not (root / ".llmops" / "deploy").exists()
+
+    _ssh_approval_for_deploy(root, "dev", keys["ada"], "ada@example.com")
+    # What the deploying job holds: no private key, no shared key.
+    assert core.KEY_ENV_VAR not in os.environ and sshsig.SIGNING_KEY_ENV not in os.environ
+    assert not any(
+        p.is_file() and "PRIVATE KEY" in p.read_text(errors="replace")
+        for p in root.rglob("*")
+        if p.stat().st_size < 10_000
+    )
+    assert main(args) == 0, capsys.readouterr().err
+    out = json.loads(capsys.readouterr().out)
+    assert out["configuration"]["approval"]["verified"] is True
+
+
+# --------------------------------------------------------------------------------------------- the team's path
+
+
+@pytest.mark.integration
+def test_export_import_into_a_fresh_copy_compare_and_approve(tmp_path: Path, keys, monkeypatch, capsys):
+    """The prompt engineer sweeps and exports; the lead imports into a fresh copy of the workspace,
+    compares and approves with their SSH key; CI verifies with public keys. Changed data is refused."""
+    from builders import make_use_case
+
+    monkeypatch.setenv("LLMOPS_USER", "pe@example.com")
+    src, dst = tmp_path / "laptop", tmp_path / "lead"
+    make_use_case(src, rows=4)
+    assert main(["sweep", "tickets", "-w", str(src), "--llm-endpoint", "sandbox", "--json"]) == 0
+    capsys.readouterr()
+    with RunStore.for_workspace(src) as store:
+        (run,) = store.list_runs()
+    assert run.config["ran_by"] == "pe@example.com"
+    assert run.config["dataset_hashes"] and run.config["flow_files"]
+    file = tmp_path / "run.llmops-run.json.gz"
+    assert main(["runs", "export", run.run_id, "-w", str(src), "--out", str(file)]) == 0
+
+    make_use_case(dst, rows=4)  # a fresh clone: the same files, no .llmops/
+    core.add_approver(dst / "allowed_signers", "lead@example.com", keys["ada"].with_suffix(".pub"), ["dev"])
+    (dst / "use_cases/tickets/llmops.yaml").write_text(
+        "approvals:\n  dev: {approvers: 1, not_by_sweeper: true}\n"
+    )
+    capsys.readouterr()
+    assert main(["runs", "import", str(file), "-w", str(dst)]) == 0
+    assert "this workspace's flow and datasets match what the run measured" in capsys.readouterr().out
+    assert main(["compare", run.run_id, "-w", str(dst), "--json"]) == 0
+    cell = json.loads(capsys.readouterr().out)["cells"][0]["cell_id"]
+
+    # The data changes on the lead's side before approving: refused, naming the file.
+    data = dst / "use_cases/tickets/data/tickets.jsonl"
+    original = data.read_text()
+    data.write_text(original + '{"text": "late", "label": "x"}\n')
+    args = ["approve", run.run_id, "--cell", cell, "--env", "dev", "--key", str(keys["ada"]), "-w", str(dst)]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "data changed after run" in err and "use_cases/tickets/data/tickets.jsonl (changed)" in err
+    other = tmp_path / "other"
+    make_use_case(other, rows=4)
+    (other / "use_cases/tickets/data/tickets.jsonl").write_text(original + "\n")
+    with RunStore.for_workspace(other) as store:
+        from llmops_tui.core.portable import import_run
+
+        result = import_run(store, file)
+    assert (
+        result.matches is False
+        and "datasets: use_cases/tickets/data/tickets.jsonl (changed)" in result.evidence
+    )
+
+    data.write_text(original)
+    assert main(args) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    assert main(["verify-approval", "tickets", "--env", "dev", "-w", str(dst)]) == 0, capsys.readouterr()
+    assert "approved by lead@example.com" in capsys.readouterr().out
