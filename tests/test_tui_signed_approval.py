@@ -127,3 +127,52 @@ async def test_an_existing_key_with_a_passphrase_is_asked_for_it(tmp_path):
         assert app.screen is screen
         assert "approved" in _plain(screen.query_one("#ap-result"))
     assert core.verify_approval(ws, core.use_case_for_env(ws, "ner", "dev"), "dev").ok
+
+
+async def test_runs_screen_imports_an_exported_run_and_opens_it_and_repicks_columns(tmp_path):
+    from tui_support import FIXTURE
+
+    from llmops_tui.core.portable import export_run
+    from llmops_tui.core.store import RunStore
+
+    src = copy_workspace(tmp_path)
+    seed_store(src)
+    file = tmp_path / "from-ci.llmops-run.json.gz"
+    with RunStore.for_workspace(src) as store:
+        export_run(store, RUN_ID, file)
+    dst = tmp_path / "clone"
+    shutil.copytree(FIXTURE, dst)  # a fresh clone: no .llmops/ at all
+    app = LlmopsApp(dst, settings=AppSettings(), debug=True)
+    async with app.run_test(size=SMALL) as pilot:
+        await pilot.pause()
+        app.open_screen("runs")
+        await pilot.pause()
+        runs = app.screen
+        assert runs.runs == []
+        narrow = [str(c.key.value) for c in runs.query_one("DataTable").columns.values()]
+        assert "finished" not in narrow
+        await pilot.press("i")
+        await pilot.pause()
+        dialog = app.screen
+        assert type(dialog).__name__ == "ImportRunScreen"
+        dialog.query_one("#import-path").value = str(file)
+        await pilot.click("#do-import")
+        await _settle(app, pilot)
+        assert type(app.screen).__name__ == "CompareScreen" and app.screen.run_id == RUN_ID
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.screen is runs and [r.run_id for r in runs.runs] == [RUN_ID]
+        await pilot.resize_terminal(160, 40)
+        await pilot.pause()
+        wide = [str(c.key.value) for c in runs.query_one("DataTable").columns.values()]
+        assert "finished" in wide and "endpoint" in wide
+        await pilot.resize_terminal(80, 24)
+        await pilot.pause()
+        assert [str(c.key.value) for c in runs.query_one("DataTable").columns.values()] == narrow
+        # an altered or missing file: an error toast, no crash
+        await pilot.press("i")
+        await pilot.pause()
+        app.screen.query_one("#import-path").value = str(tmp_path / "nope.json.gz")
+        await pilot.click("#do-import")
+        await pilot.pause()
+        assert app.screen is runs
