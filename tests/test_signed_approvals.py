@@ -495,3 +495,12 @@ def test_export_import_into_a_fresh_copy_compare_and_approve(tmp_path: Path, key
     capsys.readouterr()
     assert main(["verify-approval", "tickets", "--env", "dev", "-w", str(dst)]) == 0, capsys.readouterr()
     assert "approved by lead@example.com" in capsys.readouterr().out
+
+
+def test_keys_shows_the_signing_key_by_fingerprint_only(team: Path, keys, monkeypatch, capsys):
+    monkeypatch.setenv(sshsig.SIGNING_KEY_ENV, str(keys["ada"]))
+    assert main(["keys", "-w", str(team), "--json"]) == 0
+    out = capsys.readouterr().out
+    status = json.loads(out)["approval_signing_key"]
+    assert status["fingerprint"] == sshsig.fingerprint(keys["ada"].with_suffix(".pub").read_text())
+    assert "PRIVATE" not in out and keys["ada"].read_text().splitlines()[1] not in out

@@ -267,7 +267,8 @@ def key_cmd(
         ),
     ] = False,
 ) -> None:
-    """Show which approval key would sign (its id and source, never the key), or make a new one."""
+    """Shared-key mode (HMAC, the older one): show which shared key would sign (its id and source, never
+    the key), or make a new one. Approvals signed by people use SSH keys instead (`llmops approvers`)."""
     from llmops_tui.core.secrets import keyring_status, set_keyring_secret
 
     if generate:

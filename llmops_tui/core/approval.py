@@ -875,12 +875,13 @@ def decide(
     root = Path(workspace_root)
     signing_key: ApprovalKey | None = None
     if signer is None:
-        from llmops_tui.core.store import RunStore
+        from llmops_tui.core.store import STORE_DIR, STORE_FILE, RunStore
 
-        with RunStore.for_workspace(root.resolve()) as store_:
-            uc_name = store_.require_run(run_id).use_case
-        uc0 = load_workspace(root, env=None).get(uc_name)
-        governed = allowed_signers_path(root, uc0)
+        governed, uc_name = None, ""
+        if (root.resolve() / STORE_DIR / STORE_FILE).is_file():  # else build_record says there are no runs
+            with RunStore.for_workspace(root.resolve()) as store_:
+                uc_name = store_.require_run(run_id).use_case
+            governed = allowed_signers_path(root, load_workspace(root, env=None).get(uc_name))
         if governed is not None and key is None:
             raise LlmopsError(
                 f"approvals of {uc_name} are signed with people's SSH keys ({_posix_rel(governed, root.resolve())})",
