@@ -218,6 +218,9 @@ def test_two_approver_policy_needs_two_distinct_allowed_keys(team: Path, keys, c
     rc = main(["approvals", "demo", "-w", str(team), "--json"])
     entries = {e["environment"]: e for e in json.loads(capsys.readouterr().out)["approvals"]}
     assert rc == 0 and entries["prod"]["missing"] == [result.missing[0]]
+    assert main(["approvals", "demo", "-w", str(team)]) == 0
+    table = "".join(capsys.readouterr().out.split())  # the table wraps on a narrow terminal
+    assert "Approvals" in table and "ada@" in table
 
     _approve(team, keys["ada"])  # the same person again does not count twice
     assert len(json.loads((team / "use_cases/demo/approvals/prod.json").read_text())["signatures"]) == 1
