@@ -289,7 +289,7 @@ class ApprovalScreen(BaseScreen):
             self.post_message(DataLoaded("error", str(exc)))
             return
         self.post_message(DataLoaded("evidence", (comparison, cell_id, record)))
-        self.post_message(DataLoaded("needs", self._needs()))
+        self.app.call_from_thread(self.refresh_needs)  # a worker of its own, started from the UI thread
 
     def _needs(self) -> str:
         """One line per environment: valid (who signed), or what it still needs. Runs in a worker."""
@@ -552,6 +552,6 @@ class ApprovalScreen(BaseScreen):
     def refresh_needs(self) -> None:
         try:
             text = self._needs()
-        except LlmopsError as exc:
-            text = str(exc)
+        except Exception as exc:  # noqa: BLE001 - shown in the panel, never a crash or a silent blank
+            text = f"cannot check the approvals: {type(exc).__name__}: {exc}"
         self.post_message(DataLoaded("needs", text))
