@@ -30,8 +30,17 @@ def llmops(*args: str, env: dict[str, str], check: bool = True) -> subprocess.Co
 def test_ci_path_end_to_end(tmp_path):
     ws = tmp_path / "repo"
     shutil.copytree(REPO / "use_cases" / UC, ws / "use_cases" / UC)
-    env = {**os.environ, "LLMOPS_APPROVAL_KEY": "ci-test-key-0123456789abcdef0123", "AOAI_API_KEY": ""}
+    # CI holds no signing secret: no shared approval key, no private key (it verifies with public keys).
+    drop = ("LLMOPS_APPROVAL_KEY", "LLMOPS_SIGNING_KEY")
+    env = {**{k: v for k, v in os.environ.items() if k not in drop}, "AOAI_API_KEY": ""}
     w = ["--workspace", str(ws)]
+    # The lead's own SSH key, on the lead's machine (outside the repository); the repository holds
+    # only the public key, in allowed_signers.
+    lead_key = tmp_path / "lead-home" / "id_ed25519"
+    lead_key.parent.mkdir()
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(lead_key)], check=True)
+    lead_env = {**env, "LLMOPS_SIGNING_KEY": str(lead_key)}
+    llmops("approvers", "add", "lead@example.com", str(lead_key) + ".pub", "--env", "dev", *w, env=env)
 
     sweep = json.loads(
         llmops("sweep", UC, *w, "--llm-endpoint", "sandbox", "--limit", "30", "--json", env=env).stdout
@@ -57,20 +66,21 @@ def test_ci_path_end_to_end(tmp_path):
         best["cell_id"],
         "--env",
         "dev",
-        "--by",
-        "lead@example.com",
         "--comment",
         "best accuracy",
         "--override-gates",
         "sandbox sample of 30 lines",
         *w,
-        env=env,
+        env=lead_env,
     )
     assert (ws / "use_cases" / UC / "approvals" / "dev.json").is_file(), approve.stdout
     verified = llmops("verify-approval", UC, "--env", "dev", *w, env=env)
     assert "measured with the offline sandbox model" in verified.stderr
+    assert "approved by lead@example.com (SHA256:" in verified.stdout
     record = json.loads((ws / "use_cases" / UC / "approvals" / "dev.json").read_text())
-    assert record["measured_with"] == "sandbox model"
+    assert record["measured_with"] == "sandbox model" and record["signing"] == "ssh"
+    private = [p for p in ws.rglob("*") if p.is_file() and b"PRIVATE KEY" in p.read_bytes()]
+    assert not private and not any("PRIVATE KEY" in v or "APPROVAL_KEY" in k for k, v in env.items())
 
     out = tmp_path / "deploy-out"
     deployed = json.loads(

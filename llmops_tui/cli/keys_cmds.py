@@ -38,8 +38,9 @@ def keys_cmd(
         for uc in ucs
         for k in key_status(uc, ws.root)
     ]
+    signing = _signing_key_status()
     if json_out:
-        print_json({"keyring": keyring_status(), "connections": rows})
+        print_json({"keyring": keyring_status(), "connections": rows, "approval_signing_key": signing})
         return
     table = Table(title="Connection keys")
     for col in ("use case", "connection", "variable", "found in"):
@@ -48,6 +49,11 @@ def keys_cmd(
         table.add_row(r["use_case"], r["connection"], r["env_var"], r["found_in"] or "[red]not found[/red]")
     console.print(table)
     console.print(f"keyring: {keyring_status()}")
+    if signing["key"]:
+        what = signing["fingerprint"] or signing["problem"]
+        console.print(f"approval signing key ($LLMOPS_SIGNING_KEY): {signing['key']} ({what})", markup=False)
+    else:
+        console.print("approval signing key: none ($LLMOPS_SIGNING_KEY, or approve --key; docs/approval.md)")
     if any(r["found_in"] is None for r in rows):
         console.print(
             "Missing keys: set the variable, add it to .env, or `llmops set-key VARIABLE`; "
@@ -71,3 +77,17 @@ def set_key_cmd(
         value = sys.stdin.readline().strip()
     where = set_keyring_secret(variable, value.strip())
     console.print(f"stored {variable} in {where}")
+
+
+def _signing_key_status() -> dict:
+    """The SSH key approvals would be signed with (``LLMOPS_SIGNING_KEY``): its path and fingerprint, never
+    anything private."""
+    from llmops_tui.core.approval import ssh_signer_from_env
+
+    signer = ssh_signer_from_env()
+    if signer is None:
+        return {"key": None, "fingerprint": None, "problem": None}
+    try:
+        return {"key": str(signer.key_file), "fingerprint": signer.fingerprint(), "problem": None}
+    except (LlmopsError, ValueError) as exc:
+        return {"key": str(signer.key_file), "fingerprint": None, "problem": str(exc)}

@@ -38,7 +38,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from llmops_tui.core import sshsig
 from llmops_tui.core.errors import LlmopsError
+from llmops_tui.core.extras import EXTRAS_FILE
 from llmops_tui.core.files import name_problem, safe_join
 from llmops_tui.core.hashing import canonical_json, flow_files, hash_file, hash_folder
 from llmops_tui.core.secrets import get_secret
@@ -71,6 +73,15 @@ VARIANT_GONE = "variant in record no longer exists"
 ROLLED_BACK = "rolled back"
 CONFLICT = "conflicting decisions"
 HISTORY_BROKEN = "history truncated"
+SIGNATURE_MISMATCH = "signature does not match this record (record edited after signing, or signature copied from another record)"
+KEY_NOT_ALLOWED = "key not in allowed signers"
+ENV_NOT_ALLOWED = "key not allowed for this environment"
+KEY_EXPIRED = "key expired"
+NO_ALLOWED_SIGNERS = "no allowed_signers file"
+NOT_ENOUGH = "not enough approvers"
+SWEEPER_APPROVED = "approver ran the sweep"
+SHARED_KEY = "shared-key"  # the mode of HMAC-signed records
+SSH = "ssh"
 LEDGER_FILE = "approval-ledger.json"  # under <workspace>/.llmops/: the newest decision seen per use case/env
 
 
@@ -115,8 +126,68 @@ def load_approval_key(*, required: bool = True) -> ApprovalKey | None:
 
 
 def signing_payload(record: dict[str, Any]) -> bytes:
-    """The bytes that are signed: canonical JSON of the record without its ``signature`` field."""
-    return canonical_json({k: v for k, v in record.items() if k != "signature"}).encode("utf-8")
+    """The bytes that are signed: canonical JSON of the record without its ``signature`` and
+    ``signatures`` fields (the SSH signatures of co-signers are added without changing the decision)."""
+    return canonical_json({k: v for k, v in record.items() if k not in ("signature", "signatures")}).encode(
+        "utf-8"
+    )
+
+
+def decision_id(record: dict[str, Any]) -> str:
+    """The id of an SSH-signed decision (its ``signature`` field): sha256 of the signed payload."""
+    return "sha256:" + hashlib.sha256(signing_payload(record)).hexdigest()
+
+
+# ------------------------------------------------------------------------------------ SSH signing
+
+
+@dataclass(frozen=True)
+class SshSigner:
+    """A person's SSH key: a private key file, or a public key file whose private half ssh-agent holds.
+    The passphrase, when given, only ever reaches ssh-keygen (see core.sshsig)."""
+
+    key_file: Path
+    passphrase: str | None = field(default=None, repr=False)
+
+    def public_key(self) -> str:
+        return sshsig.read_public_key(self.key_file)
+
+    def fingerprint(self) -> str:
+        return sshsig.fingerprint(self.public_key())
+
+
+def ssh_signer_from_env() -> SshSigner | None:
+    """The signing key named by ``LLMOPS_SIGNING_KEY`` (a path), or None."""
+    value = os.environ.get(sshsig.SIGNING_KEY_ENV, "").strip()
+    return SshSigner(Path(value).expanduser()) if value else None
+
+
+def allowed_signers_path(workspace_root: Path, use_case: UseCase) -> Path | None:
+    """The allowed-signers file that governs ``use_case``: ``<use case>/allowed_signers`` when there is
+    one, else ``<workspace>/allowed_signers``, else None."""
+    for folder in (use_case.path, Path(workspace_root)):
+        path = Path(folder) / sshsig.ALLOWED_SIGNERS_FILE
+        if path.is_file():
+            return path
+    return None
+
+
+def approval_policy(use_case: UseCase, env: str) -> Any:
+    """The ``approvals:`` policy of ``env`` in the use case's llmops.yaml (default: one approver)."""
+    from llmops_tui.core.extras import ApprovalPolicy
+
+    policies = getattr(use_case.extras, "approvals", None) or {}
+    return policies.get(env) or ApprovalPolicy()
+
+
+def _same_person(a: str, b: str) -> bool:
+    """``Ada <ada@example.com>``, ``ada@example.com`` and ``ADA@example.com`` are the same person."""
+
+    def norm(text: str) -> str:
+        m = re.search(r"<([^>]+)>", text or "")
+        return (m.group(1) if m else text or "").strip().casefold()
+
+    return bool(norm(a)) and norm(a) == norm(b)
 
 
 def sign(record: dict[str, Any], key: ApprovalKey) -> str:
@@ -258,12 +329,16 @@ class ApprovalRecord:
     baseline_cell_id: str | None = None
     line_stats: dict[str, Any] = field(default_factory=dict)
     measured_with: str | None = None  # "sandbox model", an endpoint URL, or "configured connections"
+    ran_by: str | None = None  # who ran the sweep (the run's evidence), for the not_by_sweeper policy
+    signing: str = "hmac"  # "ssh": signed by people's SSH keys (``signatures``); "hmac": the shared key
     sequence: int = 0  # 1, 2, 3... per use case and environment, set when the record is written
     previous: str = ""  # the signature of the decision this one replaces ("" for the first)
     key_id: str = ""
     signature: str = ""
     schema_version: int = SCHEMA_VERSION
     kind: str = RECORD_KIND
+    # SSH records: one entry per signer {principal, fingerprint, signed_at, signature}; not in the payload
+    signatures: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -417,20 +492,39 @@ def build_record(
             # shows as a failing check, so approving it needs an override reason like a failing gate.
             gates.append(_completion_check(run.run_id, run.status, cell.cell_id, lines_run, cell.lines_total))
 
+    from llmops_tui.core.evidence import evidence_mismatches
+
     flow_dir = _flow_dir(uc)
     variants = dict(cell.variants)
     params = dict(cell.params)
     flow_hash = approved_flow_hash(uc, variants, params)
+    mismatch = evidence_mismatches(root, uc, run.config or {})
     if cell.flow_hash and cell.flow_hash != flow_hash:
         # The engine records the materialised flow's hash per cell: a difference means the flow on disk is
         # no longer what was measured, so approving it would approve something nobody evaluated.
         variants_only = approved_flow_hash(uc, variants, {})
         if cell.flow_hash != variants_only:
+            files = f": {', '.join(mismatch['flow'])}" if mismatch.get("flow") else ""
             raise LlmopsError(
-                f"the flow changed after run {run.run_id} measured cell {cell.cell_id}",
+                f"the flow changed after run {run.run_id} measured cell {cell.cell_id}{files}",
                 file=flow_dir,
                 field="",
                 hint="run the sweep again (or resume it) and approve a cell of the new run",
+            )
+    run_data = ((run.config or {}).get("dataset_hashes") or {}).get(cell.dataset)
+    if decision == "approved" and isinstance(run_data, dict):
+        now_data = dataset_hashes(root, uc, cell.dataset)
+        changed = [
+            f"{rel} ({'missing' if rel not in now_data else 'changed'})"
+            for rel, sha in sorted(run_data.items())
+            if now_data.get(rel) != sha
+        ]
+        if changed:
+            raise LlmopsError(
+                f"the data changed after run {run.run_id} measured cell {cell.cell_id}: {', '.join(changed)}",
+                file=root / changed[0].rsplit(" (", 1)[0],
+                field="datasets",
+                hint="run the sweep again on the data as it is now, or restore the files",
             )
     record = ApprovalRecord(
         use_case=uc.name,
@@ -457,6 +551,7 @@ def build_record(
         baseline_cell_id=(run.config or {}).get("baseline"),
         line_stats=line_stats,
         measured_with=_measured_with(run),
+        ran_by=(run.config or {}).get("ran_by"),
     )
     failing = record.failing_gates
     if check_gates and decision == "approved" and failing and not record.override_reason:
@@ -561,7 +656,13 @@ def _newer(a: dict[str, Any], b: dict[str, Any]) -> bool:
 
 
 def write_record(
-    use_case: UseCase, record: ApprovalRecord, key: ApprovalKey, *, workspace_root: Path | None = None
+    use_case: UseCase,
+    record: ApprovalRecord,
+    key: ApprovalKey | None,
+    *,
+    workspace_root: Path | None = None,
+    signer: SshSigner | None = None,
+    principal: str = "",
 ) -> tuple[Path, Path]:
     """Sign ``record`` and write it as the current decision for its environment and into the history.
     Returns (current file, history file).
@@ -583,22 +684,124 @@ def write_record(
         [_sequence_of(d) for d in known] + [_sequence_of(ledger_entry or {})], default=0
     )
     record.previous = str(newest.get("signature") or "") if newest else ""
-    record.key_id = key.key_id
     record.signature = ""
-    data = record.to_dict()
-    record.signature = sign(data, key)
-    data["signature"] = record.signature
+    record.signatures = []
+    if signer is not None:
+        record.signing = SSH
+        record.key_id = signer.fingerprint()
+        data = record.to_dict()
+        record.signature = decision_id(data)
+        record.signatures = [_ssh_signature_entry(data, signer, principal)]
+        data["signature"], data["signatures"] = record.signature, record.signatures
+    else:
+        if key is None:
+            raise LlmopsError("no key to sign the record with", field="--key", hint=_KEY_HINT)
+        record.signing = "hmac"
+        record.key_id = key.key_id
+        data = record.to_dict()
+        record.signature = sign(data, key)
+        data["signature"] = record.signature
     stamp = re.sub(
         r"[^0-9TZ]", "", record.decided_at
     )  # 2025-01-02T03:04:05.123456Z -> 20250102T030405123456Z
     history = safe_join(
-        approvals_dir(use_case) / HISTORY_DIR, f"{env}-{stamp}-{record.signature[:8]}.json", field="--env"
+        approvals_dir(use_case) / HISTORY_DIR,
+        f"{env}-{stamp}-{record.signature.removeprefix('sha256:')[:8]}.json",
+        field="--env",
     )
     _write_json(history, data)
     _write_json(path_now, data)
     if workspace_root is not None:
         _ledger_remember(workspace_root, use_case.name, env, data)
     return path_now, history
+
+
+def _ssh_signature_entry(data: dict[str, Any], signer: SshSigner, principal: str) -> dict[str, Any]:
+    return {
+        "principal": principal,
+        "fingerprint": signer.fingerprint(),
+        "signed_at": _now(),
+        "signature": sshsig.sign(signing_payload(data), signer.key_file, passphrase=signer.passphrase),
+    }
+
+
+def signer_entry(
+    workspace_root: Path, use_case: UseCase, env: str, signer: SshSigner
+) -> sshsig.AllowedSigner:
+    """The allowed-signers entry that lets ``signer`` approve ``env`` now, or LlmopsError saying why
+    not (checked before signing so that a person learns it at once, not when CI refuses)."""
+    path = allowed_signers_path(workspace_root, use_case)
+    fp = signer.fingerprint()
+    if path is None:
+        raise LlmopsError(
+            f"no {sshsig.ALLOWED_SIGNERS_FILE} file in the use case or the workspace: nobody may sign approvals yet",
+            file=use_case.path / sshsig.ALLOWED_SIGNERS_FILE,
+            field="allowed signers",
+            hint=f"add your key: llmops approvers add YOUR_EMAIL {signer.key_file} --env {env}",
+        )
+    entries, _ = sshsig.parse_allowed_signers(path)
+    mine = [e for e in entries if e.fingerprint == fp]
+    if not mine:
+        raise LlmopsError(
+            f"{KEY_NOT_ALLOWED}: your key {fp} is not in {path.name}",
+            file=path,
+            field="allowed signers",
+            hint=f"ask a maintainer to add it (llmops approvers add YOUR_EMAIL {signer.key_file}.pub --env {env})",
+        )
+    for_env = [e for e in mine if e.allows_env(env)]
+    if not for_env:
+        envs = sorted({x for e in mine for x in e.environments})
+        raise LlmopsError(
+            f"{ENV_NOT_ALLOWED}: your key {fp} ({mine[0].principal}) may approve {', '.join(envs)} only, not {env}",
+            file=path,
+            field="environments",
+        )
+    live = [e for e in for_env if not e.expired() and not e.not_yet_valid()]
+    if not live:
+        e = for_env[0]
+        raise LlmopsError(
+            f"{KEY_EXPIRED}: your key {fp} ({e.principal}) is valid before {sshsig.display_time(e.valid_before or '')} only"
+            if e.expired()
+            else f"your key {fp} ({e.principal}) is not valid before {sshsig.display_time(e.valid_after or '')}",
+            file=path,
+            field="valid-before",
+        )
+    return live[0]
+
+
+def _cosign_target(use_case: UseCase, record: ApprovalRecord) -> tuple[Path, dict[str, Any]] | None:
+    """The current SSH-signed approval of the same cell, flow and data for the record's environment, to
+    which a further approver adds a signature (instead of starting a new decision)."""
+    path = current_path(use_case, record.environment)
+    if not path.is_file():
+        return None
+    data, _ = _read_record(path)
+    if data is None or data.get("signing") != SSH or data.get("decision") != "approved":
+        return None
+    if record.decision != "approved" or data.get("signature") != decision_id(data):
+        return None
+    same = all(
+        data.get(k) == getattr(record, k)
+        for k in ("run_id", "cell_id", "variants", "params", "flow_hash", "dataset_hashes", "use_case")
+    )
+    return (path, data) if same else None
+
+
+def cosign(
+    use_case: UseCase, path: Path, data: dict[str, Any], signer: SshSigner, principal: str
+) -> dict[str, Any]:
+    """Add ``signer``'s signature to the current record at ``path`` (and its history file)."""
+    fp = signer.fingerprint()
+    entries = [e for e in data.get("signatures") or [] if isinstance(e, dict)]
+    if any(e.get("fingerprint") == fp for e in entries):
+        return data  # already signed by this key: nothing to add
+    entries.append(_ssh_signature_entry(data, signer, principal))
+    data = {**data, "signatures": entries}
+    _write_json(path, data)
+    for hist_path, hist in history_records(use_case, str(data.get("environment"))):
+        if hist.get("signature") == data.get("signature"):
+            _write_json(hist_path, data)
+    return data
 
 
 # ------------------------------------------------------------------------------- the ledger (high water)
@@ -654,15 +857,42 @@ def decide(
     override_reason: str | None = None,
     comparison: Any = None,
     key: ApprovalKey | None = None,
+    signer: SshSigner | None = None,
 ) -> list[tuple[ApprovalRecord, Path]]:
     """Approve or reject one cell of a run for one or more environments (one signed record each).
 
-    This is what the Approval screen and ``llmops approve``/``reject`` call. The key is loaded first so
-    that a missing key fails before anything is written. Returns (record, current file) per env."""
+    This is what the Approval screen and ``llmops approve``/``reject`` call.
+
+    With ``signer`` (or ``LLMOPS_SIGNING_KEY``) the record is signed with that person's SSH key, who must
+    be listed for the environment in the allowed-signers file; their principal there is the approver
+    (``by`` is not needed). When the environment's current record already approves the same cell, flow
+    and data, the signature is added to it (a second approver co-signs). Without an SSH key, the shared
+    HMAC key signs (unless the use case has an allowed-signers file: then an SSH key is required).
+    Keys are checked before anything is written. Returns (record, current file) per env."""
     if not envs:
         raise LlmopsError("name at least one environment", field="--env")
-    signing_key = key or load_approval_key()
-    assert signing_key is not None  # required=True raises instead of returning None
+    signer = signer or (None if key is not None else ssh_signer_from_env())
+    root = Path(workspace_root)
+    signing_key: ApprovalKey | None = None
+    if signer is None:
+        from llmops_tui.core.store import STORE_DIR, STORE_FILE, RunStore
+
+        governed, uc_name = None, ""
+        if (root.resolve() / STORE_DIR / STORE_FILE).is_file():  # else build_record says there are no runs
+            with RunStore.for_workspace(root.resolve()) as store_:
+                uc_name = store_.require_run(run_id).use_case
+            governed = allowed_signers_path(root, load_workspace(root, env=None).get(uc_name))
+        if governed is not None and key is None:
+            raise LlmopsError(
+                f"approvals of {uc_name} are signed with people's SSH keys ({_posix_rel(governed, root.resolve())})",
+                field="--key",
+                hint=f"give --key ~/.ssh/id_ed25519 (or its .pub with ssh-agent), or set {sshsig.SIGNING_KEY_ENV}",
+            )
+        signing_key = key or load_approval_key()
+    else:
+        signer.public_key()  # a missing or unreadable key file fails before anything else
+    if signer is not None and not (by or "").strip():
+        by = "(from allowed signers)"
     records = [
         build_record(
             workspace_root,
@@ -679,9 +909,25 @@ def decide(
     ]
     ws = load_workspace(workspace_root, env=None)
     uc = ws.get(records[0].use_case)
+    if signer is None:
+        out = []
+        for record in records:
+            current, _ = write_record(uc, record, signing_key, workspace_root=root)
+            out.append((record, current))
+        return out
+    entries = {r.environment: signer_entry(root, uc, r.environment, signer) for r in records}
     out = []
     for record in records:
-        current, _ = write_record(uc, record, signing_key, workspace_root=Path(workspace_root))
+        principal = entries[record.environment].principal
+        record.approver = principal
+        target = _cosign_target(uc, record)
+        if target is not None:
+            data = cosign(uc, target[0], target[1], signer, principal)
+            _ledger_remember(root, uc.name, record.environment, data)
+            done = ApprovalRecord(**{k: data[k] for k in ApprovalRecord.__dataclass_fields__ if k in data})
+            out.append((done, target[0]))
+            continue
+        current, _ = write_record(uc, record, None, workspace_root=root, signer=signer, principal=principal)
         out.append((record, current))
     return out
 
@@ -711,6 +957,10 @@ class VerifyResult:
     path: str | None = None
     environment: str = ""
     warnings: list[str] = field(default_factory=list)
+    mode: str = ""  # "ssh" or "shared-key" (HMAC)
+    signers: list[dict[str, Any]] = field(default_factory=list)  # valid signers: principal, fingerprint
+    needed: int = 1  # distinct approvers the environment's policy asks for
+    missing: list[str] = field(default_factory=list)  # what the policy still needs, for people
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -720,7 +970,137 @@ class VerifyResult:
             "warnings": self.warnings,
             "path": self.path,
             "record": self.record,
+            "mode": self.mode,
+            "signers": self.signers,
+            "needed": self.needed,
+            "missing": self.missing,
         }
+
+
+class _Auth:
+    """Who signed a record, checked the way the record was signed: SSH signatures against the
+    allowed-signers file (public keys only), or the shared HMAC key. Results are cached per record."""
+
+    def __init__(self, root: Path, use_case: UseCase, env: str, key: ApprovalKey | None):
+        self.root, self.use_case, self.env = root, use_case, env
+        self.key = key
+        self.key_problem: str | None = None
+        self._key_loaded = key is not None
+        self.allowed_path = allowed_signers_path(root, use_case)
+        self.allowed: list[sshsig.AllowedSigner] = []
+        if self.allowed_path is not None:
+            self.allowed, _ = sshsig.parse_allowed_signers(self.allowed_path)
+        self._cache: dict[str, tuple[list[str], list[dict[str, Any]]]] = {}
+
+    @staticmethod
+    def mode(record: dict[str, Any]) -> str:
+        return SSH if record.get("signing") == SSH else SHARED_KEY
+
+    def _hmac_key(self) -> ApprovalKey | None:
+        if not self._key_loaded:
+            self._key_loaded = True
+            try:
+                self.key = load_approval_key()
+            except LlmopsError as exc:
+                self.key_problem = f"cannot check the signature: {exc}"
+        return self.key
+
+    def unknown(self, record: dict[str, Any]) -> bool:
+        """True when the record cannot be checked here at all (a shared-key record without the key)."""
+        return self.mode(record) == SHARED_KEY and self._hmac_key() is None
+
+    def ok(self, record: dict[str, Any]) -> bool:
+        return not self.check(record)[0]
+
+    def check(self, record: dict[str, Any]) -> tuple[list[str], list[dict[str, Any]]]:
+        cache_key = canonical_json(
+            [
+                record.get("signature"),
+                record.get("signatures"),
+                hashlib.sha256(signing_payload(record)).hexdigest(),
+            ]
+        )
+        if cache_key not in self._cache:
+            self._cache[cache_key] = (
+                self._check_ssh(record) if self.mode(record) == SSH else self._check_hmac(record)
+            )
+        return self._cache[cache_key]
+
+    def _check_hmac(self, record: dict[str, Any]) -> tuple[list[str], list[dict[str, Any]]]:
+        key = self._hmac_key()
+        if key is None:
+            return [self.key_problem or "cannot check the signature: no approval key"], []
+        if signature_valid(record, key):
+            return [], [{"principal": record.get("approver"), "fingerprint": key.key_id, "mode": SHARED_KEY}]
+        detail = ""
+        if record.get("key_id") and record.get("key_id") != key.key_id:
+            detail = f": signed with key {record.get('key_id')}, the key from {key.source} is {key.key_id}"
+        return [SIGNATURE_INVALID + detail], []
+
+    def _check_ssh(self, record: dict[str, Any]) -> tuple[list[str], list[dict[str, Any]]]:
+        reasons: list[str] = []
+        signers: list[dict[str, Any]] = []
+        payload = signing_payload(record)
+        if record.get("signature") != decision_id(record):
+            reasons.append(f"{SIGNATURE_INVALID}: the record's content is not what was signed")
+        entries = record.get("signatures")
+        if not isinstance(entries, list) or not entries:
+            return reasons + ["no SSH signatures in the record"], []
+        where = _posix_rel(self.allowed_path, self.root) if self.allowed_path else ""
+        for entry in entries:
+            sig = entry.get("signature") if isinstance(entry, dict) else None
+            claimed = str(entry.get("principal") or "?") if isinstance(entry, dict) else "?"
+            if not isinstance(sig, str):
+                reasons.append(f"{SIGNATURE_INVALID}: a signature entry holds no signature")
+                continue
+            checked = sshsig.check_signature(payload, sig)
+            if not checked.ok:
+                reasons.append(f"{SIGNATURE_MISMATCH} (signer claims {claimed})")
+                continue
+            fp = checked.fingerprint
+            if self.allowed_path is None:
+                reasons.append(
+                    f"{NO_ALLOWED_SIGNERS}: signed by key {fp} ({claimed}) but neither the use case nor the "
+                    f"workspace has an {sshsig.ALLOWED_SIGNERS_FILE} file"
+                )
+                continue
+            mine = [e for e in self.allowed if e.fingerprint == fp]
+            if not mine:
+                reasons.append(f"{KEY_NOT_ALLOWED}: key {fp} ({claimed}) is not in {where}")
+                continue
+            for_env = [e for e in mine if e.allows_env(self.env)]
+            if not for_env:
+                envs = ", ".join(sorted({x for e in mine for x in e.environments}))
+                reasons.append(
+                    f"{ENV_NOT_ALLOWED}: key {fp} ({mine[0].principal}) may approve {envs} only, not "
+                    f"{self.env} ({where} line {mine[0].line})"
+                )
+                continue
+            live = [e for e in for_env if not e.expired()]
+            if not live:
+                e = for_env[0]
+                reasons.append(
+                    f"{KEY_EXPIRED}: key {fp} ({e.principal}) was valid before "
+                    f"{sshsig.display_time(e.valid_before or '')} ({where} line {e.line})"
+                )
+                continue
+            entry_ok = live[0]
+            final = sshsig.verify_allowed(payload, sig, entry_ok.principal, self.allowed_path)
+            if not final.ok:
+                reasons.append(
+                    f"key {fp} ({entry_ok.principal}) is not accepted by ssh-keygen -Y verify with {where}: "
+                    f"{final.detail}"
+                )
+                continue
+            signers.append(
+                {
+                    "principal": entry_ok.principal,
+                    "fingerprint": fp,
+                    "signed_at": entry.get("signed_at"),
+                    "mode": SSH,
+                }
+            )
+        return reasons, signers
 
 
 def _read_record(path: Path) -> tuple[dict[str, Any] | None, str | None]:
@@ -767,7 +1147,7 @@ def _rollback_reasons(
     use_case: UseCase,
     env: str,
     record: dict[str, Any],
-    key: ApprovalKey | None,
+    auth: _Auth,
     warnings: list[str],
 ) -> list[str]:
     """Is ``record`` really the newest decision for use case/env, and is the history leading to it whole?
@@ -783,11 +1163,11 @@ def _rollback_reasons(
     by_signature = {str(d.get("signature")): d for _, d in history if d.get("signature")}
     newest_path, newest = max(history, key=lambda item: _order(item[1]), default=(None, None))
     superseded = False
-    if newest is not None and key is not None and signature_valid(newest, key):
+    if newest is not None and auth.ok(newest):
         _ledger_remember(root, use_case.name, env, newest)
     if newest is not None and newest.get("signature") != record.get("signature"):
         if _newer(newest, record):
-            forged = "" if key is None or signature_valid(newest, key) else " (its signature is invalid)"
+            forged = "" if auth.unknown(newest) or auth.ok(newest) else " (its signature is invalid)"
             reasons.append(
                 f"{SUPERSEDED} by {_posix_rel(newest_path, root)} "  # type: ignore[arg-type]
                 f"({newest.get('decision')} by {newest.get('approver')} at {newest.get('decided_at')}){forged}"
@@ -807,7 +1187,7 @@ def _rollback_reasons(
         superseded = True
     if not superseded:
         committed = _git_records(root, use_case, env, warnings)
-        valid = [c for c in committed if key is not None and signature_valid(c[2], key)]
+        valid = [c for c in committed if auth.ok(c[2])]
         top = max(valid, key=lambda c: _order(c[2]), default=None)
         if top is not None and top[2].get("signature") != record.get("signature") and _newer(top[2], record):
             reasons.append(
@@ -963,17 +1343,16 @@ def verify_approval(
         reasons.append(
             f"unknown record format (kind {record.get('kind')!r}, schema {record.get('schema_version')!r})"
         )
-    if key is None:
-        try:
-            key = load_approval_key()
-        except LlmopsError as exc:
-            reasons.append(f"cannot check the signature: {exc}")
-    signed = key is not None and signature_valid(record, key)
-    if key is not None and not signed:
-        detail = ""
-        if record.get("key_id") and record.get("key_id") != key.key_id:
-            detail = f": signed with key {record.get('key_id')}, the key from {key.source} is {key.key_id}"
-        reasons.append(SIGNATURE_INVALID + detail)
+    for problem in use_case.problems:
+        if str(problem.file).endswith(EXTRAS_FILE):  # the approval policy is unknown: fail closed
+            reasons.append(
+                f"{problem.file} cannot be read, so its approval policy is unknown: {problem.message}"
+            )
+    auth = _Auth(root, use_case, env, key)
+    mode = auth.mode(record)
+    auth_reasons, signers = auth.check(record)
+    reasons.extend(auth_reasons)
+    signed = not auth_reasons
     if record.get("use_case") != use_case.name or record.get("environment") != env:
         reasons.append(
             f"record is for use case {record.get('use_case')!r} env {record.get('environment')!r}, "
@@ -990,7 +1369,16 @@ def verify_approval(
 
     warnings: list[str] = []
     if signed:  # an edited or foreign record already fails; comparing its sequence would only add noise
-        reasons.extend(_rollback_reasons(root, use_case, env, record, key, warnings))
+        reasons.extend(_rollback_reasons(root, use_case, env, record, auth, warnings))
+    if signed and mode == SHARED_KEY:
+        warnings.append(
+            "shared-key approval (HMAC): anyone holding the approval key could have written it; "
+            "move to SSH-signed approvals (docs/approval.md)"
+        )
+    policy = approval_policy(use_case, env)
+    missing = _policy_gaps(record, signers, policy, env) if record.get("decision") == "approved" else []
+    if signed and missing:
+        reasons.extend(missing)
 
     flow = use_case.standard_flow
     raw_variants, raw_params = record.get("variants"), record.get("params")
@@ -1030,7 +1418,40 @@ def verify_approval(
             reasons.append(f"{DATASET_CHANGED}: {rel_path} (missing)")
         elif hash_file(path_now) != expected:
             reasons.append(f"{DATASET_CHANGED}: {rel_path}")
-    return VerifyResult(not reasons, reasons, record, shown, env, warnings)
+    return VerifyResult(
+        not reasons, reasons, record, shown, env, warnings, mode, signers, policy.approvers, missing
+    )
+
+
+def _policy_gaps(record: dict[str, Any], signers: list[dict[str, Any]], policy: Any, env: str) -> list[str]:
+    """What the environment's policy still needs, one reason each (empty: satisfied). With
+    ``not_by_sweeper``, the signature of whoever ran the sweep does not count towards ``approvers``."""
+    ran_by = str(record.get("ran_by") or "")
+    if policy.not_by_sweeper and not ran_by:
+        return [
+            f"{SWEEPER_APPROVED}: the policy for {env} forbids the sweep's runner to approve, but run "
+            f"{record.get('run_id')} does not say who ran it (run the sweep again)"
+        ]
+    counted: list[str] = []
+    notes: list[str] = []
+    for s in signers:
+        who = str(s.get("principal") or "")
+        if policy.not_by_sweeper and _same_person(who, ran_by):
+            notes.append(
+                f"{SWEEPER_APPROVED}: {who} ran the sweep (run {record.get('run_id')}) and does not count "
+                f"as an approver for {env}"
+            )
+        elif not any(_same_person(who, c) for c in counted):
+            counted.append(who)
+    if len(counted) >= policy.approvers:
+        return []
+    have = f" ({', '.join(counted)})" if counted else ""
+    shared = (
+        "; a shared-key approval counts as one" if any(s.get("mode") == SHARED_KEY for s in signers) else ""
+    )
+    return notes + [
+        f"{NOT_ENOUGH}: {env} needs {policy.approvers} distinct approvers, {len(counted)} signed{have}{shared}"
+    ]
 
 
 def use_case_for_env(workspace_root: Path, name: str, env: str, *, refuse_unknown: bool = False) -> UseCase:
@@ -1074,15 +1495,25 @@ def list_approvals(
     root = Path(workspace_root).resolve()
     base = load_workspace(root).get(use_case_name)
     out = []
-    for env in approval_envs(base):
+    policies = getattr(base.extras, "approvals", None) or {}
+    for env in sorted(
+        set(approval_envs(base)) | {e for e in policies if _ENV_RE.match(e) and not name_problem(e)}
+    ):
         uc = use_case_for_env(root, use_case_name, env)
         result = verify_approval(root, uc, env, key=key)
+        missing = result.missing
+        if result.record is None:
+            missing = [f"{result.needed} approval(s) by allowed signers"]
         out.append(
             {
                 "use_case": uc.name,
                 "environment": env,
                 "ok": result.ok,
                 "reasons": result.reasons,
+                "mode": result.mode,
+                "signers": result.signers,
+                "needed": result.needed,
+                "missing": missing,
                 "current": _summary(result.record, result.path) if result.record else None,
                 "history": [
                     _summary(data, _posix_rel(p, root)) for p, data in reversed(history_records(uc, env))
@@ -1109,3 +1540,87 @@ def _summary(record: dict[str, Any], path: str | None) -> dict[str, Any]:
     out["flow_hash"] = record.get("flow_hash")
     out["path"] = path
     return out
+
+
+# ------------------------------------------------------------------------------ the allowed-signers file
+
+
+def add_approver(
+    path: Path, principal: str, public_key: Path, envs: list[str], valid_before: str | None = None
+) -> sshsig.AllowedSigner:
+    """Append a line to the allowed-signers file ``path`` (created when missing) letting ``principal``'s
+    key approve ``envs`` (empty: every environment) until ``valid_before`` (YYYY-MM-DD, UTC)."""
+    principal = (principal or "").strip()
+    if not principal or any(c in principal for c in ' \t,"#'):
+        raise LlmopsError(
+            f"'{principal}' cannot be a principal", field="PRINCIPAL", hint="use an e-mail address"
+        )
+    for env in envs:
+        check_env_name(env)
+    public_key = Path(public_key).expanduser()
+    try:
+        text = public_key.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        raise LlmopsError(f"key file '{public_key}' not found", file=public_key, field="PUBLIC_KEY") from None
+    if "PRIVATE KEY" in text:
+        raise LlmopsError(
+            f"'{public_key}' is a private key: only public keys go into the allowed-signers file",
+            file=public_key,
+            field="PUBLIC_KEY",
+            hint=f"give {public_key}.pub",
+        )
+    key = sshsig.read_public_key(public_key)
+    stamp = None
+    if valid_before:
+        m = re.match(r"^(\d{4})-?(\d{2})-?(\d{2})$", valid_before.strip())
+        if not m:
+            raise LlmopsError(
+                f"'{valid_before}' is not a date", field="--valid-before", hint="YYYY-MM-DD (UTC)"
+            )
+        stamp = "".join(m.groups()) + "Z"
+    entry = sshsig.AllowedSigner(
+        principals=[principal],
+        key=key,
+        fingerprint=sshsig.fingerprint(key),
+        environments=list(dict.fromkeys(envs)),
+        namespaces=[sshsig.NAMESPACE],
+        valid_before=stamp,
+    )
+    path = Path(path)
+    existing, _ = sshsig.parse_allowed_signers(path) if path.is_file() else ([], [])
+    for old in existing:
+        if old.fingerprint == entry.fingerprint and old.principal == principal:
+            raise LlmopsError(
+                f"{principal} with key {entry.fingerprint} is already in {path.name} (line {old.line})",
+                file=path,
+                field="PRINCIPAL",
+                hint="remove it first (`llmops approvers remove`) to change environments or expiry",
+            )
+    text_now = (
+        path.read_text(encoding="utf-8")
+        if path.is_file()
+        else (
+            "# Who may approve which environments (llmops approvers add/list/remove; docs/approval.md).\n"
+            "# git's allowed_signers format; llmops reads environments=... after the key.\n"
+        )
+    )
+    if text_now and not text_now.endswith("\n"):
+        text_now += "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text_now + entry.to_line() + "\n", encoding="utf-8")
+    entry.line = len((text_now + entry.to_line()).splitlines())
+    return entry
+
+
+def remove_approver(path: Path, who: str) -> int:
+    """Remove every line of principal or fingerprint ``who``; returns how many were removed."""
+    if not Path(path).is_file():
+        return 0
+    entries, _ = sshsig.parse_allowed_signers(path)
+    drop = {e.line for e in entries if who in e.principals or e.fingerprint == who}
+    if not drop:
+        return 0
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    kept = [line for n, line in enumerate(lines, start=1) if n not in drop]
+    Path(path).write_text("\n".join(kept) + "\n", encoding="utf-8")
+    return len(drop)

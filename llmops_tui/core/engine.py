@@ -583,6 +583,8 @@ class SweepRunner:
         return out
 
     def _config(self) -> dict[str, Any]:
+        from llmops_tui.core.evidence import run_evidence
+
         baseline = self.plan.baseline()
         return {
             "options": self.options.to_dict(),
@@ -595,6 +597,8 @@ class SweepRunner:
             "baseline": baseline.cell_id if baseline else None,
             "concurrency": self.plan.concurrency,
             "workspace": str(self.ws_root),
+            # who ran it, the flow files and dataset hashes measured (core.evidence; approvals check them)
+            **run_evidence(self.ws_root, self.uc, list(self.plan.datasets)),
         }
 
     def events(self) -> Iterator[ev.Event]:

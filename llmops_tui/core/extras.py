@@ -83,6 +83,15 @@ class CaptureSpec(BaseModel):
     max_records: int = Field(default=100_000, ge=1, le=100_000_000)
 
 
+class ApprovalPolicy(BaseModel):
+    """What an approval of one environment needs (``approvals: {prod: {approvers: 2, not_by_sweeper: true}}``,
+    or just ``prod: 2``). Checked by ``verify-approval`` and deploy (core.approval)."""
+
+    model_config = ConfigDict(extra="forbid")
+    approvers: int = Field(default=1, ge=1, le=20, description="distinct people who must sign")
+    not_by_sweeper: bool = Field(default=False, description="whoever ran the sweep may not approve it")
+
+
 class Extras(BaseModel):
     """The whole ``llmops.yaml``. Every block is optional; an unknown key is refused (a typo such as
     ``gate:`` would otherwise silently drop every gate)."""
@@ -98,6 +107,18 @@ class Extras(BaseModel):
     # flex flows: named sets of init values, swept like node variants (the "init" dimension)
     init_sets: dict[str, dict[str, Any]] = Field(default_factory=dict)
     capture: CaptureSpec = Field(default_factory=CaptureSpec)
+    # per environment: how many distinct approvers, and whether the sweep's runner may approve
+    approvals: dict[str, ApprovalPolicy] = Field(default_factory=dict)
+
+    @field_validator("approvals", mode="before")
+    @classmethod
+    def _short_policies(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {
+                k: ({"approvers": v} if isinstance(v, int) and not isinstance(v, bool) else v)
+                for k, v in value.items()
+            }
+        return value
 
     @field_validator("gates", mode="before")
     @classmethod
@@ -134,6 +155,7 @@ def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
         "rate_limits": RateLimit,
         "azureml": AzureMLSpec,
         "capture": CaptureSpec,
+        "approvals": ApprovalPolicy,
     }
     if loc:
         model = blocks.get(str(loc[0]))

@@ -58,6 +58,8 @@ class ImportResult:
     digest: str
     status: str
     message: str
+    evidence: str = ""  # whether the workspace's flow and datasets still match what the run measured
+    matches: bool | None = None  # None: unknown (no such use case here, or an older run without evidence)
 
 
 def canonical(obj: Any) -> bytes:
@@ -332,7 +334,36 @@ def import_run(store: RunStore, path: Path) -> ImportResult:
             hint="export it again with the same llmops-tui version as this machine",
         ) from exc
     store.insert_run(run, cells, lines, evals, metrics)
-    return ImportResult(run_id, True, digest, run.status, f"imported run {run_id} ({run.status})")
+    matches, evidence = evidence_check(store, run)
+    return ImportResult(
+        run_id,
+        True,
+        digest,
+        run.status,
+        f"imported run {run_id} ({run.status}); {evidence}",
+        evidence,
+        matches,
+    )
+
+
+def evidence_check(store: RunStore, run: RunRecord) -> tuple[bool | None, str]:
+    """Does the workspace of ``store`` still hold the flow and datasets ``run`` measured? (matches, one
+    line naming the files that differ). Approving a cell of a run that does not match is refused."""
+    from llmops_tui.core.evidence import describe_mismatches, evidence_mismatches
+    from llmops_tui.core.workspace import load_workspace
+
+    root = Path(store.path).resolve().parent.parent
+    try:
+        uc = load_workspace(root, env=run.env).get(run.use_case)
+        found = evidence_mismatches(root, uc, run.config or {})
+    except (LlmopsError, OSError) as exc:
+        return None, f"cannot compare it with this workspace: {exc}"
+    diff = describe_mismatches(found)
+    if diff:
+        return False, f"this workspace differs from what the run measured: {diff}"
+    if found.get("unknown"):
+        return None, f"cannot tell whether this workspace matches ({'; '.join(found['unknown'])})"
+    return True, "this workspace's flow and datasets match what the run measured"
 
 
 def _same_run(store: RunStore, existing: RunRecord, payload: dict[str, Any], digest: str) -> bool:

@@ -27,6 +27,9 @@ class AppSettings(BaseModel):
     sandbox_latency_ms: float = Field(default=0.0, ge=0)
     limit: int | None = Field(default=None, ge=1, description="default 'first N lines' for quick sweeps")
     variants_mode: Literal["all", "one-at-a-time", "defaults", "picked"] = "all"
+    signing_key: str | None = Field(
+        default=None, description="your SSH key for approvals: a private key file, or a .pub with ssh-agent"
+    )
 
 
 def config_dir() -> Path:

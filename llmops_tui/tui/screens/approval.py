@@ -1,11 +1,19 @@
 """Approval: a lead looks at a candidate cell against the baseline and the gates, sees the exact
 configuration that would be approved (variants, params, flow and dataset hashes, model targets, run),
-and approves or rejects it for one or more environments. The core writes the signed record."""
+and approves or rejects it for one or more environments. The core writes the signed record.
+
+Approvals are signed with the person's own SSH key (a key file, or a .pub file with ssh-agent): the key
+set up once in the app (settings ``signing_key``) or ``LLMOPS_SIGNING_KEY``. On first use, when no key
+is set up and the workspace takes SSH-signed approvals (or has no shared key), the key setup dialog
+offers ``~/.ssh/id_ed25519`` when present, or makes a new key with ssh-keygen, and can add the public
+key to ``allowed_signers``; the approval then goes on, without a restart. A key with a passphrase
+asks for it. The right-hand panel says, per environment, which approvals are still needed."""
 
 from __future__ import annotations
 
 import getpass
 import math
+from pathlib import Path
 from typing import Any
 
 from rich.console import Group
@@ -15,6 +23,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 
 from llmops_tui.core.compare import short_labels
@@ -33,6 +42,143 @@ def _who() -> str:
         return ""
 
 
+class PassphraseScreen(ModalScreen[str | None]):
+    """Ask for an SSH key's passphrase (hidden); it is handed to ssh-keygen only, never kept."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel", id="cancel_passphrase")]
+    DEFAULT_CSS = """
+    PassphraseScreen { align: center middle; }
+    PassphraseScreen > Vertical { width: 70; max-width: 95%; height: auto; border: thick $warning;
+        background: $surface; padding: 1 2; }
+    PassphraseScreen Horizontal { height: auto; margin-top: 1; }
+    PassphraseScreen Button { margin-right: 2; }
+    """
+
+    def __init__(self, key_file: str, wrong: bool = False) -> None:
+        super().__init__()
+        self.key_file = key_file
+        self.wrong = wrong
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            note = " (the last one was wrong)" if self.wrong else ""
+            yield Static(f"Passphrase for {self.key_file}{note}", markup=False)
+            yield Input(password=True, id="passphrase")
+            with Horizontal():
+                yield Button("Sign", variant="success", id="ok")
+                yield Button("Cancel", id="cancel")
+
+    def on_mount(self) -> None:
+        self.query_one("#passphrase", Input).focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.dismiss(event.value)
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.dismiss(self.query_one("#passphrase", Input).value if event.button.id == "ok" else None)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class KeySetupScreen(ModalScreen[str | None]):
+    """First use: pick or make the SSH key that signs this person's approvals, and optionally list its
+    public key in allowed_signers for the ticked environments. Dismisses with the key path (or None)."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel", id="cancel_key_setup")]
+    DEFAULT_CSS = """
+    KeySetupScreen { align: center middle; }
+    KeySetupScreen > VerticalScroll { width: 76; max-width: 98%; height: auto; max-height: 96%;
+        border: thick $primary; background: $surface; padding: 0 1; }
+    KeySetupScreen .section { text-style: bold; margin-top: 1; }
+    KeySetupScreen Checkbox { height: 1; border: none; padding: 0 1; }
+    KeySetupScreen Horizontal { height: auto; margin-top: 1; }
+    KeySetupScreen Button { margin-right: 1; }
+    KeySetupScreen #ks-result { height: auto; }
+    """
+
+    def __init__(self, workspace_root: Any, use_case: Any, envs: list[str]) -> None:
+        super().__init__()
+        from pathlib import Path
+
+        self.root = Path(workspace_root)
+        self.use_case = use_case
+        self.envs = envs
+        self.default_key = Path.home() / ".ssh" / "id_ed25519"
+
+    def compose(self) -> ComposeResult:
+        from llmops_tui.core.evidence import run_identity
+
+        exists = self.default_key.is_file()
+        with VerticalScroll():
+            yield Static(
+                "Set up your approval key. Approvals are signed with your own SSH key; the repository "
+                "keeps only your public key (allowed_signers).",
+                markup=False,
+            )
+            yield Label("Key file (private key, or .pub when ssh-agent holds it)", classes="section")
+            yield Input(
+                str(self.default_key if exists else self.default_key.with_name("id_ed25519_llmops")),
+                id="ks-key",
+            )
+            yield Label("Your name in allowed_signers (e-mail)", classes="section")
+            yield Input(run_identity(self.root), id="ks-principal")
+            yield Checkbox(f"add my public key for: {', '.join(self.envs)}", value=True, id="ks-add")
+            with Horizontal():
+                yield Button("Use this key" if exists else "Use key", variant="success", id="ks-use")
+                yield Button("Generate new key", id="ks-generate")
+                yield Button("Cancel", id="ks-cancel")
+            yield Static(
+                "found ~/.ssh/id_ed25519"
+                if exists
+                else "no ~/.ssh/id_ed25519: generate one, or give a key file",
+                id="ks-result",
+                markup=False,
+            )
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        if event.button.id == "ks-cancel":
+            self.dismiss(None)
+        elif event.button.id in ("ks-use", "ks-generate"):
+            self._finish(generate=event.button.id == "ks-generate")
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+    def _finish(self, *, generate: bool) -> None:
+        from pathlib import Path
+
+        from llmops_tui.core import approval, sshsig
+
+        out = self.query_one("#ks-result", Static)
+        key = Path(self.query_one("#ks-key", Input).value.strip()).expanduser()
+        try:
+            if generate:
+                sshsig.generate_key(
+                    key, comment=self.query_one("#ks-principal", Input).value.strip() or "llmops"
+                )
+            signer = approval.SshSigner(key)
+            fp = signer.fingerprint()
+            note = f"key {fp}"
+            if self.query_one("#ks-add", Checkbox).value:
+                path = approval.allowed_signers_path(self.root, self.use_case) or (
+                    self.root / sshsig.ALLOWED_SIGNERS_FILE
+                )
+                entries, _ = sshsig.parse_allowed_signers(path) if path.is_file() else ([], [])
+                if not any(e.fingerprint == fp for e in entries):
+                    pub = key if key.suffix == ".pub" else Path(str(key) + ".pub")
+                    approval.add_approver(path, self.query_one("#ks-principal", Input).value, pub, self.envs)
+                    note += f", added to {path.name} (commit it)"
+        except LlmopsError as exc:
+            out.update(Text(str(exc), style="red"))
+            return
+        self.notify(note)
+        self.dismiss(str(key))
+
+
 class ApprovalScreen(BaseScreen):
     TITLE = "Approval"
     BINDINGS = [
@@ -49,6 +195,8 @@ class ApprovalScreen(BaseScreen):
     ApprovalScreen Horizontal.buttons Button { margin-right: 1; }
     ApprovalScreen #ap-result { height: auto; margin-top: 1; }
     ApprovalScreen #override-box { height: auto; }
+    ApprovalScreen #ap-needs { height: auto; }
+    ApprovalScreen #ap-signing { height: auto; color: $text-muted; }
     ApprovalScreen.narrow .body { layout: vertical; }
     ApprovalScreen.narrow #ap-left { width: 100%; height: 1fr; }
     ApprovalScreen.narrow #ap-right { width: 100%; height: 1fr; border-left: none;
@@ -98,7 +246,12 @@ class ApprovalScreen(BaseScreen):
                     for i, env in enumerate(envs):
                         self.env_boxes[f"env-{i}"] = env
                         yield Checkbox(env, value=i == 0, id=f"env-{i}")
-                yield Label("Decided by", classes="section")
+                yield Label("Still needed", classes="section")
+                yield Static("checking…", id="ap-needs", markup=False)
+                yield Label("Signing", classes="section")
+                yield Static(self._signing_text(), id="ap-signing", markup=False)
+                yield Button("Set up / change key", id="setup-key")
+                yield Label("Decided by (shared-key mode only)", classes="section")
                 yield Input(_who(), id="by")
                 yield Label("Comment", classes="section")
                 yield Input(placeholder="why (required to reject)", id="comment")
@@ -136,10 +289,51 @@ class ApprovalScreen(BaseScreen):
             self.post_message(DataLoaded("error", str(exc)))
             return
         self.post_message(DataLoaded("evidence", (comparison, cell_id, record)))
+        self.app.call_from_thread(self.refresh_needs)  # a worker of its own, started from the UI thread
+
+    def _needs(self) -> str:
+        """One line per environment: valid (who signed), or what it still needs. Runs in a worker."""
+        from llmops_tui.core import approval
+
+        root = self.llmops.workspace_root
+        lines = []
+        name = self.run.use_case if self.run is not None else ""
+        for env in self.env_boxes.values():
+            try:
+                uc = approval.use_case_for_env(root, name, env)
+                result = approval.verify_approval(root, uc, env)
+            except LlmopsError as exc:
+                lines.append(f"{env}: {exc}")
+                continue
+            who = ", ".join(str(s.get("principal")) for s in result.signers)
+            if result.ok:
+                lines.append(f"{env}: approved ({who})")
+            elif result.record is None:
+                lines.append(f"{env}: {result.needed} approval(s) needed")
+            elif result.missing:
+                lines.append(f"{env}: " + "; ".join(m.split(": ", 1)[-1] for m in result.missing))
+            else:
+                lines.append(f"{env}: not valid: {result.reasons[0]}")
+        return "\n".join(lines)
+
+    def _signing_key(self) -> str | None:
+        import os
+
+        from llmops_tui.core.sshsig import SIGNING_KEY_ENV
+
+        settings = getattr(self.app, "settings", None)
+        return getattr(settings, "signing_key", None) or os.environ.get(SIGNING_KEY_ENV) or None
+
+    def _signing_text(self) -> str:
+        key = self._signing_key()
+        return f"SSH key {key}" if key else "no SSH key set up yet (approving offers to set one up)"
 
     def on_data_loaded(self, message: DataLoaded) -> None:
         if message.key == "error":
             self.query_one("#ap-evidence", Static).update(Text(message.payload, style="red"))
+            return
+        if message.key == "needs":
+            self.query_one("#ap-needs", Static).update(message.payload)
             return
         self.comparison, self.cell_id, self.record = message.payload
         select = self.query_one("#cell", Select)
@@ -246,15 +440,63 @@ class ApprovalScreen(BaseScreen):
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id in ("approve", "reject"):
             self.action_decide("approved" if event.button.id == "approve" else "rejected")
+        elif event.button.id == "setup-key":
+            self._setup_key(None)
 
-    def action_decide(self, decision: str) -> None:
+    def _envs(self) -> list[str]:
+        return [env for box_id, env in self.env_boxes.items() if self.query_one(f"#{box_id}", Checkbox).value]
+
+    def _setup_key(self, then: str | None) -> None:
+        """Open the key setup; with ``then`` (a decision), carry on with it once a key is chosen."""
+        from llmops_tui.tui.settings import save_settings
+
+        uc = self.llmops.use_case(self.run.use_case) if self.run is not None else None
+
+        def chosen(key: str | None) -> None:
+            if not key:
+                self.query_one("#ap-result", Static).update(
+                    Text("no key set up: nothing signed", style="yellow")
+                )
+                return
+            settings = getattr(self.app, "settings", None)
+            if settings is not None:
+                settings.signing_key = key
+                save_settings(settings)
+            self.query_one("#ap-signing", Static).update(self._signing_text())
+            if then:
+                self.action_decide(then)
+
+        self.app.push_screen(
+            KeySetupScreen(self.llmops.workspace_root, uc, self._envs() or list(self.env_boxes.values())),
+            chosen,
+        )
+
+    def _needs_ssh_setup(self) -> bool:
+        """No key set up, and either the use case takes SSH-signed approvals or there is no shared key."""
         from llmops_tui.core import approval
+
+        if self._signing_key() or self.run is None:
+            return False
+        try:
+            uc = self.llmops.use_case(self.run.use_case)
+        except LlmopsError:
+            return False
+        if approval.allowed_signers_path(self.llmops.workspace_root, uc) is not None:
+            return True
+        try:
+            return approval.load_approval_key(required=False) is None
+        except LlmopsError:
+            return True
+
+    def action_decide(self, decision: str, passphrase: str | None = None) -> None:
+        from llmops_tui.core import approval
+        from llmops_tui.core.sshsig import PassphraseNeeded
 
         result = self.query_one("#ap-result", Static)
         if self.record is None or self.cell_id is None:
             result.update(Text("the evidence is still loading", style="yellow"))
             return
-        envs = [env for box_id, env in self.env_boxes.items() if self.query_one(f"#{box_id}", Checkbox).value]
+        envs = self._envs()
         if not envs:
             result.update(Text("pick at least one environment", style="red"))
             return
@@ -265,6 +507,11 @@ class ApprovalScreen(BaseScreen):
             )
             self.query_one("#override", Input).focus()
             return
+        if self._needs_ssh_setup():
+            self._setup_key(decision)
+            return
+        key = self._signing_key()
+        signer = approval.SshSigner(Path(key).expanduser(), passphrase) if key else None
         try:
             written = approval.decide(
                 self.llmops.workspace_root,
@@ -276,7 +523,19 @@ class ApprovalScreen(BaseScreen):
                 comment=self.query_one("#comment", Input).value,
                 override_reason=override if decision == "approved" else None,
                 comparison=self.comparison,
+                signer=signer,
             )
+        except PassphraseNeeded:
+            assert signer is not None
+
+            def got(value: str | None) -> None:
+                if value:
+                    self.action_decide(decision, value)
+                else:
+                    result.update(Text("no passphrase: nothing signed", style="yellow"))
+
+            self.app.push_screen(PassphraseScreen(str(signer.key_file), wrong=passphrase is not None), got)
+            return
         except LlmopsError as exc:
             result.update(Text(str(exc), style="red"))
             return
@@ -287,3 +546,12 @@ class ApprovalScreen(BaseScreen):
         ]
         result.update(Text("\n".join(lines), style="green" if decision == "approved" else "yellow"))
         self.notify(f"{decision}: {', '.join(envs)}")
+        self.refresh_needs()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="approval-needs", name="approvals needed")
+    def refresh_needs(self) -> None:
+        try:
+            text = self._needs()
+        except Exception as exc:  # noqa: BLE001 - shown in the panel, never a crash or a silent blank
+            text = f"cannot check the approvals: {type(exc).__name__}: {exc}"
+        self.post_message(DataLoaded("needs", text))
