@@ -51,6 +51,7 @@ def _register_all() -> None:
         deploy_cmds,
         deps_cmds,
         keys_cmds,
+        migrate_cmds,
         report_cmds,
         sandbox_cmds,
         sweep_cmds,
@@ -66,6 +67,7 @@ def _register_all() -> None:
         deploy_cmds,
         keys_cmds,
         deps_cmds,
+        migrate_cmds,
     ):
         module.register(app)
 

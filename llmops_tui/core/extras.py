@@ -86,6 +86,8 @@ class Extras(BaseModel):
     deploy: dict[str, Any] = Field(default_factory=dict)
     # flex flows: named sets of init values, swept like node variants (the "init" dimension)
     init_sets: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    # what runs DAG flows: "promptflow-dag" (default) or "agent-framework"; --backend wins
+    backend: Literal["promptflow-dag", "agent-framework"] | None = None
 
     @field_validator("gates", mode="before")
     @classmethod
