@@ -22,7 +22,9 @@ def compare_backends_cmd(
     workspace: WorkspaceOpt = Path("."),
     variants: Annotated[
         str | None,
-        typer.Option("--variants", help="all, default, or NODE=V1,V2;NODE2=... (as llmops sweep)."),
+        typer.Option(
+            "--variants", help="all, one-at-a-time, defaults or NODE.variant,... (as llmops sweep)."
+        ),
     ] = None,
     dataset: Annotated[list[str] | None, typer.Option("--dataset", help="Only these datasets.")] = None,
     limit: Annotated[
@@ -65,9 +67,13 @@ def compare_backends_cmd(
         for col in ("cell", "lines identical", "metric deltas", "verdict"):
             table.add_column(col, overflow="fold")
         for cell in result.cells:
-            deltas = ", ".join(
+            nonzero = [
                 f"{k} {v['delta']:+.4g}" if v["delta"] is not None else f"{k} missing"
                 for k, v in cell.metrics.items()
+                if v["delta"] != 0
+            ]
+            deltas = (
+                ", ".join(nonzero) if nonzero else f"all {len(cell.metrics)} equal" if cell.metrics else ""
             )
             table.add_row(cell.label, f"{cell.identical}/{cell.lines}", deltas or "-", cell.verdict)
         console.print(table)
