@@ -15,6 +15,7 @@ from llmops_tui.core.errors import LlmopsError
 
 def register(app: typer.Typer) -> None:
     app.command("compare-backends")(compare_backends_cmd)
+    app.command("migrate")(migrate_cmd)
 
 
 def compare_backends_cmd(
@@ -84,4 +85,68 @@ def compare_backends_cmd(
                 console.print(f"  {b}: {d[b]}", markup=False)
         console.print(result.verdict, markup=False)
     if not result.equivalent:
+        raise typer.Exit(1)
+
+
+def migrate_cmd(
+    use_case: Annotated[str, typer.Argument(help="Use case whose DAG flows to migrate.")],
+    workspace: WorkspaceOpt = Path("."),
+    to: Annotated[
+        str, typer.Option("--to", help="The target framework: agent-framework.")
+    ] = "agent-framework",
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Folder to write (default: migrated/USE_CASE in the workspace)."),
+    ] = None,
+    variant: Annotated[
+        list[str] | None,
+        typer.Option("--variant", help="NODE=VARIANT to migrate instead of the default variant."),
+    ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="List what would be written and what does not map; write nothing."),
+    ] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Write USE_CASE's DAG flows as Agent Framework code that runs without llmops-tui (one folder per flow:
+    flow.py with the executors, the workflow factory and run(inputs), the flow's code and prompts, a README).
+
+    --dry-run lists what does not map (flex flows, custom tool packages, image inputs, other Prompt flow
+    APIs) with the file and the node. Exit code 1 when something does not map."""
+    from llmops_tui.core.migrate import plan_migration, write_migration
+    from llmops_tui.core.workspace import load_workspace
+
+    if to != "agent-framework":
+        raise LlmopsError(f"unknown target '{to}'", field="--to", hint="use agent-framework")
+    chosen: dict[str, str] = {}
+    for item in variant or []:
+        node, _, vid = item.partition("=")
+        if not node or not vid:
+            raise LlmopsError(
+                f"'{item}' is not NODE=VARIANT",
+                field="--variant",
+                hint="e.g. --variant classify_llm=variant_2",
+            )
+        chosen[node.strip()] = vid.strip()
+    ws = load_workspace(workspace, inspect_datasets=False)
+    uc = ws.get(use_case)
+    plan = plan_migration(ws.root, uc, chosen)
+    dest = out or ws.root / "migrated" / uc.name
+    written: list[Path] = []
+    if not dry_run and not plan.unmapped:
+        written = write_migration(ws.root, uc, dest, plan)
+    if json_out:
+        print_json(
+            {**plan.to_dict(), "out": str(dest), "written": [str(p) for p in written], "dry_run": dry_run}
+        )
+    else:
+        for flow in plan.flows:
+            verb = "would write" if dry_run else "wrote"
+            variants = ", ".join(f"{k}={v}" for k, v in flow.variants.items()) or "no variants"
+            console.print(f"{verb} {dest / flow.folder} ({flow.role}; {variants})", markup=False)
+        for u in plan.unmapped:
+            console.print(f"does not map: {u}", markup=False)
+        if plan.unmapped and not dry_run:
+            console.print("nothing written: every part must map (see above)", markup=False)
+    if plan.unmapped:
         raise typer.Exit(1)

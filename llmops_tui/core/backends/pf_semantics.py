@@ -554,3 +554,34 @@ def call_llm(client: Any, kind: str, req: dict[str, Any]) -> Any:
     if kind == "completion":
         return client.completions.create(**req)
     return client.chat.completions.create(**req)
+
+
+# ------------------------------------------------------------------- stand-ins for migrated flows
+
+_metrics: list[dict[str, Any]] = []
+
+
+def tool(func: Any = None, **_: Any) -> Any:
+    """Stands in for Prompt flow's ``@tool`` in migrated flows: marks the function, changes nothing."""
+
+    def mark(f: Any) -> Any:
+        f.__dict__["__tool"] = None
+        return f
+
+    return mark(func) if callable(func) else mark
+
+
+def log_metric(key: str, value: Any, variant_id: str | None = None) -> None:
+    """Stands in for Prompt flow's ``log_metric`` in migrated flows: the running aggregation collects it."""
+    if _metrics:
+        _metrics[-1][key] = value
+
+
+def collect_metrics() -> dict[str, Any]:
+    """Start collecting ``log_metric`` calls; :func:`stop_metrics` returns them."""
+    _metrics.append({})
+    return _metrics[-1]
+
+
+def stop_metrics() -> dict[str, Any]:
+    return _metrics.pop() if _metrics else {}
