@@ -58,6 +58,7 @@ INSTALL_HINT = "llmops deps --backend agent-framework --install"
 PINS = ("agent-framework-core==1.23.0", "agent-framework-openai==1.17.0", "msgspec==0.22.0")
 _MAX_LOG_CHARS = 20_000
 _loops = threading.local()
+_line: contextvars.ContextVar[_Line] = contextvars.ContextVar("llmops_af_line")
 _metrics_lock = threading.Lock()
 _metric_sink: list[dict[str, Any]] = []  # the aggregation running now (one at a time)
 
@@ -125,6 +126,7 @@ class AgentFrameworkBackend(FlowBackend):
         self._templates: dict[str, str] = {}
         self._clients: dict[str, Any] = {}
         self._escape: dict[str, list[str]] = {}
+        self._workflows: dict[int, Any] = {}  # thread id -> that thread's workflow
         names = {n.name for n in nodes}
         for node in nodes:
             where = f"{shown}: node {node.name}"
@@ -279,14 +281,24 @@ class AgentFrameworkBackend(FlowBackend):
 
     # ------------------------------------------------------------------------------------ workflow
 
-    def _workflow(self, line: _Line) -> Any:
-        """The line's workflow: a start executor, one executor per node, an output executor."""
+    def _thread_workflow(self) -> Any:
+        """This thread's workflow, built on first use. A workflow cannot run two lines at once, but runs
+        one line after another: each thread (one line at a time) keeps its own, and the executors read
+        the running line from a context variable. Building one costs more than running a short line."""
+        key = threading.get_ident()
+        workflow = self._workflows.get(key)
+        if workflow is None:
+            workflow = self._workflows[key] = self._workflow()
+        return workflow
+
+    def _workflow(self) -> Any:
+        """A start executor, one executor per node, an output executor; edges from the references."""
         from agent_framework import WorkflowBuilder
 
         start_cls, node_cls, outputs_cls = _executor_classes()
         start = start_cls("inputs")
-        executors = {n.name: node_cls(self, n, line) for n in self.nodes}
-        end = outputs_cls(self, line)
+        executors = {n.name: node_cls(self, n) for n in self.nodes}
+        end = outputs_cls(self)
         builder = WorkflowBuilder(start_executor=start, output_executors=[end])
         roots = [executors[n.name] for n in self.nodes if not n.deps]
         if len(roots) > 1:
@@ -324,13 +336,16 @@ class AgentFrameworkBackend(FlowBackend):
             line = _Line(pf.flow_inputs(self.input_defs, inputs))
         except pf.NodeError as exc:
             return LineOutcome(ok=False, error=redact(" ".join(str(exc).split()), self._secrets))
+        token = _line.set(line)
         try:
-            workflow = self._workflow(line)
-            _loop().run_until_complete(workflow.run(line.inputs))
+            _loop().run_until_complete(self._thread_workflow().run(line.inputs))
         except Exception as exc:  # noqa: BLE001 - the workflow itself failed: the line fails
             log.debug("workflow failed", exc_info=True)
             if line.error is None:
                 line.error = f"{type(exc).__name__}: {exc}"
+            self._workflows.pop(threading.get_ident(), None)  # a failed workflow is not reused
+        finally:
+            _line.reset(token)
         logs = {k: redact("\n".join(v)[-_MAX_LOG_CHARS:], self._secrets) for k, v in line.logs.items() if v}
         if line.error is not None or line.result is None:
             text = line.error or "the workflow ended without the flow's outputs"
@@ -434,31 +449,30 @@ def _executor_classes() -> tuple[Any, Any, Any]:
     class NodeExecutor(Executor):
         """One node of the flow: runs (or is bypassed) once its upstream nodes are done."""
 
-        def __init__(self, backend: AgentFrameworkBackend, node: pf.NodeSpec, line: _Line):
+        def __init__(self, backend: AgentFrameworkBackend, node: pf.NodeSpec):
             super().__init__(id=f"node:{node.name}")
             self.backend = backend
             self.node = node
-            self.line = line
 
         @handler(input=object, output=str)
         @typed
         async def on_ready(self, message: Any, ctx: Any) -> None:
-            self.backend._run_node(self.node, self.line)
+            self.backend._run_node(self.node, _line.get())
             await ctx.send_message(self.node.name)
 
     class Outputs(Executor):
         """Joins the last nodes and yields the flow's declared outputs."""
 
-        def __init__(self, backend: AgentFrameworkBackend, line: _Line):
+        def __init__(self, backend: AgentFrameworkBackend):
             super().__init__(id="outputs")
             self.backend = backend
-            self.line = line
 
         @handler(input=object, workflow_output=dict)
         @typed
         async def on_done(self, message: Any, ctx: Any) -> None:
-            self.backend._finish(self.line)
-            await ctx.yield_output(self.line.result or {})
+            line = _line.get()
+            self.backend._finish(line)
+            await ctx.yield_output(line.result or {})
 
     _CLASSES = (Start, NodeExecutor, Outputs)
     return _CLASSES
