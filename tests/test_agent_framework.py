@@ -271,4 +271,27 @@ def test_llmops_yaml_backend_key(tmp_path):
         parse_extras({"backend": "other"})
 
 
-_ = ConnectionSpec  # re-exported names used by the conformance suite
+@needs_af
+@pytest.mark.integration
+def test_each_backend_has_its_own_cache_keys(tmp_path, sandbox):
+    from llmops_tui.core import events as ev
+    from llmops_tui.core.engine import run_sweep
+    from llmops_tui.core.sweep import SweepOptions, plan_sweep
+    from llmops_tui.core.workspace import load_workspace
+
+    ws = load_workspace(_ws(tmp_path, "support_ticket_classification"))
+    uc = ws.get("support_ticket_classification")
+
+    def sweep(backend):
+        options = SweepOptions(llm_endpoint=sandbox.url, limit=2, variants="defaults", backend=backend)
+        events = list(run_sweep(ws.root, uc, plan_sweep(uc, options)))
+        final = events[-1]
+        assert isinstance(final, ev.SweepFinished) and final.status == "completed", final
+        return final.summary
+
+    first = sweep("agent-framework")
+    again = sweep("agent-framework")
+    other = sweep(None)
+    assert first["cache_hits"] == 0 and first["llm_calls"] > 0
+    assert again["llm_calls"] == 0 and again["cache_hits"] == first["llm_calls"]
+    assert other["cache_hits"] == 0 and other["llm_calls"] == first["llm_calls"]
