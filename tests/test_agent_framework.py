@@ -19,7 +19,6 @@ import pytest
 from llmops_tui.core import llmhooks
 from llmops_tui.core.backends import (
     BackendOptions,
-    ConnectionSpec,
     FlowLoadError,
     open_backend,
     prepare_process,
