@@ -386,8 +386,10 @@ class AgentFrameworkBackend(FlowBackend):
                             kwargs[key] = [
                                 pf._dig(v, ref.path[1:]) for v in batch_inputs.get(ref.path[0], [])
                             ]
-                        else:
+                        elif ref.source in self._aggr_refs:  # a line node: one value per line
                             kwargs[key] = [pf._dig(v, ref.path) for v in batch_outputs.get(ref.source, [])]
+                        else:  # an earlier aggregation node: its one result
+                            kwargs[key] = pf._dig(batch_outputs.get(ref.source), ref.path)
                     try:
                         result = fn(**kwargs)
                         if inspect.isawaitable(result):
