@@ -150,3 +150,13 @@ def test_dry_run_names_the_node_of_a_custom_tool(tmp_path):
     hit = [u for u in data["unmapped"] if u["node"] == "search"]
     assert hit and hit[0]["file"] == "use_cases/tickets/flows/standard/flow.dag.yaml"
     assert "my_tools.search.run" in hit[0]["reason"]
+
+
+def test_an_unknown_variant_is_one_line_naming_the_flag(tmp_path):
+    shutil.copytree(REPO / "use_cases" / UC, tmp_path / "use_cases" / UC)
+    bad = _llmops(
+        "migrate", UC, "--workspace", str(tmp_path), "--variant", "classify_llm=variant_9", cwd=tmp_path
+    )
+    assert bad.returncode == 2
+    assert "--variant" in bad.stderr and "variant_9" in bad.stderr and "variant_2" in bad.stderr
+    assert not (tmp_path / "migrated").exists()

@@ -71,10 +71,21 @@ class MigrationPlan:
         }
 
 
-def _chosen_variants(data: dict[str, Any], wanted: dict[str, str]) -> dict[str, str]:
+def _chosen_variants(data: dict[str, Any], wanted: dict[str, str], file: str) -> dict[str, str]:
+    """The variant of each node that has variants: the one asked for, else the default."""
+    node_variants = data.get("node_variants") or {}
     out = {}
-    for node, spec in (data.get("node_variants") or {}).items():
-        out[str(node)] = wanted.get(str(node)) or str((spec or {}).get("default_variant_id"))
+    for node, spec in node_variants.items():
+        vid = wanted.get(str(node)) or str((spec or {}).get("default_variant_id"))
+        known = [str(v) for v in ((spec or {}).get("variants") or {})]
+        if vid not in known:
+            raise LlmopsError(
+                f"node '{node}' has no variant '{vid}'",
+                file=file,
+                field="--variant",
+                hint=f"variants: {', '.join(known)}",
+            )
+        out[str(node)] = vid
     return out
 
 
@@ -89,6 +100,19 @@ def plan_migration(ws_root: Path, uc: UseCase, variants: dict[str, str] | None =
         (f"evaluator {e.name}", f"evaluator_{e.name}", e.flow.path if e.flow else None) for e in uc.evaluators
     ]
     plan = MigrationPlan(uc.name, [], [])
+    std = uc.standard_flow.path if uc.standard_flow else None
+    nodes_with_variants = set(
+        (load_yaml(std / "flow.dag.yaml").get("node_variants") or {})
+        if std and flow_kind(std) == "dag"
+        else {}
+    )
+    for node in variants or {}:
+        if node not in nodes_with_variants:
+            raise LlmopsError(
+                f"the standard flow has no node '{node}' with variants",
+                field="--variant",
+                hint=f"nodes with variants: {', '.join(sorted(nodes_with_variants)) or 'none'}",
+            )
     for role, folder, path in flows:
         if path is None:
             continue
@@ -103,7 +127,7 @@ def plan_migration(ws_root: Path, uc: UseCase, variants: dict[str, str] | None =
             )
             continue
         raw = load_yaml(path / "flow.dag.yaml")
-        chosen = _chosen_variants(raw, variants or {})
+        chosen = _chosen_variants(raw, variants or {}, f"{shown}/flow.dag.yaml")
         data = materialized_dag(path, chosen)
         dag_file = f"{shown}/flow.dag.yaml"
         for name, spec in (data.get("inputs") or {}).items():
