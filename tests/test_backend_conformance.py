@@ -46,8 +46,25 @@ def _environment_restored():
     os.environ.update(saved)
 
 
-BACKENDS = ["promptflow-dag", "flex"]
-BUILDERS = {"promptflow-dag": make_use_case, "flex": make_flex_use_case}
+def _agent_framework_missing() -> str | None:
+    from llmops_tui.core.backends.agent_framework import available
+
+    return available()
+
+
+BACKENDS = [
+    "promptflow-dag",
+    "flex",
+    pytest.param(
+        "agent-framework",
+        marks=pytest.mark.skipif(
+            _agent_framework_missing() is not None,
+            reason=f"agent_framework is not importable: {_agent_framework_missing()}",
+        ),
+    ),
+]
+# the Agent Framework backend runs the same DAG flows as Prompt flow's executor
+BUILDERS = {"promptflow-dag": make_use_case, "flex": make_flex_use_case, "agent-framework": make_use_case}
 
 
 @pytest.fixture(params=BACKENDS)
@@ -55,15 +72,21 @@ def backend_name(request):
     return request.param
 
 
-def _options(sandbox, tmp_path: Path) -> BackendOptions:
+def _options(sandbox, tmp_path: Path, backend_name: str | None = None) -> BackendOptions:
     conn = ConnectionSpec("aoai", "AzureOpenAIConnection", sandbox.url, "sandbox-no-key", "2024-02-01")
-    return BackendOptions(connections={"aoai": conn}, line_timeout_s=30, workspace=tmp_path)
+    return BackendOptions(
+        connections={"aoai": conn},
+        line_timeout_s=30,
+        workspace=tmp_path,
+        backend=backend_name if backend_name == "agent-framework" else None,
+    )
 
 
 def _flows(tmp_path: Path, backend_name: str) -> tuple[Path, Path]:
     uc = BUILDERS[backend_name](tmp_path, rows=12)
     standard, evaluation = uc / "flows" / "standard", uc / "flows" / "evaluation"
-    assert backend_for(standard) == backend_name
+    preferred = backend_name if backend_name == "agent-framework" else None
+    assert backend_for(standard, preferred) == backend_name
     return standard, evaluation
 
 
@@ -88,7 +111,7 @@ def _prepared(tmp_path):
 
 def test_outputs_are_the_declared_outputs(tmp_path, sandbox, backend_name):
     standard, _ = _flows(tmp_path, backend_name)
-    backend = open_backend(standard, _options(sandbox, tmp_path))
+    backend = open_backend(standard, _options(sandbox, tmp_path, backend_name))
     try:
         out = _line(backend, {"ticket": "I was charged twice for my subscription"})
     finally:
@@ -103,7 +126,7 @@ def test_a_failing_line_is_an_outcome_not_an_exception(tmp_path, sandbox, backen
         "from promptflow.core import tool\n\n\n@tool\ndef parse(answer: str) -> str:\n"
         "    raise ValueError('no parse\\nfor you')\n"
     )
-    backend = open_backend(standard, _options(sandbox, tmp_path))
+    backend = open_backend(standard, _options(sandbox, tmp_path, backend_name))
     out = _line(backend, {"ticket": "x"})
     assert not out.ok and out.outputs is None
     assert "no parse for you" in out.error and "\n" not in out.error
@@ -113,7 +136,7 @@ def test_a_flow_that_cannot_load_is_one_line_naming_the_file(tmp_path, sandbox, 
     standard, _ = _flows(tmp_path, backend_name)
     (standard / "parse.py").write_text("import no_such_module_for_conformance\n")
     with pytest.raises(FlowLoadError) as info:
-        open_backend(standard, _options(sandbox, tmp_path))
+        open_backend(standard, _options(sandbox, tmp_path, backend_name))
     text = str(info.value)
     assert "\n" not in text and "no_such_module_for_conformance" in text
     assert text.startswith("use_cases/tickets/flows/standard/")
@@ -125,7 +148,7 @@ def test_printed_output_is_captured_per_line(tmp_path, sandbox, backend_name):
         "import sys\nfrom promptflow.core import tool\n\n\n@tool\ndef parse(answer: str) -> str:\n"
         "    print('parsed', answer[:5])\n    print('careful', file=sys.stderr)\n    return answer\n"
     )
-    backend = open_backend(standard, _options(sandbox, tmp_path))
+    backend = open_backend(standard, _options(sandbox, tmp_path, backend_name))
     out = _line(backend, {"ticket": "hello"})
     assert out.ok
     assert "parsed" in out.logs["stdout"] and "careful" in out.logs["stderr"]
@@ -159,7 +182,7 @@ def test_a_line_records_its_spans_and_a_failing_one_its_error(tmp_path, sandbox,
 
 def test_lines_from_many_threads_match_lines_run_one_by_one(tmp_path, sandbox, backend_name):
     standard, _ = _flows(tmp_path, backend_name)
-    backend = open_backend(standard, _options(sandbox, tmp_path))
+    backend = open_backend(standard, _options(sandbox, tmp_path, backend_name))
     rows = [{"ticket": f"ticket number {i} about my invoice"} for i in range(24)]
     one_by_one = [_line(backend, r, i).outputs for i, r in enumerate(rows)]
     with ThreadPoolExecutor(8) as pool:
@@ -169,7 +192,7 @@ def test_lines_from_many_threads_match_lines_run_one_by_one(tmp_path, sandbox, b
 
 def test_a_cancelled_line_sends_no_request(tmp_path, sandbox, backend_name):
     standard, _ = _flows(tmp_path, backend_name)
-    backend = open_backend(standard, _options(sandbox, tmp_path))
+    backend = open_backend(standard, _options(sandbox, tmp_path, backend_name))
     cancel = threading.Event()
     cancel.set()
     ctx = llmhooks.LineContext(
@@ -194,7 +217,7 @@ def test_aggregation_metrics_equal_pf_run(tmp_path, sandbox, backend_name):
         {"category": c, "label": label}
         for c, label in [("billing", "billing"), ("technical", "account"), ("shipping", "shipping")] * 4
     ]
-    backend = open_backend(evaluation, _options(sandbox, tmp_path))
+    backend = open_backend(evaluation, _options(sandbox, tmp_path, backend_name))
     outcomes = [_line(backend, r, i) for i, r in enumerate(rows)]
     assert all(o.ok for o in outcomes) and backend.has_aggregation
     ours = backend.run_aggregation(rows, outcomes)

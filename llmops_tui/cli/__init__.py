@@ -54,6 +54,7 @@ def _register_all() -> None:
         doctor_cmds,
         init_cmds,
         keys_cmds,
+        migrate_cmds,
         report_cmds,
         sandbox_cmds,
         sweep_cmds,
@@ -74,6 +75,7 @@ def _register_all() -> None:
         demo_cmds,
         doctor_cmds,
         traffic_cmds,
+        migrate_cmds,
     ):
         module.register(app)
 

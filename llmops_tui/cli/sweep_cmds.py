@@ -125,6 +125,13 @@ def sweep_cmd(
             help="Processes running lines (default: the machine's cores for big sweeps, 1 for small ones).",
         ),
     ] = None,
+    backend: Annotated[
+        str | None,
+        typer.Option(
+            "--backend",
+            help="What runs DAG flows: promptflow-dag (default) or agent-framework (llmops.yaml's backend:).",
+        ),
+    ] = None,
     max_error_rate: Annotated[
         float,
         typer.Option(
@@ -169,6 +176,7 @@ def sweep_cmd(
             line_timeout_s=line_timeout,
             target=target,
             workers=workers,
+            backend=backend,
         )
         plan = plan_sweep(uc, options, allow_remote=target == "azureml")
         if target == "azureml":

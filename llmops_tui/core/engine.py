@@ -167,6 +167,10 @@ class SweepRunner:
         self._backend_errors: dict[Path, str] = {}
         self._exec_lock = threading.Lock()
         self._target = ""
+        # DAG flows run on Prompt flow's executor unless --backend or llmops.yaml's backend: say otherwise;
+        # another backend's lines have cache keys of their own (None keeps the existing keys)
+        chosen = self.options.backend or uc.extras.backend
+        self._dag_backend: str | None = None if chosen in (None, "promptflow-dag") else chosen
         # Set by a person's cancel (``cancel``) or by a fault that ends the run (``_fatal``): every line,
         # retry wait and evaluation checks it.
         self._stop = threading.Event()
@@ -245,6 +249,7 @@ class SweepRunner:
             threads=threads,
             rate_limits=limits,
             secrets=self._secrets,
+            backend=self._dag_backend,
         )
         self._pool = WorkerPool(n, config)
 
@@ -278,6 +283,7 @@ class SweepRunner:
                 secrets=self._secrets,
                 source_dir=source_dir,
                 workspace=self.ws_root,
+                backend=self._dag_backend,
             )
             try:
                 backend = open_backend(flow_dir, options)
@@ -290,7 +296,8 @@ class SweepRunner:
     # ---------------------------------------------------------------------------------- one line
 
     def _cache_key(self, flow_hash: str, inputs: dict[str, Any], repeat: int) -> str:
-        return hash_value({"flow": flow_hash, "inputs": inputs, "target": self._target, "repeat": repeat})
+        key = {"flow": flow_hash, "inputs": inputs, "target": self._target, "repeat": repeat}
+        return hash_value({**key, "backend": self._dag_backend} if self._dag_backend else key)
 
     def _exec(
         self,
@@ -506,7 +513,10 @@ class SweepRunner:
             inputs = map_inputs(
                 mappings, rows[i], rec.outputs, rec.inputs, evaluator.flow.inputs if evaluator.flow else None
             )
-            key = hash_value({"eval": eval_hash, "inputs": inputs, "target": self._target})
+            key = hash_value(
+                {"eval": eval_hash, "inputs": inputs, "target": self._target}
+                | ({"backend": self._dag_backend} if self._dag_backend else {})
+            )
             if not self.options.no_cache:
                 hit = self.store.cache_get(key)
                 if hit is not None and "aggregation_inputs" in hit["outputs"]:

@@ -120,6 +120,9 @@ class Extras(BaseModel):
             }
         return value
 
+    # what runs DAG flows: "promptflow-dag" (default) or "agent-framework"; --backend wins
+    backend: Literal["promptflow-dag", "agent-framework"] | None = None
+
     @field_validator("gates", mode="before")
     @classmethod
     def _short_gates(cls, value: Any) -> Any:

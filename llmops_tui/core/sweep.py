@@ -48,6 +48,7 @@ class SweepOptions:
     sandbox_latency_ms: float = 0.0
     target: str = "local"  # local | azureml (cloud sweep, see core.cloud)
     workers: int | None = None  # processes running lines; None: the machine's cores for big sweeps
+    backend: str | None = None  # DAG flows on "promptflow-dag" (default) or "agent-framework"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -267,6 +268,18 @@ def check_options(options: SweepOptions) -> None:
             )
     if options.target not in {"local", "azureml"}:
         raise LlmopsError(f"unknown target '{options.target}'", field="--target", hint="use local or azureml")
+    if options.backend not in (None, "promptflow-dag", "agent-framework"):
+        raise LlmopsError(
+            f"unknown backend '{options.backend}'",
+            field="--backend",
+            hint="use promptflow-dag (the default) or agent-framework",
+        )
+    if options.backend == "agent-framework" and options.target == "azureml":
+        raise LlmopsError(
+            "cloud sweeps run on Prompt flow in Azure ML",
+            field="--backend",
+            hint="drop --backend for --target azureml",
+        )
 
 
 def _check_size(n_datasets: int, n_variants: int, n_params: int, repeat: int, lines: int) -> None:

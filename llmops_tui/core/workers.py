@@ -63,6 +63,7 @@ class WorkerConfig:
     threads: int
     rate_limits: dict[str, tuple[int | None, int | None]] = field(default_factory=dict)  # url -> rpm, tpm
     secrets: list[str] = field(default_factory=list)
+    backend: str | None = None  # the DAG backend (None: Prompt flow's)
 
 
 @dataclass
@@ -127,6 +128,7 @@ def _worker_main(config: WorkerConfig, jobs: Any, results: Any, cancel: Any, par
                 secrets=config.secrets,
                 source_dir=Path(source_dir) if source_dir else None,
                 workspace=Path(config.workspace),
+                backend=config.backend,
             )
             try:
                 backends[flow_dir] = open_backend(Path(flow_dir), options)

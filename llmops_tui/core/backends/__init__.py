@@ -17,7 +17,11 @@ from llmops_tui.core.backends.base import (
     LineOutcome,
 )
 
+#: the backends that can run a DAG flow (flow.dag.yaml); the first is the default
+DAG_BACKENDS = ("promptflow-dag", "agent-framework")
+
 __all__ = [
+    "DAG_BACKENDS",
     "AggregationError",
     "BackendOptions",
     "ConnectionSpec",
@@ -30,14 +34,15 @@ __all__ = [
 ]
 
 
-def backend_for(flow_dir: Path) -> str:
-    """The backend name that runs this flow folder: ``promptflow-dag`` for flow.dag.yaml, ``flex`` for
-    flow.flex.yaml and for code-only evaluator folders (Python modules with ``eval*`` functions)."""
+def backend_for(flow_dir: Path, preferred: str | None = None) -> str:
+    """The backend name that runs this flow folder: ``promptflow-dag`` for flow.dag.yaml (or
+    ``preferred`` when it is another DAG backend, ``agent-framework``), ``flex`` for flow.flex.yaml and
+    for code-only evaluator folders (Python modules with ``eval*`` functions)."""
     from llmops_tui.core.flows import flow_kind
 
     kind = flow_kind(Path(flow_dir))
     if kind == "dag":
-        return "promptflow-dag"
+        return preferred if preferred in DAG_BACKENDS else "promptflow-dag"
     if kind in ("flex", "code"):
         return "flex"
     raise FlowLoadError(
@@ -46,8 +51,13 @@ def backend_for(flow_dir: Path) -> str:
 
 
 def open_backend(flow_dir: Path, options: BackendOptions) -> FlowBackend:
-    """Open the flow in ``flow_dir`` with the backend that runs it; :class:`FlowLoadError` when it cannot."""
-    name = backend_for(flow_dir)
+    """Open the flow in ``flow_dir`` with the backend that runs it (``options.backend`` chooses among the
+    DAG backends); :class:`FlowLoadError` when it cannot."""
+    name = backend_for(flow_dir, options.backend)
+    if name == "agent-framework":  # imports Agent Framework only now
+        from llmops_tui.core.backends.agent_framework import AgentFrameworkBackend
+
+        return AgentFrameworkBackend(Path(flow_dir), options)
     if name == "promptflow-dag":
         from llmops_tui.core.backends.promptflow_dag import PromptflowDagBackend
 

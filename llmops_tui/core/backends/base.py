@@ -68,6 +68,7 @@ class BackendOptions:
     secrets: list[str] = field(default_factory=list)  # redacted from every error and log text
     source_dir: Path | None = None  # the flow as written (messages name it, not the materialised copy)
     workspace: Path | None = None  # paths in messages are shown relative to it
+    backend: str | None = None  # what runs DAG flows: None or "promptflow-dag", or "agent-framework"
 
 
 @dataclass

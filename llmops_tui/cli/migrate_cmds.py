@@ -1,0 +1,152 @@
+"""`llmops compare-backends` (the same cells on Prompt flow and on Agent Framework, compared line by line)
+and `llmops migrate` (a use case's DAG flows as Agent Framework code that runs without llmops-tui)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from llmops_tui.cli.common import JsonOpt, WorkspaceOpt, console, print_json
+from llmops_tui.core.errors import LlmopsError
+
+
+def register(app: typer.Typer) -> None:
+    app.command("compare-backends")(compare_backends_cmd)
+    app.command("migrate")(migrate_cmd)
+
+
+def compare_backends_cmd(
+    use_case: Annotated[str, typer.Argument(help="Use case to run on both backends.")],
+    workspace: WorkspaceOpt = Path("."),
+    variants: Annotated[
+        str | None,
+        typer.Option(
+            "--variants", help="all, one-at-a-time, defaults or NODE.variant,... (as llmops sweep)."
+        ),
+    ] = None,
+    dataset: Annotated[list[str] | None, typer.Option("--dataset", help="Only these datasets.")] = None,
+    limit: Annotated[
+        int | None, typer.Option("--limit", min=1, help="Only the first N lines of each dataset.")
+    ] = None,
+    llm_endpoint: Annotated[
+        str | None,
+        typer.Option(
+            "--llm-endpoint", help="sandbox (offline model server) or an OpenAI-compatible base URL."
+        ),
+    ] = None,
+    env: Annotated[
+        str | None, typer.Option("--env", help="Environment whose connections and data to use.")
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Run the same cells on the promptflow-dag and agent-framework backends (cache off) and compare them
+    line by line: outputs identical or not, metric deltas, paired tests, a verdict per cell.
+
+    Exit code 0 when every cell is equivalent (identical lines and metrics), 1 otherwise."""
+    from llmops_tui.core.backends.agent_framework import available
+    from llmops_tui.core.equivalence import compare_backends
+    from llmops_tui.core.sweep import SweepOptions
+    from llmops_tui.core.workspace import load_workspace
+
+    reason = available()
+    if reason is not None:
+        raise LlmopsError(reason, field="--backend", hint="llmops deps --backend agent-framework --install")
+    ws = load_workspace(workspace, env=env)
+    uc = ws.get(use_case)
+    options = SweepOptions(
+        variants=variants, datasets=dataset or None, limit=limit, llm_endpoint=llm_endpoint, env=env
+    )
+    result = compare_backends(ws.root, uc, options)
+    if json_out:
+        print_json(result.to_dict())
+    else:
+        a, b = result.backends
+        table = Table(title=f"{uc.name}: {a} (run {result.runs[0]}) vs {b} (run {result.runs[1]})")
+        for col in ("cell", "lines identical", "metric deltas", "verdict"):
+            table.add_column(col, overflow="fold")
+        for cell in result.cells:
+            nonzero = [
+                f"{k} {v['delta']:+.4g}" if v["delta"] is not None else f"{k} missing"
+                for k, v in cell.metrics.items()
+                if v["delta"] != 0
+            ]
+            deltas = (
+                ", ".join(nonzero) if nonzero else f"all {len(cell.metrics)} equal" if cell.metrics else ""
+            )
+            table.add_row(cell.label, f"{cell.identical}/{cell.lines}", deltas or "-", cell.verdict)
+        console.print(table)
+        for cell in result.cells:
+            for d in cell.differing[:5]:
+                console.print(f"[bold]{cell.label}[/bold] line {d['line']}:", highlight=False)
+                console.print(f"  {a}: {d[a]}", markup=False)
+                console.print(f"  {b}: {d[b]}", markup=False)
+        console.print(result.verdict, markup=False)
+    if not result.equivalent:
+        raise typer.Exit(1)
+
+
+def migrate_cmd(
+    use_case: Annotated[str, typer.Argument(help="Use case whose DAG flows to migrate.")],
+    workspace: WorkspaceOpt = Path("."),
+    to: Annotated[
+        str, typer.Option("--to", help="The target framework: agent-framework.")
+    ] = "agent-framework",
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Folder to write (default: migrated/USE_CASE in the workspace)."),
+    ] = None,
+    variant: Annotated[
+        list[str] | None,
+        typer.Option("--variant", help="NODE=VARIANT to migrate instead of the default variant."),
+    ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="List what would be written and what does not map; write nothing."),
+    ] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Write USE_CASE's DAG flows as Agent Framework code that runs without llmops-tui (one folder per flow:
+    flow.py with the executors, the workflow factory and run(inputs), the flow's code and prompts, a README).
+
+    --dry-run lists what does not map (flex flows, custom tool packages, image inputs, other Prompt flow
+    APIs) with the file and the node. Exit code 1 when something does not map."""
+    from llmops_tui.core.migrate import plan_migration, write_migration
+    from llmops_tui.core.workspace import load_workspace
+
+    if to != "agent-framework":
+        raise LlmopsError(f"unknown target '{to}'", field="--to", hint="use agent-framework")
+    chosen: dict[str, str] = {}
+    for item in variant or []:
+        node, _, vid = item.partition("=")
+        if not node or not vid:
+            raise LlmopsError(
+                f"'{item}' is not NODE=VARIANT",
+                field="--variant",
+                hint="e.g. --variant classify_llm=variant_2",
+            )
+        chosen[node.strip()] = vid.strip()
+    ws = load_workspace(workspace, inspect_datasets=False)
+    uc = ws.get(use_case)
+    plan = plan_migration(ws.root, uc, chosen)
+    dest = out or ws.root / "migrated" / uc.name
+    written: list[Path] = []
+    if not dry_run and not plan.unmapped:
+        written = write_migration(ws.root, uc, dest, plan)
+    if json_out:
+        print_json(
+            {**plan.to_dict(), "out": str(dest), "written": [str(p) for p in written], "dry_run": dry_run}
+        )
+    else:
+        for flow in plan.flows:
+            verb = "would write" if dry_run else "wrote"
+            variants = ", ".join(f"{k}={v}" for k, v in flow.variants.items()) or "no variants"
+            console.print(f"{verb} {dest / flow.folder} ({flow.role}; {variants})", markup=False)
+        for u in plan.unmapped:
+            console.print(f"does not map: {u}", markup=False)
+        if plan.unmapped and not dry_run:
+            console.print("nothing written: every part must map (see above)", markup=False)
+    if plan.unmapped:
+        raise typer.Exit(1)

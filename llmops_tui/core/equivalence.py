@@ -1,0 +1,206 @@
+"""Proof of equivalence between two backends: the same cells run on both, compared line by line.
+
+``compare_backends`` plans one sweep, runs it once per backend through the ordinary engine (cache off,
+so each backend really runs every line; both runs land in the run store like any sweep), then pairs the
+cells (same variants, parameters, dataset and repetition) and reports for each:
+
+- lines identical or not: the same status and the same outputs (JSON-equal), the differing lines listed;
+- evaluator metrics of both runs and their difference;
+- a paired test (:func:`llmops_tui.core.stats.paired_test`) per numeric per-line evaluator score;
+- a verdict: ``equivalent: 64/64 lines identical`` when every line and every metric is identical,
+  ``no significant difference (N/M lines differ)`` when lines differ but no paired test finds a
+  significant difference, else ``differs on N lines``.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from llmops_tui.core import events as ev
+from llmops_tui.core.errors import RunFailed
+from llmops_tui.core.store import RunStore
+from llmops_tui.core.sweep import SweepOptions, plan_sweep
+from llmops_tui.core.workspace import UseCase
+
+DEFAULT_PAIR = ("promptflow-dag", "agent-framework")
+
+
+@dataclass
+class CellComparison:
+    label: str
+    lines: int
+    identical: int
+    differing: list[dict[str, Any]] = field(default_factory=list)  # line, a, b (status and outputs)
+    metrics: dict[str, dict[str, Any]] = field(default_factory=dict)  # "evaluator.metric" -> a, b, delta
+    tests: dict[str, dict[str, Any]] = field(default_factory=dict)  # "evaluator.score" -> n, delta, p, note
+    verdict: str = ""
+
+    @property
+    def equivalent(self) -> bool:
+        return self.verdict.startswith("equivalent")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "cell": self.label,
+            "lines": self.lines,
+            "identical": self.identical,
+            "equivalent": self.equivalent,
+            "verdict": self.verdict,
+            "differing_lines": self.differing,
+            "metrics": self.metrics,
+            "paired_tests": self.tests,
+        }
+
+
+@dataclass
+class BackendComparison:
+    use_case: str
+    backends: tuple[str, str]
+    runs: tuple[str, str]
+    cells: list[CellComparison]
+
+    @property
+    def equivalent(self) -> bool:
+        return bool(self.cells) and all(c.equivalent for c in self.cells)
+
+    @property
+    def verdict(self) -> str:
+        lines = sum(c.lines for c in self.cells)
+        same = sum(c.identical for c in self.cells)
+        if self.equivalent:
+            return f"equivalent: {same}/{lines} lines identical in {len(self.cells)} cell(s)"
+        bad = sum(1 for c in self.cells if not c.equivalent)
+        return f"not equivalent in {bad}/{len(self.cells)} cell(s): {same}/{lines} lines identical"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "use_case": self.use_case,
+            "backends": list(self.backends),
+            "runs": list(self.runs),
+            "equivalent": self.equivalent,
+            "verdict": self.verdict,
+            "cells": [c.to_dict() for c in self.cells],
+        }
+
+
+def _run(ws_root: Path, uc: UseCase, options: SweepOptions, cancel: threading.Event | None) -> str:
+    from llmops_tui.core.engine import run_sweep
+
+    plan = plan_sweep(uc, options)
+    run_id = None
+    finished: ev.SweepFinished | None = None
+    for event in run_sweep(ws_root, uc, plan, cancel=cancel):
+        if isinstance(event, ev.SweepStarted):
+            run_id = event.run_id
+        elif isinstance(event, ev.SweepFinished):
+            finished = event
+    if run_id is None or finished is None:
+        raise RunFailed(f"the sweep on the {options.backend} backend did not finish")
+    if finished.status in ("failed", "cancelled"):
+        raise RunFailed(
+            f"the sweep on the {options.backend} backend {finished.status}: {finished.error or ''}"
+        )
+    return run_id
+
+
+def _same(a: Any, b: Any) -> bool:
+    return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
+
+
+def _cell_key(cell: Any) -> str:
+    return json.dumps([cell.variants, cell.params, cell.dataset, cell.repeat], sort_keys=True, default=str)
+
+
+def compare_backends(
+    ws_root: Path,
+    uc: UseCase,
+    options: SweepOptions,
+    *,
+    backends: tuple[str, str] = DEFAULT_PAIR,
+    cancel: threading.Event | None = None,
+) -> BackendComparison:
+    """Run the sweep ``options`` describe on both backends (cache off) and compare the cells."""
+    runs = tuple(_run(ws_root, uc, replace(options, backend=b, no_cache=True), cancel) for b in backends)
+    with RunStore.for_workspace(ws_root) as store:
+        return compare_runs(store, uc.name, (runs[0], runs[1]), backends)
+
+
+def compare_runs(
+    store: RunStore, use_case: str, runs: tuple[str, str], backends: tuple[str, str] = DEFAULT_PAIR
+) -> BackendComparison:
+    """Compare two stored runs of the same cells, cell by cell (see the module's docstring)."""
+    from llmops_tui.core.stats import paired_test
+    from llmops_tui.core.sweep import cell_label
+
+    a_run, b_run = runs
+    b_cells = {_cell_key(c): c for c in store.cells(b_run)}
+    a_metrics, b_metrics = store.metrics(a_run), store.metrics(b_run)
+    out: list[CellComparison] = []
+    for a_cell in store.cells(a_run):
+        b_cell = b_cells.get(_cell_key(a_cell))
+        label = cell_label(a_cell.variants, a_cell.params, a_cell.dataset, a_cell.repeat)
+        if b_cell is None:
+            out.append(CellComparison(label, 0, 0, verdict=f"missing from the {backends[1]} run"))
+            continue
+        a_lines = {r.line: r for r in store.lines(a_run, a_cell.cell_id)}
+        b_lines = {r.line: r for r in store.lines(b_run, b_cell.cell_id)}
+        comp = CellComparison(label, len(set(a_lines) | set(b_lines)), 0)
+        for n in sorted(set(a_lines) | set(b_lines)):
+            ra, rb = a_lines.get(n), b_lines.get(n)
+            sa = (ra.status, ra.outputs) if ra else ("missing", None)
+            sb = (rb.status, rb.outputs) if rb else ("missing", None)
+            if _same(sa, sb):
+                comp.identical += 1
+            else:
+                comp.differing.append(
+                    {
+                        "line": n,
+                        backends[0]: {"status": sa[0], "outputs": sa[1], "error": ra.error if ra else None},
+                        backends[1]: {"status": sb[0], "outputs": sb[1], "error": rb.error if rb else None},
+                    }
+                )
+        ma, mb = a_metrics.get(a_cell.cell_id, {}), b_metrics.get(b_cell.cell_id, {})
+        metrics_same = True
+        for evaluator in sorted(set(ma) | set(mb)):
+            for name in sorted(set(ma.get(evaluator, {})) | set(mb.get(evaluator, {}))):
+                va, vb = ma.get(evaluator, {}).get(name), mb.get(evaluator, {}).get(name)
+                delta = vb - va if va is not None and vb is not None else None
+                metrics_same = metrics_same and va == vb
+                comp.metrics[f"{evaluator}.{name}"] = {backends[0]: va, backends[1]: vb, "delta": delta}
+        significant = False
+        evaluators = sorted(set(ma) | set(mb))
+        for evaluator in evaluators:
+            ea = {r["line"]: r["outputs"] or {} for r in store.eval_lines(a_run, a_cell.cell_id, evaluator)}
+            eb = {r["line"]: r["outputs"] or {} for r in store.eval_lines(b_run, b_cell.cell_id, evaluator)}
+            paired = sorted(set(ea) & set(eb))
+            scores = sorted({k for n in paired for k, v in ea[n].items() if _is_number(v)})
+            for score in scores:
+                xs = [float(ea[n][score]) if _is_number(ea[n].get(score)) else float("nan") for n in paired]
+                ys = [float(eb[n][score]) if _is_number(eb[n].get(score)) else float("nan") for n in paired]
+                res = paired_test(xs, ys)
+                significant = significant or bool(res.significant)
+                comp.tests[f"{evaluator}.{score}"] = {
+                    "n": res.n,
+                    "delta": res.delta,
+                    "p_value": res.p_value,
+                    "significant": res.significant,
+                    "note": res.note,
+                }
+        differ = comp.lines - comp.identical
+        if differ == 0 and metrics_same:
+            comp.verdict = f"equivalent: {comp.identical}/{comp.lines} lines identical"
+        elif not significant:
+            what = f"{differ}/{comp.lines} lines differ" if differ else "metrics differ"
+            comp.verdict = f"no significant difference ({what})"
+        else:
+            comp.verdict = f"differs on {differ} line(s)"
+        out.append(comp)
+    return BackendComparison(use_case, backends, runs, out)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) or isinstance(v, bool)

@@ -1,0 +1,559 @@
+"""``llmops migrate UC --to agent-framework``: a use case's DAG flows as Agent Framework code people keep.
+
+For each DAG flow of the use case (the standard flow and each evaluator) it writes one folder holding:
+
+- ``flow.py``: readable Python: the chosen variants, one function per node, the executors, a workflow
+  factory (``build_workflow``: one edge per ``${node.output}`` reference, fan-in where a node waits for
+  several), ``run(inputs)`` for one line and ``run_batch(rows)`` for lines plus the aggregation metrics;
+- the flow's own Python modules and templates, with ``from promptflow... import tool, log_metric``
+  pointed at the stand-ins in ``pf_semantics.py``;
+- ``pf_semantics.py``: the same module the llmops-tui backend runs (Prompt flow's rendering, role
+  parsing, request building, activate and bypass rules), copied verbatim;
+- ``requirements.txt`` and a ``README.md``.
+
+The result runs without llmops-tui and without Prompt flow. What does not map (flex flows, custom tool
+packages, image inputs, Prompt flow APIs other than ``tool`` and ``log_metric``) is listed by
+:func:`plan_migration` with its file and node, and never silently dropped: ``write_migration`` refuses a
+flow that has any.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import textwrap
+from dataclasses import dataclass, field
+from pathlib import Path
+from pprint import pformat
+from typing import Any
+
+from llmops_tui.core.errors import LlmopsError
+from llmops_tui.core.files import load_yaml, rel
+from llmops_tui.core.flows import flow_kind
+from llmops_tui.core.workspace import UseCase
+
+AF_REQUIREMENTS = ["agent-framework-core==1.23.0", "agent-framework-openai==1.17.0"]
+_PF_IMPORT = re.compile(r"^(\s*)from\s+promptflow(?:\.core)?\s+import\s+(.+)$", re.MULTILINE)
+_PF_ANY = re.compile(r"^\s*(?:from|import)\s+promptflow\b.*$", re.MULTILINE)
+_STAND_INS = {"tool", "log_metric"}
+
+
+@dataclass
+class Unmapped:
+    file: str
+    node: str | None
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.file}: " + (f"node {self.node}: " if self.node else "") + self.reason
+
+
+@dataclass
+class FlowToMigrate:
+    role: str  # "standard" or "evaluator NAME"
+    folder: str  # the output folder's name
+    flow_dir: Path
+    variants: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class MigrationPlan:
+    use_case: str
+    flows: list[FlowToMigrate]
+    unmapped: list[Unmapped]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "use_case": self.use_case,
+            "flows": [{"role": f.role, "folder": f.folder, "variants": f.variants} for f in self.flows],
+            "unmapped": [{"file": u.file, "node": u.node, "reason": u.reason} for u in self.unmapped],
+        }
+
+
+def _chosen_variants(data: dict[str, Any], wanted: dict[str, str], file: str) -> dict[str, str]:
+    """The variant of each node that has variants: the one asked for, else the default."""
+    node_variants = data.get("node_variants") or {}
+    out = {}
+    for node, spec in node_variants.items():
+        vid = wanted.get(str(node)) or str((spec or {}).get("default_variant_id"))
+        known = [str(v) for v in ((spec or {}).get("variants") or {})]
+        if vid not in known:
+            raise LlmopsError(
+                f"node '{node}' has no variant '{vid}'",
+                file=file,
+                field="--variant",
+                hint=f"variants: {', '.join(known)}",
+            )
+        out[str(node)] = vid
+    return out
+
+
+def plan_migration(ws_root: Path, uc: UseCase, variants: dict[str, str] | None = None) -> MigrationPlan:
+    """What would be written, and what does not map (file and node for each)."""
+    from llmops_tui.core.materialize import materialized_dag
+
+    flows: list[tuple[str, str, Path | None]] = [
+        ("standard", "standard", uc.standard_flow.path if uc.standard_flow else None)
+    ]
+    flows += [
+        (f"evaluator {e.name}", f"evaluator_{e.name}", e.flow.path if e.flow else None) for e in uc.evaluators
+    ]
+    plan = MigrationPlan(uc.name, [], [])
+    std = uc.standard_flow.path if uc.standard_flow else None
+    nodes_with_variants = set(
+        (load_yaml(std / "flow.dag.yaml").get("node_variants") or {})
+        if std and flow_kind(std) == "dag"
+        else {}
+    )
+    for node in variants or {}:
+        if node not in nodes_with_variants:
+            raise LlmopsError(
+                f"the standard flow has no node '{node}' with variants",
+                field="--variant",
+                hint=f"nodes with variants: {', '.join(sorted(nodes_with_variants)) or 'none'}",
+            )
+    for role, folder, path in flows:
+        if path is None:
+            continue
+        kind = flow_kind(path)
+        shown = rel(path, ws_root)
+        if kind != "dag":
+            what = "flex flow" if kind == "flex" else "code-only evaluator"
+            plan.unmapped.append(
+                Unmapped(
+                    str(shown), None, f"{role} is a {what}: only DAG flows (flow.dag.yaml) migrate for now"
+                )
+            )
+            continue
+        raw = load_yaml(path / "flow.dag.yaml")
+        chosen = _chosen_variants(raw, variants or {}, f"{shown}/flow.dag.yaml")
+        data = materialized_dag(path, chosen)
+        dag_file = f"{shown}/flow.dag.yaml"
+        for name, spec in (data.get("inputs") or {}).items():
+            if str((spec or {}).get("type", "")).lower() == "image":
+                plan.unmapped.append(Unmapped(dag_file, None, f"input {name} is an image input"))
+        for node in data.get("nodes") or []:
+            name = str(node.get("name"))
+            source = node.get("source") or {}
+            ntype = node.get("type")
+            if (
+                source.get("type") == "package"
+                or source.get("tool")
+                or ntype not in ("python", "llm", "prompt")
+            ):
+                plan.unmapped.append(
+                    Unmapped(
+                        dag_file,
+                        name,
+                        f"custom tool package or node type '{ntype}' ({source.get('tool', '')})",
+                    )
+                )
+                continue
+            if ntype == "llm" and str((node.get("inputs") or {}).get("stream", "")).lower() == "true":
+                plan.unmapped.append(Unmapped(dag_file, name, "streaming LLM output"))
+            if ntype == "python":
+                code = path / str(source.get("path", ""))
+                text = code.read_text(encoding="utf-8") if code.is_file() else ""
+                for m in _PF_ANY.finditer(text):
+                    imp = _PF_IMPORT.match(m.group(0))
+                    names = {x.strip() for x in imp.group(2).split(",")} if imp else set()
+                    if not names or not names <= _STAND_INS:
+                        plan.unmapped.append(
+                            Unmapped(
+                                f"{shown}/{source.get('path')}",
+                                name,
+                                f"uses Prompt flow beyond tool and log_metric: {m.group(0).strip()}",
+                            )
+                        )
+        plan.flows.append(FlowToMigrate(role, folder, path, chosen))
+    return plan
+
+
+def _literal(value: Any) -> str:
+    return pformat(value, sort_dicts=False, width=100)
+
+
+def _ident(name: str) -> str:
+    out = re.sub(r"\W", "_", name)
+    return out if out and not out[0].isdigit() else f"n_{out}"
+
+
+def _rewrite_imports(text: str) -> str:
+    return _PF_IMPORT.sub(lambda m: f"{m.group(1)}from pf_semantics import {m.group(2)}", text)
+
+
+def write_migration(ws_root: Path, uc: UseCase, out_dir: Path, plan: MigrationPlan) -> list[Path]:
+    """Write every flow of ``plan``; refuses when anything does not map (see :func:`plan_migration`)."""
+    from llmops_tui.core.backends import pf_semantics
+    from llmops_tui.core.materialize import materialized_dag
+
+    if plan.unmapped:
+        raise LlmopsError(
+            f"{len(plan.unmapped)} part(s) of {uc.name} do not map to Agent Framework; first: {plan.unmapped[0]}",
+            field="USE_CASE",
+            hint="see them all with llmops migrate --dry-run",
+        )
+    written: list[Path] = []
+    conn_types = {c.name: c.connection_type for c in getattr(uc, "connections", []) or []}
+    for flow in plan.flows:
+        dest = Path(out_dir) / flow.folder
+        if dest.exists():
+            shutil.rmtree(dest)
+        dest.mkdir(parents=True)
+        data = materialized_dag(flow.flow_dir, flow.variants)
+        used = {str((n.get("source") or {}).get("path")) for n in data.get("nodes") or []}
+        for src in sorted(flow.flow_dir.rglob("*")):
+            relp = src.relative_to(flow.flow_dir)
+            if src.is_dir() or relp.parts[0] in {".promptflow", "__pycache__"} or src.name == "flow.dag.yaml":
+                continue
+            if src.suffix == ".jinja2" and relp.as_posix() not in used:
+                continue  # another variant's prompt
+            target = dest / relp
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if src.suffix == ".py":
+                target.write_text(_rewrite_imports(src.read_text(encoding="utf-8")), encoding="utf-8")
+            elif src.name == "requirements.txt":
+                continue
+            else:
+                shutil.copy2(src, target)
+        shutil.copy2(Path(pf_semantics.__file__), dest / "pf_semantics.py")
+        (dest / "flow.py").write_text(_flow_module(uc, flow, data, conn_types, ws_root), encoding="utf-8")
+        reqs = AF_REQUIREMENTS + ["openai", "jinja2"]
+        own = flow.flow_dir / "requirements.txt"
+        if own.is_file():
+            reqs += [
+                x.strip()
+                for x in own.read_text(encoding="utf-8").splitlines()
+                if x.strip() and not x.startswith("#") and not x.strip().lower().startswith("promptflow")
+            ]
+        (dest / "requirements.txt").write_text("\n".join(dict.fromkeys(reqs)) + "\n", encoding="utf-8")
+        (dest / "README.md").write_text(_readme(uc, flow, data, conn_types, ws_root), encoding="utf-8")
+        written.append(dest)
+    return written
+
+
+def _env_prefix(conn: str) -> str:
+    return re.sub(r"\W", "_", conn).upper()
+
+
+def _flow_module(
+    uc: UseCase, flow: FlowToMigrate, data: dict[str, Any], conn_types: dict[str, str], ws_root: Path
+) -> str:
+    from llmops_tui.core.backends import pf_semantics as pf
+
+    nodes = data.get("nodes") or []
+    specs = [pf.node_spec(n) for n in nodes]
+    line_nodes = [s for s in specs if not s.aggregation]
+    aggr_nodes = [s for s in specs if s.aggregation]
+    conns = sorted({str(s.connection) for s in specs if s.type == "llm"})
+    lines: list[str] = []
+    w = lines.append
+    shown = rel(flow.flow_dir, ws_root)
+    w(f'"""{uc.name} ({flow.role}): the Prompt flow DAG flow {shown} on Microsoft Agent Framework.')
+    w("")
+    w("Written by `llmops migrate --to agent-framework`. Runs without llmops-tui and without Prompt flow:")
+    w('    python flow.py \'{"input": "value"}\'     # one line, prints the outputs as JSON')
+    w(
+        "    from flow import run, run_batch            # run(inputs) -> outputs; run_batch(rows) -> (outputs, metrics)"
+    )
+    if conns:
+        w(
+            "Connections come from the environment: "
+            + ", ".join(f"{_env_prefix(c)}_API_BASE / _API_KEY" for c in conns)
+            + "."
+        )
+    w('"""')
+    w("")
+    w("import asyncio")
+    w("import json")
+    w("import os")
+    w("import sys")
+    w("from pathlib import Path")
+    w("from typing import Any")
+    w("")
+    w("from agent_framework import Executor, WorkflowBuilder, WorkflowContext, handler")
+    w("")
+    w("HERE = Path(__file__).resolve().parent")
+    w("sys.path.insert(0, str(HERE))")
+    w("import pf_semantics as pf  # noqa: E402  (Prompt flow's rendering, parsing and DAG rules)")
+    functions: dict[str, str] = {}
+    for s in specs:
+        if s.type == "python":
+            module = Path(str(s.source_path)).with_suffix("").as_posix().replace("/", ".")
+            fn = s.function or _tool_name(flow.flow_dir / str(s.source_path))
+            functions[s.name] = fn
+            w(f"from {module} import {fn}  # noqa: E402")
+    w("")
+    w(f"VARIANTS = {pformat(flow.variants)}  # the chosen variant of each node that has variants")
+    w(f"INPUTS = {_literal(data.get('inputs') or {})}")
+    w(f"OUTPUTS = {_literal(data.get('outputs') or {})}")
+    w("NODE_SPECS = [  # flow.dag.yaml's nodes, with the chosen variants applied")
+    for n in nodes:
+        w(textwrap.indent(_literal(n), "    ") + ",")
+    w("]")
+    w("NODES = {spec.name: spec for spec in map(pf.node_spec, NODE_SPECS)}")
+    w(f"CONNECTIONS = {pformat({c: conn_types.get(c, 'AzureOpenAIConnection') for c in conns})}")
+    w("_clients: dict[str, Any] = {}")
+    w("")
+    w("")
+    w("def client(connection: str) -> Any:")
+    w(
+        '    """An openai client for a connection, from <NAME>_API_BASE, <NAME>_API_KEY, <NAME>_API_VERSION."""'
+    )
+    w("    if connection not in _clients:")
+    w("        prefix = connection.upper().replace('-', '_')")
+    w("        _clients[connection] = pf.make_client(")
+    w("            CONNECTIONS[connection],")
+    w("            os.environ[f'{prefix}_API_BASE'],")
+    w("            os.environ.get(f'{prefix}_API_KEY', ''),")
+    w("            os.environ.get(f'{prefix}_API_VERSION'),")
+    w("        )")
+    w("    return _clients[connection]")
+    w("")
+    w("")
+    w("class Line:")
+    w('    """One line: its inputs, the outputs of the nodes so far, the bypassed nodes, the first error."""')
+    w("")
+    w("    def __init__(self, inputs: dict[str, Any]):")
+    w("        self.inputs = inputs")
+    w("        self.outputs: dict[str, Any] = {}")
+    w("        self.bypassed: set[str] = set()")
+    w("        self.error: str | None = None")
+    w("        self.result: dict[str, Any] | None = None")
+    w("")
+    w("    def kwargs(self, node: str, fn: Any = None) -> dict[str, Any]:")
+    w("        spec = NODES[node]")
+    w("        values = pf.node_kwargs(spec, self.inputs, self.outputs, self.bypassed, fn)")
+    w("        if fn is not None:  # literal inputs take the function's annotated types, as in Prompt flow")
+    w(
+        "            literals = {k: v for k, v in spec.inputs.items() if pf.parse_ref(v) is None and k in values}"
+    )
+    w("            values.update(pf.convert_literals(fn, literals))")
+    w("        return values")
+    w("")
+    w("")
+    w("# ---- one function per node")
+    for s in line_nodes + aggr_nodes:
+        if s.aggregation:
+            continue
+        w("")
+        w("")
+        w(f"def {_ident(s.name)}_node(line: Line) -> Any:")
+        if s.type == "python":
+            w(f'    """python node {s.name}: {s.source_path}"""')
+            fn = functions[s.name]
+            w(f"    return {fn}(**line.kwargs({s.name!r}, {fn}))")
+        elif s.type == "prompt":
+            w(f'    """prompt node {s.name}: {s.source_path}"""')
+            w(f"    template = (HERE / {s.source_path!r}).read_text(encoding='utf-8')")
+            w(f"    return pf.render_jinja(template, **line.kwargs({s.name!r}))")
+        else:
+            escape = [k for k, v in s.inputs.items() if (r := pf.parse_ref(v)) is not None and not r.is_node]
+            w(
+                f'    """llm node {s.name} ({s.api} API, {s.provider}, connection {s.connection}): {s.source_path}"""'
+            )
+            w(f"    template = (HERE / {s.source_path!r}).read_text(encoding='utf-8')")
+            w(
+                f"    kind, request = pf.llm_request(NODES[{s.name!r}], template, line.kwargs({s.name!r}), {escape!r})"
+            )
+            w(f"    response = pf.call_llm(client({s.connection!r}), kind, request)")
+            w("    return pf.llm_result(kind, response, request)")
+    w("")
+    w("")
+    w("STEPS = {" + ", ".join(f"{s.name!r}: {_ident(s.name)}_node" for s in line_nodes) + "}")
+    w("")
+    w("")
+    w("# ---- the executors")
+    w("")
+    w("")
+    w("class Start(Executor):")
+    w('    """Takes the line\'s inputs and starts the nodes that depend on no other node."""')
+    w("")
+    w("    @handler")
+    w("    async def start(self, inputs: dict, ctx: WorkflowContext[str]) -> None:")
+    w("        await ctx.send_message('inputs')")
+    w("")
+    w("")
+    w("class Step(Executor):")
+    w(
+        '    """One node: once its upstream nodes are done it runs, or is bypassed (Prompt flow\'s activate rules)."""'
+    )
+    w("")
+    w("    def __init__(self, name: str, line: Line):")
+    w("        super().__init__(id=name)")
+    w("        self.line = line")
+    w("")
+    w("    @handler")
+    w("    async def run_node(self, message: object, ctx: WorkflowContext[str]) -> None:")
+    w("        line, node = self.line, NODES[self.id]")
+    w("        if line.error is None:")
+    w("            try:")
+    w("                if pf.is_bypassed(node, line.inputs, line.outputs, line.bypassed):")
+    w("                    line.bypassed.add(self.id)")
+    w("                    line.outputs[self.id] = None")
+    w("                else:")
+    w("                    line.outputs[self.id] = STEPS[self.id](line)")
+    w("            except Exception as exc:")
+    w("                line.error = f\"Execution failure in '{self.id}': ({type(exc).__name__}) {exc}\"")
+    w("        await ctx.send_message(self.id)")
+    w("")
+    w("")
+    w("class Outputs(Executor):")
+    w('    """Waits for the last nodes and yields the flow\'s declared outputs."""')
+    w("")
+    w("    def __init__(self, line: Line):")
+    w("        super().__init__(id='outputs')")
+    w("        self.line = line")
+    w("")
+    w("    @handler")
+    w("    async def finish(self, message: object, ctx: WorkflowContext[Any, dict]) -> None:")
+    w("        if self.line.error is None:")
+    w("            self.line.result = pf.flow_outputs(OUTPUTS, self.line.inputs, self.line.outputs)")
+    w("        await ctx.yield_output(self.line.result or {})")
+    w("")
+    w("")
+    w("def build_workflow(line: Line) -> Any:")
+    w('    """The line\'s workflow (a workflow runs one line at a time: build one per line, it is cheap)."""')
+    w("    start = Start(id='inputs')")
+    w("    end = Outputs(line)")
+    for s in line_nodes:
+        w(f"    {_ident(s.name)} = Step({s.name!r}, line)")
+    w("    builder = WorkflowBuilder(start_executor=start, output_executors=[end])")
+    roots = [_ident(s.name) for s in line_nodes if not s.deps]
+    if len(roots) > 1:
+        w(f"    builder.add_fan_out_edges(start, [{', '.join(roots)}])")
+    elif roots:
+        w(f"    builder.add_edge(start, {roots[0]})")
+    for s in line_nodes:
+        deps = [_ident(d) for d in s.deps]
+        if len(deps) == 1:
+            w(f"    builder.add_edge({deps[0]}, {_ident(s.name)})")
+        elif deps:
+            w(f"    builder.add_fan_in_edges([{', '.join(deps)}], {_ident(s.name)})")
+    sinks = [_ident(s.name) for s in line_nodes if not any(s.name in m.deps for m in line_nodes)] or ["start"]
+    if len(sinks) == 1:
+        w(f"    builder.add_edge({sinks[0]}, end)")
+    else:
+        w(f"    builder.add_fan_in_edges([{', '.join(sinks)}], end)")
+    w("    return builder.build()")
+    w("")
+    w("")
+    w("def run_line(inputs: dict[str, Any]) -> Line:")
+    w("    line = Line(pf.flow_inputs(INPUTS, inputs))")
+    w("    asyncio.run(build_workflow(line).run(line.inputs))")
+    w("    return line")
+    w("")
+    w("")
+    w("def run(inputs: dict[str, Any]) -> dict[str, Any]:")
+    w(
+        '    """One line: the flow\'s outputs; raises RuntimeError with the node\'s error when the line fails."""'
+    )
+    w("    line = run_line(inputs)")
+    w("    if line.error is not None or line.result is None:")
+    w("        raise RuntimeError(line.error or 'the workflow ended without outputs')")
+    w("    return line.result")
+    w("")
+    w("")
+    w(f"AGGREGATION = {[s.name for s in aggr_nodes]!r}  # run over all succeeded lines, in this order")
+    aggr_fns = {s.name: functions.get(s.name) for s in aggr_nodes}
+    w("AGGREGATION_FUNCTIONS = {" + ", ".join(f"{k!r}: {v}" for k, v in aggr_fns.items()) + "}")
+    w("")
+    w("")
+    w("def run_batch(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any] | None], dict[str, Any]]:")
+    w('    """Every row as a line (None for a failed line), then the aggregation nodes over the lines that')
+    w('    succeeded; returns the outputs and the metrics they logged with log_metric."""')
+    w("    lines = [run_line(r) for r in rows]")
+    w("    ok = [ln for ln in lines if ln.error is None and ln.result is not None]")
+    w("    metrics = pf.collect_metrics()")
+    w("    try:")
+    w("        done: dict[str, Any] = {}")
+    w("        for name in AGGREGATION:")
+    w("            spec, fn = NODES[name], AGGREGATION_FUNCTIONS[name]")
+    w("            kwargs = {}")
+    w("            for key, value in spec.inputs.items():")
+    w("                ref = pf.parse_ref(value)")
+    w("                if ref is None:")
+    w("                    kwargs[key] = pf.convert_literals(fn, {key: value})[key]")
+    w("                elif ref.source == 'inputs':")
+    w("                    kwargs[key] = [pf.resolve(value, ln.inputs, ln.outputs) for ln in ok]")
+    w("                elif ref.source in done:")
+    w("                    kwargs[key] = pf.resolve(value, {}, done)")
+    w("                else:")
+    w("                    kwargs[key] = [pf.resolve(value, ln.inputs, ln.outputs) for ln in ok]")
+    w("            done[name] = fn(**kwargs)")
+    w("    finally:")
+    w("        pf.stop_metrics()")
+    w("    return [ln.result if ln.error is None else None for ln in lines], dict(metrics)")
+    w("")
+    w("")
+    w("if __name__ == '__main__':")
+    w("    given = json.loads(sys.argv[1]) if len(sys.argv) > 1 else {}")
+    w("    print(json.dumps(run(given), indent=2, default=str))")
+    return "\n".join(lines) + "\n"
+
+
+def _tool_name(path: Path) -> str:
+    """The @tool function of a module (the one Prompt flow would run), by reading the source."""
+    import ast
+
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    funcs = [n for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)]
+    tools = [
+        f
+        for f in funcs
+        if any(
+            (isinstance(d, ast.Name) and d.id == "tool")
+            or (isinstance(d, ast.Call) and getattr(d.func, "id", "") == "tool")
+            for d in f.decorator_list
+        )
+    ]
+    chosen = tools[0] if len(tools) == 1 else funcs[0] if len(funcs) == 1 else None
+    if chosen is None:
+        raise LlmopsError(f"{path.name}: no single @tool function", file=path, field="source.path")
+    return chosen.name
+
+
+def _readme(
+    uc: UseCase, flow: FlowToMigrate, data: dict[str, Any], conn_types: dict[str, str], ws_root: Path
+) -> str:
+    conns = sorted({str(n.get("connection")) for n in data.get("nodes") or [] if n.get("type") == "llm"})
+    example = {k: (v or {}).get("default", "...") for k, v in (data.get("inputs") or {}).items()}
+    env = "\n".join(
+        f"export {_env_prefix(c)}_API_BASE=https://YOUR-ENDPOINT  # {conn_types.get(c, 'AzureOpenAIConnection')}\n"
+        f"export {_env_prefix(c)}_API_KEY=...\n"
+        + (
+            f"export {_env_prefix(c)}_API_VERSION=2024-02-01\n"
+            if not conn_types.get(c, "Azure").startswith("OpenAI")
+            else ""
+        )
+        for c in conns
+    )
+    variants = ", ".join(f"{k}={v}" for k, v in flow.variants.items()) or "none"
+    return f"""# {uc.name}: {flow.role}, on Microsoft Agent Framework
+
+Migrated from the Prompt flow DAG flow `{rel(flow.flow_dir, ws_root)}` by `llmops migrate --to agent-framework`.
+Chosen variants: {variants}.
+
+## Run it
+
+```bash
+python -m venv .venv && .venv/bin/pip install -r requirements.txt
+{env}.venv/bin/python flow.py '{json.dumps(example)}'
+```
+
+From Python: `from flow import run, run_batch`; `run(inputs)` returns the flow's outputs for one line,
+`run_batch(rows)` returns every line's outputs and the metrics the aggregation nodes log.
+
+## What is where
+
+- `flow.py`: one function per node, the executors (`Start`, `Step`, `Outputs`), `build_workflow` (one edge
+  per `${{node.output}}` reference; fan-in where a node waits for several), `run` and `run_batch`.
+- `pf_semantics.py`: Prompt flow's semantics kept exactly: Jinja rendering, role blocks of chat prompts,
+  the requests of the LLM tools, activate conditions and bypassed nodes. Your node code imports `tool`
+  and `log_metric` from it instead of Prompt flow.
+- Your node code and prompt templates, unchanged but for that import.
+
+LLM calls use the `openai` SDK directly (the same requests Prompt flow's tools send); orchestration is
+Agent Framework's `Workflow`. Retries: the client's own are off; wrap `run` in your retry policy.
+"""
