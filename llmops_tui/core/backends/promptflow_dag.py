@@ -8,11 +8,13 @@ forever unless dropped, and captures each node's stdout/stderr in its run info.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 import os
 import threading
 import uuid
+import weakref
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
@@ -97,6 +99,93 @@ class InlineNodeExecutor:
         pass
 
 
+# ------------------------------------------------------------------------ per-line work done once
+#
+# Two things Prompt flow redoes on every line that give the same answer every time (measured with
+# benchmarks/line_cpu.py): its LLM tools compile the node's Jinja prompt template on every call, and the
+# DAG manager computes each node function's ``inspect.signature`` on every line. Both are cached here,
+# keyed on what they are computed from; results are identical.
+
+_TEMPLATES: dict[tuple[str, bool, bool, bool], Any] = {}
+_MAX_TEMPLATES = 512
+_SIGNATURES: weakref.WeakKeyDictionary[Any, inspect.Signature] = weakref.WeakKeyDictionary()
+_patch_lock = threading.Lock()
+
+
+def _cached_renderer(original: Any) -> Any:
+    """``render_jinja_template`` with the compiled template kept per (text, options): compiling is the
+    expensive half, and a compiled template renders safely from many threads. Any failure goes through
+    the original, so errors read exactly as Prompt flow's."""
+
+    def render_jinja_template(
+        template_content: Any,
+        trim_blocks: bool = True,
+        keep_trailing_newline: bool = True,
+        escape_dict: Any = None,
+        **kwargs: Any,
+    ) -> Any:
+        sandboxed = os.environ.get("PF_USE_SANDBOX_FOR_JINJA", "true").lower() != "false"
+        key = (template_content, trim_blocks, keep_trailing_newline, sandboxed)
+        escapes = {} if escape_dict is None else escape_dict
+        try:
+            template = _TEMPLATES.get(key) if isinstance(template_content, str) else None
+            if template is None and isinstance(template_content, str):
+                from jinja2 import Environment
+                from jinja2.sandbox import SandboxedEnvironment
+
+                env_cls = SandboxedEnvironment if sandboxed else Environment
+                env = env_cls(trim_blocks=trim_blocks, keep_trailing_newline=keep_trailing_newline)
+                template = env.from_string(template_content)
+                if len(_TEMPLATES) >= _MAX_TEMPLATES:
+                    _TEMPLATES.clear()
+                _TEMPLATES[key] = template
+            if template is not None:
+                return template.render(**kwargs)
+        except Exception:  # noqa: BLE001 - the original raises it with Prompt flow's own message
+            pass
+        return original(template_content, trim_blocks, keep_trailing_newline, escapes, **kwargs)
+
+    render_jinja_template._llmops = True  # type: ignore[attr-defined]
+    return render_jinja_template
+
+
+class _CachedSignatures:
+    """Stands in for the ``inspect`` module inside Prompt flow's DAG manager: ``signature`` is cached per
+    node function (the executor resolves each node's function once), everything else is ``inspect``'s."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(inspect, name)
+
+    @staticmethod
+    def signature(f: Any) -> inspect.Signature:
+        try:
+            return _SIGNATURES[f]
+        except (KeyError, TypeError):
+            pass
+        sig = inspect.signature(f)
+        try:
+            _SIGNATURES[f] = sig
+        except TypeError:  # not weak-referenceable: computed every time, as before
+            pass
+        return sig
+
+
+def _cache_per_line_work() -> None:
+    """Install both caches (idempotent); the tools' modules are patched once Prompt flow has loaded them."""
+    import sys
+
+    with _patch_lock:
+        from promptflow.executor import _dag_manager
+
+        if not isinstance(getattr(_dag_manager, "inspect", None), _CachedSignatures):
+            _dag_manager.inspect = _CachedSignatures()  # type: ignore[attr-defined]
+        for name in ("promptflow.tools.common", "promptflow.tools.aoai", "promptflow.tools.openai"):
+            module = sys.modules.get(name)
+            current = getattr(module, "render_jinja_template", None)
+            if current is not None and not getattr(current, "_llmops", False):
+                module.render_jinja_template = _cached_renderer(current)  # type: ignore[union-attr]
+
+
 def to_connection(spec: ConnectionSpec) -> Any:
     """The Prompt flow connection object for a resolved connection (in memory only)."""
     from promptflow.connections import AzureOpenAIConnection, OpenAIConnection
@@ -171,6 +260,8 @@ class PromptflowDagBackend(FlowBackend):
             source = options.source_dir or flow_dir
             msg = describe_load_error(exc, source / "flow.dag.yaml", flow_dir, options.workspace)
             raise FlowLoadError(redact(msg, self._secrets)) from exc
+        if os.environ.get("LLMOPS_PF_LINE_CACHES") != "0":  # escape hatch: Prompt flow's per-line work
+            _cache_per_line_work()
         flow = self._executor._flow
         self._has_aggregation = any(getattr(n, "aggregation", False) for n in flow.nodes)
 
