@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import inspect
+from pathlib import Path
 from typing import Annotated, Required
 
 import pytest
@@ -142,3 +143,38 @@ def test_the_cached_signature_is_inspects():
             continue
         assert shim.signature(f) == expected
     assert shim.Parameter.empty is inspect.Parameter.empty
+
+
+def test_prompt_flows_sdk_is_not_imported_to_run_a_flow_yet_stays_reachable(tmp_path):
+    """In a fresh process: opening and running a DAG flow with an LLM node imports neither Prompt flow's
+    SDK nor the Azure Monitor exporter; legacy ``from promptflow import tool`` and ``PFClient`` still work."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent(
+        f"""
+        import sys
+        from pathlib import Path
+        from llmops_tui.core.backends import BackendOptions, ConnectionSpec, open_backend, prepare_process
+        sys.path.insert(0, {str(Path(__file__).parent.parent / "benchmarks")!r})
+        import peer_promptfoo as bench
+        ws = Path({str(tmp_path)!r})
+        bench.write_use_case(ws, 2)
+        prepare_process(ws / ".llmops")
+        conns = {{"aoai": ConnectionSpec("aoai", "AzureOpenAIConnection", "http://127.0.0.1:9", "k", "2024-02-01")}}
+        options = BackendOptions(connections=conns, line_timeout_s=5)
+        flow = open_backend(ws / "use_cases/tickets/flows/standard", options)
+        out = flow.run_line({{"ticket": "x"}}, 0, "t")  # nothing listens on port 9: the line fails
+        assert not out.ok and out.error
+        heavy = sorted(m for m in ("promptflow._sdk", "azure.monitor", "flask", "sqlalchemy") if m in sys.modules)
+        print("HEAVY", heavy)
+        from promptflow import tool
+        from promptflow.client import PFClient
+        print("LEGACY", tool.__name__, PFClient.__name__)
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "HEAVY []" in done.stdout
+    assert "LEGACY tool PFClient" in done.stdout

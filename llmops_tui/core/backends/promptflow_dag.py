@@ -13,6 +13,7 @@ import logging
 import math
 import os
 import threading
+import types
 import uuid
 import weakref
 from concurrent.futures import Future
@@ -36,10 +37,99 @@ _MAX_LOG_CHARS = 20_000
 _AGGREGATION_LOCK = threading.Lock()
 
 
+class _LazyModule(types.ModuleType):
+    """A Prompt flow module whose import is put off until a name it defines is used.
+
+    Executing a flow needs Prompt flow's executor and its tools, yet three modules on that path import its
+    whole SDK for names the executor never calls: ``promptflow/__init__.py`` (``PFClient``, whose imports
+    bring Flask, SQLAlchemy and the trace service), ``promptflow._internal`` (imported by the LLM tools for
+    four names) and ``promptflow._cli._utils`` (imported by the LLM tools for one function; its imports
+    bring the Azure Monitor exporter, azure-identity and cryptography). Measured in a worker opening the
+    benchmark's two flows: 146 MB and about 1.5 s of imports with them, see benchmarks/README.md.
+
+    The stand-in carries the light names it is given (the very objects the real module re-exports); any
+    other name runs the real module into this same object first, so ``from promptflow import tool`` in a
+    flow's code, or ``PFClient``, work as before (and then cost what they always cost)."""
+
+    def __init__(self, spec: Any, light: dict[str, Any]) -> None:
+        super().__init__(spec.name)
+        self.__spec__ = spec
+        self.__dict__["_llmops_loader"] = spec.loader
+        self.__loader__ = spec.loader
+        self.__file__ = spec.origin
+        if spec.submodule_search_locations is not None:
+            self.__path__ = list(spec.submodule_search_locations)
+        self.__dict__.update(light)
+        self.__dict__["_llmops_real_loaded"] = False
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") and name.endswith("__") and name not in ("__version__", "__all__"):
+            raise AttributeError(name)
+        if not self.__dict__["_llmops_real_loaded"]:
+            self._llmops_load_real()
+            return getattr(self, name)  # now the real module's names, and its own ``__getattr__``
+        raise AttributeError(f"module {self.__name__!r} has no attribute {name!r}")
+
+    def _llmops_load_real(self) -> None:
+        with _LAZY_LOCK:
+            if self.__dict__["_llmops_real_loaded"]:
+                return
+            self.__dict__["_llmops_real_loaded"] = True
+            self.__dict__["_llmops_loader"].exec_module(self)
+
+
+_LAZY_LOCK = threading.RLock()
+
+
+def _defer_sdk_imports() -> None:
+    """Put the three SDK-pulling modules above off, if Prompt flow is not imported yet in this process."""
+    import importlib.util
+    import sys
+
+    if "promptflow" in sys.modules or os.environ.get("LLMOPS_PF_FULL_IMPORT") == "1":
+        return
+    root_spec = importlib.util.find_spec("promptflow")
+    if root_spec is None or root_spec.loader is None:
+        return
+    root = _LazyModule(root_spec, {})
+    sys.modules["promptflow"] = root
+    try:
+        from promptflow._core.cache_manager import enable_cache
+        from promptflow._core.tool import ToolProvider, tool
+        from promptflow._core.tools_manager import register_apis
+
+        internal_spec = importlib.util.find_spec("promptflow._internal")
+        cli_utils_spec = importlib.util.find_spec("promptflow._cli._utils")
+        if internal_spec is not None:
+            light = {"enable_cache": enable_cache, "ToolProvider": ToolProvider, "tool": tool}
+            internal = _LazyModule(internal_spec, {**light, "register_apis": register_apis})
+            sys.modules["promptflow._internal"] = internal
+            root._internal = internal  # type: ignore[attr-defined]
+        if cli_utils_spec is not None:
+            import promptflow._cli
+
+            cli_utils = _LazyModule(cli_utils_spec, {})
+
+            def get_workspace_triad_from_local() -> Any:
+                cli_utils._llmops_load_real()
+                return cli_utils.get_workspace_triad_from_local()
+
+            cli_utils.__dict__["get_workspace_triad_from_local"] = get_workspace_triad_from_local
+            sys.modules["promptflow._cli._utils"] = cli_utils
+            promptflow._cli._utils = cli_utils  # type: ignore[attr-defined]
+    except Exception:  # a Prompt flow whose layout differs: import it the ordinary way
+        log.debug("deferring Prompt flow's SDK imports failed", exc_info=True)
+        for name in ("promptflow._cli._utils", "promptflow._internal", "promptflow"):
+            if isinstance(sys.modules.get(name), _LazyModule):
+                sys.modules[name]._llmops_load_real()  # type: ignore[union-attr]
+
+
 def prepare(store_dir: Path) -> None:
-    """Prompt flow's home under the workspace's ``.llmops/``, offline, its loggers quiet, and its nodes
-    run in the line's own thread (see :class:`InlineNodeExecutor`)."""
+    """Prompt flow's home under the workspace's ``.llmops/``, offline, its loggers quiet, its SDK not
+    imported unless used (see :class:`_LazyModule`), and its nodes run in the line's own thread (see
+    :class:`InlineNodeExecutor`)."""
     configure_promptflow_env(Path(store_dir) / "promptflow")
+    _defer_sdk_imports()
     quiet_promptflow_logs()
     if os.environ.get("LLMOPS_PF_NODE_THREADS") != "1":  # escape hatch: Prompt flow's own threads
         from promptflow.executor import _flow_nodes_scheduler
