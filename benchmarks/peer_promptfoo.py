@@ -570,6 +570,8 @@ def report(sc: Scenario, ours: list[Run], theirs: list[Run]) -> None:
     print(f"  {'engine wall (s)':28}{o_engine:>14.2f}{'-':>14}")
     print(f"  {'start-up = whole - engine':28}{o_start:>14.2f}{'-':>14}")
     print(f"  {'CPU time, user + sys (s)':28}{o_cpu:>14.2f}{p_cpu:>14.2f}{o_cpu / p_cpu:>12.2f}x")
+    # Ours runs each row twice (flow line, evaluation line); promptfoo's test case does both in one.
+    print(f"  {'CPU ms per row x variant':28}{o_cpu / calls * 1000:>14.2f}{p_cpu / calls * 1000:>14.2f}")
     print(f"  {'peak RSS, process tree (MB)':28}{o_rss:>14.0f}{p_rss:>14.0f}{o_rss / p_rss:>12.2f}x")
     print(f"  {'lines/s (rows x variants)':28}{calls / o_wall:>14.0f}{calls / p_wall:>14.0f}")
     if sc.ratio_target is not None:

@@ -1,4 +1,11 @@
-"""Core, deploy, sandbox and exporters never import the UI toolkits; listing never imports promptflow."""
+"""What ``lint-imports`` cannot see: imports at run time.
+
+The import-linter contracts (pyproject.toml) already forbid the headless packages from importing the UI
+toolkits, and keep Prompt flow behind the seam, statically. They cannot see an import that happens
+through a third-party package or ``importlib``, nor whether an import is deferred until it is needed.
+So: one process importing every headless module ends with no UI toolkit loaded, and listing and
+showing use cases load neither Prompt flow nor the other heavy packages.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +13,6 @@ import pkgutil
 import subprocess
 import sys
 from pathlib import Path
-
-import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 HEADLESS = ["llmops_tui.core", "llmops_tui.deploy", "llmops_tui.sandbox", "llmops_tui.exporters"]
@@ -25,17 +30,19 @@ def _modules() -> list[str]:
     return out
 
 
-@pytest.mark.parametrize("module", _modules())
-def test_headless_module_imports_no_ui(module):
+def test_headless_modules_load_no_ui_toolkit_even_indirectly():
+    modules = _modules()
     code = (
         "import importlib, sys\n"
-        f"importlib.import_module({module!r})\n"
+        f"for name in {modules!r}:\n"
+        "    importlib.import_module(name)\n"
         "bad = [m for m in ('textual', 'rich') if m in sys.modules]\n"
         "print(','.join(bad))\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "", f"{module} imported {proc.stdout.strip()}"
+    assert len(modules) > 20  # the walk found the packages
+    assert proc.stdout.strip() == "", f"importing the headless modules loaded {proc.stdout.strip()}"
 
 
 def test_list_and_show_do_not_import_promptflow():

@@ -189,7 +189,6 @@ class SweepRunner:
         from llmops_tui.core import llmhooks
         from llmops_tui.core.connections import SANDBOX, build_connections
 
-        llmhooks.install()
         endpoint = self.options.llm_endpoint
         if endpoint == SANDBOX:
             from llmops_tui.sandbox import start_sandbox
@@ -229,6 +228,9 @@ class SweepRunner:
         evaluators = max(1, len(self.uc.evaluators))
         n = self.options.workers or default_workers(self.plan.lines_total * (1 + evaluators))
         if n <= 1:
+            from llmops_tui.core import llmhooks
+
+            llmhooks.install()  # only where lines run: with workers, this process never imports openai
             prepare_process(self.ws_root / ".llmops")
             return
         threads = max(1, -(-self.plan.concurrency // n))

@@ -19,13 +19,19 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from llmops_tui.core.stats import percentile
 from llmops_tui.core.store import RunStore
 
 COMPLETED = "completed"
 COMPLETED_WITH_ERRORS = "completed_with_errors"
 FAILED = "failed"
 CANCELLED = "cancelled"
+
+
+def _percentile(values: list[float], q: float) -> float | None:
+    # numpy (under stats) is imported when a run is summarised, not on the way to a sweep's first call
+    from llmops_tui.core.stats import percentile
+
+    return percentile(values, q)
 
 
 def new_run_id(use_case: str = "") -> str:
@@ -112,7 +118,7 @@ def summarize(
                 },
                 "latency_ms": {
                     "p50": round(statistics.median(lat), 2) if lat else None,
-                    "p95": round(percentile(lat, 95) or 0, 2) if lat else None,
+                    "p95": round(_percentile(lat, 95) or 0, 2) if lat else None,
                 },
             }
         )

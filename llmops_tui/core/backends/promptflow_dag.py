@@ -8,11 +8,14 @@ forever unless dropped, and captures each node's stdout/stderr in its run info.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 import os
 import threading
+import types
 import uuid
+import weakref
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
@@ -34,10 +37,99 @@ _MAX_LOG_CHARS = 20_000
 _AGGREGATION_LOCK = threading.Lock()
 
 
+class _LazyModule(types.ModuleType):
+    """A Prompt flow module whose import is put off until a name it defines is used.
+
+    Executing a flow needs Prompt flow's executor and its tools, yet three modules on that path import its
+    whole SDK for names the executor never calls: ``promptflow/__init__.py`` (``PFClient``, whose imports
+    bring Flask, SQLAlchemy and the trace service), ``promptflow._internal`` (imported by the LLM tools for
+    four names) and ``promptflow._cli._utils`` (imported by the LLM tools for one function; its imports
+    bring the Azure Monitor exporter, azure-identity and cryptography). Measured in a worker opening the
+    benchmark's two flows: 146 MB and about 1.5 s of imports with them, see benchmarks/README.md.
+
+    The stand-in carries the light names it is given (the very objects the real module re-exports); any
+    other name runs the real module into this same object first, so ``from promptflow import tool`` in a
+    flow's code, or ``PFClient``, work as before (and then cost what they always cost)."""
+
+    def __init__(self, spec: Any, light: dict[str, Any]) -> None:
+        super().__init__(spec.name)
+        self.__spec__ = spec
+        self.__dict__["_llmops_loader"] = spec.loader
+        self.__loader__ = spec.loader
+        self.__file__ = spec.origin
+        if spec.submodule_search_locations is not None:
+            self.__path__ = list(spec.submodule_search_locations)
+        self.__dict__.update(light)
+        self.__dict__["_llmops_real_loaded"] = False
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") and name.endswith("__") and name not in ("__version__", "__all__"):
+            raise AttributeError(name)
+        if not self.__dict__["_llmops_real_loaded"]:
+            self._llmops_load_real()
+            return getattr(self, name)  # now the real module's names, and its own ``__getattr__``
+        raise AttributeError(f"module {self.__name__!r} has no attribute {name!r}")
+
+    def _llmops_load_real(self) -> None:
+        with _LAZY_LOCK:
+            if self.__dict__["_llmops_real_loaded"]:
+                return
+            self.__dict__["_llmops_real_loaded"] = True
+            self.__dict__["_llmops_loader"].exec_module(self)
+
+
+_LAZY_LOCK = threading.RLock()
+
+
+def _defer_sdk_imports() -> None:
+    """Put the three SDK-pulling modules above off, if Prompt flow is not imported yet in this process."""
+    import importlib.util
+    import sys
+
+    if "promptflow" in sys.modules or os.environ.get("LLMOPS_PF_FULL_IMPORT") == "1":
+        return
+    root_spec = importlib.util.find_spec("promptflow")
+    if root_spec is None or root_spec.loader is None:
+        return
+    root = _LazyModule(root_spec, {})
+    sys.modules["promptflow"] = root
+    try:
+        from promptflow._core.cache_manager import enable_cache
+        from promptflow._core.tool import ToolProvider, tool
+        from promptflow._core.tools_manager import register_apis
+
+        internal_spec = importlib.util.find_spec("promptflow._internal")
+        cli_utils_spec = importlib.util.find_spec("promptflow._cli._utils")
+        if internal_spec is not None:
+            light = {"enable_cache": enable_cache, "ToolProvider": ToolProvider, "tool": tool}
+            internal = _LazyModule(internal_spec, {**light, "register_apis": register_apis})
+            sys.modules["promptflow._internal"] = internal
+            root._internal = internal  # type: ignore[attr-defined]
+        if cli_utils_spec is not None:
+            import promptflow._cli
+
+            cli_utils = _LazyModule(cli_utils_spec, {})
+
+            def get_workspace_triad_from_local() -> Any:
+                cli_utils._llmops_load_real()
+                return cli_utils.get_workspace_triad_from_local()
+
+            cli_utils.__dict__["get_workspace_triad_from_local"] = get_workspace_triad_from_local
+            sys.modules["promptflow._cli._utils"] = cli_utils
+            promptflow._cli._utils = cli_utils  # type: ignore[attr-defined]
+    except Exception:  # a Prompt flow whose layout differs: import it the ordinary way
+        log.debug("deferring Prompt flow's SDK imports failed", exc_info=True)
+        for name in ("promptflow._cli._utils", "promptflow._internal", "promptflow"):
+            if isinstance(sys.modules.get(name), _LazyModule):
+                sys.modules[name]._llmops_load_real()  # type: ignore[union-attr]
+
+
 def prepare(store_dir: Path) -> None:
-    """Prompt flow's home under the workspace's ``.llmops/``, offline, its loggers quiet, and its nodes
-    run in the line's own thread (see :class:`InlineNodeExecutor`)."""
+    """Prompt flow's home under the workspace's ``.llmops/``, offline, its loggers quiet, its SDK not
+    imported unless used (see :class:`_LazyModule`), and its nodes run in the line's own thread (see
+    :class:`InlineNodeExecutor`)."""
     configure_promptflow_env(Path(store_dir) / "promptflow")
+    _defer_sdk_imports()
     quiet_promptflow_logs()
     if os.environ.get("LLMOPS_PF_NODE_THREADS") != "1":  # escape hatch: Prompt flow's own threads
         from promptflow.executor import _flow_nodes_scheduler
@@ -95,6 +187,93 @@ class InlineNodeExecutor:
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         pass
+
+
+# ------------------------------------------------------------------------ per-line work done once
+#
+# Two things Prompt flow redoes on every line that give the same answer every time (measured with
+# benchmarks/line_cpu.py): its LLM tools compile the node's Jinja prompt template on every call, and the
+# DAG manager computes each node function's ``inspect.signature`` on every line. Both are cached here,
+# keyed on what they are computed from; results are identical.
+
+_TEMPLATES: dict[tuple[str, bool, bool, bool], Any] = {}
+_MAX_TEMPLATES = 512
+_SIGNATURES: weakref.WeakKeyDictionary[Any, inspect.Signature] = weakref.WeakKeyDictionary()
+_patch_lock = threading.Lock()
+
+
+def _cached_renderer(original: Any) -> Any:
+    """``render_jinja_template`` with the compiled template kept per (text, options): compiling is the
+    expensive half, and a compiled template renders safely from many threads. Any failure goes through
+    the original, so errors read exactly as Prompt flow's."""
+
+    def render_jinja_template(
+        template_content: Any,
+        trim_blocks: bool = True,
+        keep_trailing_newline: bool = True,
+        escape_dict: Any = None,
+        **kwargs: Any,
+    ) -> Any:
+        sandboxed = os.environ.get("PF_USE_SANDBOX_FOR_JINJA", "true").lower() != "false"
+        key = (template_content, trim_blocks, keep_trailing_newline, sandboxed)
+        escapes = {} if escape_dict is None else escape_dict
+        try:
+            template = _TEMPLATES.get(key) if isinstance(template_content, str) else None
+            if template is None and isinstance(template_content, str):
+                from jinja2 import Environment
+                from jinja2.sandbox import SandboxedEnvironment
+
+                env_cls = SandboxedEnvironment if sandboxed else Environment
+                env = env_cls(trim_blocks=trim_blocks, keep_trailing_newline=keep_trailing_newline)
+                template = env.from_string(template_content)
+                if len(_TEMPLATES) >= _MAX_TEMPLATES:
+                    _TEMPLATES.clear()
+                _TEMPLATES[key] = template
+            if template is not None:
+                return template.render(**kwargs)
+        except Exception:  # noqa: BLE001 - the original raises it with Prompt flow's own message
+            pass
+        return original(template_content, trim_blocks, keep_trailing_newline, escapes, **kwargs)
+
+    render_jinja_template._llmops = True  # type: ignore[attr-defined]
+    return render_jinja_template
+
+
+class _CachedSignatures:
+    """Stands in for the ``inspect`` module inside Prompt flow's DAG manager: ``signature`` is cached per
+    node function (the executor resolves each node's function once), everything else is ``inspect``'s."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(inspect, name)
+
+    @staticmethod
+    def signature(f: Any) -> inspect.Signature:
+        try:
+            return _SIGNATURES[f]
+        except (KeyError, TypeError):
+            pass
+        sig = inspect.signature(f)
+        try:
+            _SIGNATURES[f] = sig
+        except TypeError:  # not weak-referenceable: computed every time, as before
+            pass
+        return sig
+
+
+def _cache_per_line_work() -> None:
+    """Install both caches (idempotent); the tools' modules are patched once Prompt flow has loaded them."""
+    import sys
+
+    with _patch_lock:
+        from promptflow.executor import _dag_manager
+
+        if not isinstance(getattr(_dag_manager, "inspect", None), _CachedSignatures):
+            _dag_manager.inspect = _CachedSignatures()  # type: ignore[attr-defined]
+        for name in ("promptflow.tools.common", "promptflow.tools.aoai", "promptflow.tools.openai"):
+            module = sys.modules.get(name)
+            current = getattr(module, "render_jinja_template", None)
+            if current is not None and not getattr(current, "_llmops", False):
+                module.render_jinja_template = _cached_renderer(current)  # type: ignore[union-attr]
 
 
 def to_connection(spec: ConnectionSpec) -> Any:
@@ -171,6 +350,8 @@ class PromptflowDagBackend(FlowBackend):
             source = options.source_dir or flow_dir
             msg = describe_load_error(exc, source / "flow.dag.yaml", flow_dir, options.workspace)
             raise FlowLoadError(redact(msg, self._secrets)) from exc
+        if os.environ.get("LLMOPS_PF_LINE_CACHES") != "0":  # escape hatch: Prompt flow's per-line work
+            _cache_per_line_work()
         flow = self._executor._flow
         self._has_aggregation = any(getattr(n, "aggregation", False) for n in flow.nodes)
 
