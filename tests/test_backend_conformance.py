@@ -158,7 +158,7 @@ def test_a_line_records_its_spans_and_a_failing_one_its_error(tmp_path, sandbox,
     """Optional in the contract, recorded by both backends: a DAG line's nodes; a flex line's entry, its
     traced functions and its model calls. Plain JSON, in start order, secrets left out."""
     standard, _ = _flows(tmp_path, backend_name)
-    backend = open_backend(standard, _options(sandbox, tmp_path))
+    backend = open_backend(standard, _options(sandbox, tmp_path, backend_name))
     out = _line(backend, {"ticket": "sandbox-no-key charged twice"})
     assert out.ok and out.traces
     assert json.loads(json.dumps(out.traces)) == out.traces and "sandbox-no-key" not in json.dumps(out.traces)
@@ -167,15 +167,15 @@ def test_a_line_records_its_spans_and_a_failing_one_its_error(tmp_path, sandbox,
         s["start_ms"] for s in out.traces if s["depth"] == 0
     )
     kinds = {s["kind"] for s in out.traces}
-    assert (kinds == {"node"}) if backend_name == "promptflow-dag" else ({"entry", "llm"} <= kinds)
-    if backend_name == "promptflow-dag":
+    assert (kinds == {"node"}) if backend_name != "flex" else ({"entry", "llm"} <= kinds)
+    if backend_name != "flex":
         assert [s["name"] for s in out.traces] == ["classify", "parse"]
 
     (standard / "parse.py").write_text(
         "from promptflow.core import tool\n\n\n@tool\ndef parse(answer: str) -> str:\n"
         "    raise ValueError('no parse')\n"
     )
-    failing = open_backend(standard, _options(sandbox, tmp_path))
+    failing = open_backend(standard, _options(sandbox, tmp_path, backend_name))
     out = _line(failing, {"ticket": "x"})
     assert not out.ok and any("no parse" in (s["error"] or "") for s in out.traces)
 

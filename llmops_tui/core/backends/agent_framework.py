@@ -38,6 +38,7 @@ import inspect
 import io
 import logging
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +87,9 @@ def _loop() -> asyncio.AbstractEventLoop:
     return loop
 
 
+_BYPASSED = object()  # a span's output marker: the node was bypassed by an activate condition
+
+
 class _Line:
     """What one line's executors share: inputs, node outputs, bypassed nodes, logs, the first error."""
 
@@ -96,6 +100,8 @@ class _Line:
         self.logs: dict[str, list[str]] = {"stdout": [], "stderr": []}
         self.error: str | None = None
         self.result: dict[str, Any] | None = None
+        # (node, start, end, output, error) per node that ran or was bypassed, for the line's trace
+        self.spans: list[tuple[str, float, float, Any, str | None]] = []
 
 
 class AgentFrameworkBackend(FlowBackend):
@@ -243,17 +249,22 @@ class AgentFrameworkBackend(FlowBackend):
             if pf.is_bypassed(node, line.inputs, line.outputs, line.bypassed):
                 line.bypassed.add(node.name)
                 line.outputs[node.name] = None
+                now = time.time()
+                line.spans.append((node.name, now, now, _BYPASSED, None))
                 return
         except Exception as exc:  # noqa: BLE001 - an activate condition that does not resolve
             line.error = f"Execution failure in '{node.name}': ({type(exc).__name__}) {exc}"
             return
         buffers = {"stdout": io.StringIO(), "stderr": io.StringIO()}
         token = _line_logs.set(buffers)
+        start = time.time()
         try:
             line.outputs[node.name] = self._execute(node, line)
+            line.spans.append((node.name, start, time.time(), line.outputs[node.name], None))
         except Exception as exc:  # noqa: BLE001 - the line fails with one line of text
             log.debug("node %s failed", node.name, exc_info=True)
             line.error = f"Execution failure in '{node.name}': ({type(exc).__name__}) {exc}"
+            line.spans.append((node.name, start, time.time(), None, line.error))
         finally:
             _line_logs.reset(token)
             for stream, buf in buffers.items():
@@ -350,14 +361,43 @@ class AgentFrameworkBackend(FlowBackend):
         if line.error is not None or line.result is None:
             text = line.error or "the workflow ended without the flow's outputs"
             return LineOutcome(
-                ok=False, error=redact(" ".join(text.split()), self._secrets), logs=logs or None
+                ok=False,
+                error=redact(" ".join(text.split()), self._secrets),
+                logs=logs or None,
+                traces=self._node_spans(line),
             )
         return LineOutcome(
             ok=True,
             outputs=line.result,
             logs=logs or None,
+            traces=self._node_spans(line),
             aggregation_inputs={k: line.outputs.get(k) for k in self._aggr_refs},
         )
+
+    def _node_spans(self, line: _Line) -> list[dict[str, Any]] | None:
+        """One span per node that ran (or was bypassed), in start order, as the Prompt flow backend records
+        them: name, timing, output or error."""
+        from llmops_tui.core.backends import tracing
+
+        if not line.spans:
+            return None
+        ordered = sorted(line.spans, key=lambda s: s[1])[: tracing.MAX_SPANS]
+        t0 = ordered[0][1]
+        return [
+            tracing.span(
+                name,
+                "node",
+                start,
+                end,
+                t0,
+                0,
+                output=tracing.Text("(bypassed)")
+                if output is _BYPASSED
+                else (tracing.summarise(output, self._secrets) if error is None else None),
+                error=None if error is None else redact(error, self._secrets)[:300],
+            )
+            for name, start, end, output, error in ordered
+        ]
 
     # ------------------------------------------------------------------------------------ aggregation
 
