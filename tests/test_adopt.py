@@ -285,7 +285,8 @@ def test_doctor_reports_everything_needed_and_exits_0(capfd, monkeypatch):
     for name in ("python", "package promptflow", "package textual", "Prompt flow home", "keyring backend"):
         assert name in checks
     assert checks["package promptflow"]["detail"].startswith("1.18.")
-    assert checks["approval key"]["needed"] is False
+    assert checks["shared approval key (older mode)"]["needed"] is False
+    assert checks["approval signing key"]["needed"] is False
     assert all(c["status"] == "ok" for c in data["checks"] if c["needed"])
     assert "ssh-keygen" in checks and checks["ssh-keygen"]["needed"] is False
 
@@ -309,8 +310,22 @@ def test_doctor_names_the_fix_and_exits_1_when_a_needed_package_is_missing(capfd
     assert "missing            package textual: not installed" in out
     assert "package promptflow: 1.17.0 installed, llmops-tui needs" in out
     assert "what to do: pipx reinstall llmops-tui" in out
-    assert "approval key: from env" in out and "k" * 40 not in out
+    assert "shared approval key (older mode): from env" in out and "k" * 40 not in out
     assert "something needed is missing" in out
+
+
+def test_doctor_shows_the_signing_key_by_fingerprint_never_its_contents(tmp_path, capfd, monkeypatch):
+    import subprocess
+
+    key = tmp_path / "id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    monkeypatch.setenv("LLMOPS_SIGNING_KEY", str(key))
+    assert main(["doctor", "--json"]) == 0
+    data = json.loads(capfd.readouterr().out)
+    check = {c["name"]: c for c in data["checks"]}["approval signing key"]
+    assert check["status"] == "ok" and "SHA256:" in check["detail"] and str(key) in check["detail"]
+    private = key.read_text().splitlines()[1]
+    assert private not in json.dumps(data)
 
 
 def test_release_check_workflow_passes_the_workflow_schema_and_runs_the_dist_test():

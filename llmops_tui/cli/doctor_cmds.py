@@ -79,6 +79,7 @@ def run_checks(workspace: Path) -> list[Check]:
     checks += _packages()
     checks.append(_pf_home(workspace))
     checks.append(_keyring())
+    checks.append(_signing_key())
     checks.append(_approval_key())
     checks += _tools()
     return checks
@@ -200,21 +201,44 @@ def _keyring() -> Check:
     return Check("keyring backend", "ok", False, name)
 
 
+def _signing_key() -> Check:
+    """The SSH key a person signs approvals with (``LLMOPS_SIGNING_KEY``, or ``approve --key``). CI needs
+    none: it verifies with the public keys in ``allowed_signers``."""
+    from llmops_tui.core.approval import ssh_signer_from_env
+    from llmops_tui.core.errors import LlmopsError
+
+    fix = (
+        "only to approve: export LLMOPS_SIGNING_KEY=~/.ssh/id_ed25519 (or its .pub with ssh-agent), pass "
+        "`approve --key`, or let the app's approval screen set one up; CI verifies with allowed_signers "
+        "and needs no key (docs/approval.md)"
+    )
+    signer = ssh_signer_from_env()
+    if signer is None:
+        own = Path("~/.ssh/id_ed25519").expanduser()
+        found = f"; {own} exists and can be used" if own.is_file() else ""
+        return Check("approval signing key", "missing", False, f"LLMOPS_SIGNING_KEY not set{found}", fix)
+    try:
+        return Check("approval signing key", "ok", False, f"{signer.key_file} ({signer.fingerprint()})")
+    except (LlmopsError, ValueError) as exc:
+        return Check("approval signing key", "warning", False, f"{signer.key_file}: {exc}", fix)
+
+
 def _approval_key() -> Check:
     from llmops_tui.core.approval import KEY_ENV_VAR, load_approval_key
     from llmops_tui.core.errors import LlmopsError
 
+    name = "shared approval key (older mode)"
     fix = (
-        f"only to approve or verify approvals: `llmops approval-key --generate` (a lead's machine) or the "
-        f"{KEY_ENV_VAR} secret (CI); see docs/approval.md"
+        f"only to verify approvals made with the shared key before SSH signing: the {KEY_ENV_VAR} secret; "
+        "new approvals are signed with people's SSH keys (docs/approval.md, 'Moving from the shared key to SSH keys')"
     )
     try:
         key = load_approval_key(required=False)
     except LlmopsError as exc:
-        return Check("approval key", "warning", False, str(exc), fix)
+        return Check(name, "warning", False, str(exc), fix)
     if key is None:
-        return Check("approval key", "missing", False, f"not set ({KEY_ENV_VAR} or the OS keyring)", fix)
-    return Check("approval key", "ok", False, f"from {key.source}, key id {key.key_id}")
+        return Check(name, "missing", False, f"not set ({KEY_ENV_VAR} or the OS keyring)", fix)
+    return Check(name, "ok", False, f"from {key.source}, key id {key.key_id}")
 
 
 # Command-line tools: (name, what uses it, what to do when it is missing).
