@@ -319,6 +319,16 @@ def _header(kind: str, sandbox_for_forks: bool) -> list[str]:
     ]
 
 
+# The GitHub step that installs the pinned tool in a venv of its own (never the user's repository).
+_GH_INSTALL_TOOL = [
+    "      - name: Install the llmops-tui tool (pinned)",
+    "        run: |",
+    '          python -m venv "$RUNNER_TEMP/llmops-tui"',
+    '          "$RUNNER_TEMP/llmops-tui/bin/pip" install --quiet "llmops-tui==$LLMOPS_TUI_VERSION"',
+    '          echo "$RUNNER_TEMP/llmops-tui/bin" >> "$GITHUB_PATH"',
+]
+
+
 def github_workflow(plans: list[Plan], *, sandbox_for_forks: bool = False) -> str:
     evaluate = [{"use_case": p.name, "path": p.rel_path, "env": p.sweep_env} for p in plans]
     deploy = [
@@ -363,11 +373,7 @@ def github_workflow(plans: list[Plan], *, sandbox_for_forks: bool = False) -> st
         "      - uses: actions/setup-python@v5",
         "        with:",
         "          python-version: ${{ env.PYTHON_VERSION }}",
-        "      - name: Install the llmops-tui tool (pinned)",
-        "        run: |",
-        '          python -m venv "$RUNNER_TEMP/llmops-tui"',
-        '          "$RUNNER_TEMP/llmops-tui/bin/pip" install --quiet "llmops-tui==$LLMOPS_TUI_VERSION"',
-        '          echo "$RUNNER_TEMP/llmops-tui/bin" >> "$GITHUB_PATH"',
+        *_GH_INSTALL_TOOL,
         "      - name: Flow packages (the flows' requirements.txt, into the tool's environment)",
         '        run: llmops deps "$USE_CASE" --install',
         "      - name: Sweep",
@@ -448,11 +454,7 @@ def github_workflow(plans: list[Plan], *, sandbox_for_forks: bool = False) -> st
             "      - uses: actions/setup-python@v5",
             "        with:",
             "          python-version: ${{ env.PYTHON_VERSION }}",
-            "      - name: Install the llmops-tui tool (pinned)",
-            "        run: |",
-            '          python -m venv "$RUNNER_TEMP/llmops-tui"',
-            '          "$RUNNER_TEMP/llmops-tui/bin/pip" install --quiet "llmops-tui==$LLMOPS_TUI_VERSION"',
-            '          echo "$RUNNER_TEMP/llmops-tui/bin" >> "$GITHUB_PATH"',
+            *_GH_INSTALL_TOOL,
             "      - name: Verify the approval",
             "        env:",
             "          LLMOPS_APPROVAL_KEY: ${{ secrets.LLMOPS_APPROVAL_KEY }}",
