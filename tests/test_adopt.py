@@ -114,8 +114,10 @@ def test_init_never_overwrites_without_force_and_says_so(template_repo, capfd):
 def test_init_github_workflow_installs_the_pinned_tool_and_passes_the_workflow_schema(template_repo, capfd):
     assert main(["init", "-w", str(template_repo), "--ci", "github"]) == 0
     out = capfd.readouterr().out
-    assert "CI secrets to set: AOAI_API_KEY, LLMOPS_APPROVAL_KEY" in out
+    assert "CI secrets to set: AOAI_API_KEY, AZURE_CLIENT_ID, AZURE_TENANT_ID, AZURE_SUBSCRIPTION_ID\n" in out
     text = (template_repo / ".github" / "workflows" / "llmops.yml").read_text()
+    # CI verifies approvals with the public keys in allowed_signers and holds no approval secret
+    assert "secrets.LLMOPS_APPROVAL_KEY" not in text and 'llmops approvers list "$USE_CASE"' in text
     doc = yaml.safe_load(text)
     assert _github_errors(doc) == []
     _assert_scripts_parse(doc)
@@ -164,6 +166,7 @@ def test_init_sandbox_only_for_pull_requests_from_forks_when_asked(template_repo
 def test_init_azure_pipelines_is_valid_and_has_the_expected_stages(template_repo):
     assert main(["init", "-w", str(template_repo), "--ci", "azure-pipelines", "--sandbox-for-forks"]) == 0
     text = (template_repo / ".azure-pipelines" / "llmops.yml").read_text()
+    assert "LLMOPS_APPROVAL_KEY: $(LLMOPS_APPROVAL_KEY)" not in text
     doc = yaml.safe_load(text)
     assert _azure_errors(doc) == []
     _assert_scripts_parse(doc)

@@ -149,7 +149,7 @@ def init_cmd(
         secrets = sorted({env for p in plans for _, env in p.connections})
         console.print(
             "\nCI secrets to set: "
-            + ", ".join(secrets + ["LLMOPS_APPROVAL_KEY"])
+            + ", ".join(secrets)
             + (
                 ", AZURE_CLIENT_ID, AZURE_TENANT_ID, AZURE_SUBSCRIPTION_ID"
                 if ci == "github" and any(p.deploy_target in AZURE_TARGETS for p in plans)
@@ -455,10 +455,13 @@ def github_workflow(plans: list[Plan], *, sandbox_for_forks: bool = False) -> st
             "        with:",
             "          python-version: ${{ env.PYTHON_VERSION }}",
             *_GH_INSTALL_TOOL,
-            "      - name: Verify the approval",
-            "        env:",
-            "          LLMOPS_APPROVAL_KEY: ${{ secrets.LLMOPS_APPROVAL_KEY }}",
-            '        run: llmops verify-approval "$USE_CASE" --env "$LLMOPS_ENV"',
+            "      - name: Verify the approval (public keys in allowed_signers only)",
+            "        # No approval secret: leads sign with their own SSH keys and CI checks the signatures",
+            "        # against the committed allowed_signers. Still on shared-key approvals while moving? Add",
+            "        # LLMOPS_APPROVAL_KEY to this step's and the deploy step's env until re-approved.",
+            "        run: |",
+            '          llmops approvers list "$USE_CASE"',
+            '          llmops verify-approval "$USE_CASE" --env "$LLMOPS_ENV"',
             "      - uses: azure/login@v2",
             "        if: matrix.target != 'kubernetes'",
             "        with:",
@@ -467,7 +470,6 @@ def github_workflow(plans: list[Plan], *, sandbox_for_forks: bool = False) -> st
             "          subscription-id: ${{ secrets.AZURE_SUBSCRIPTION_ID }}",
             "      - name: Deploy the approved configuration (configs/deployment_config.json)",
             "        env:",
-            "          LLMOPS_APPROVAL_KEY: ${{ secrets.LLMOPS_APPROVAL_KEY }}",
             "          DEPLOY_TARGET: ${{ matrix.target }}",
             "          SUBSCRIPTION_ID: ${{ secrets.AZURE_SUBSCRIPTION_ID }}",
             "          RESOURCE_GROUP_NAME: ${{ vars.RESOURCE_GROUP_NAME }}",
@@ -621,14 +623,13 @@ def azure_pipeline(plans: list[Plan], *, sandbox_for_forks: bool = False) -> str
             ]
             lines += ["          " + line[4:] for line in install]
             lines += [
+                "          # No approval secret: CI verifies the leads' SSH signatures against allowed_signers",
+                "          # (shared-key approvals while moving: map LLMOPS_APPROVAL_KEY into both steps' env).",
                 f'          - bash: llmops verify-approval "{p.name}" --env "$(LLMOPS_ENV)"',
-                "            displayName: Verify the approval",
-                "            env:",
-                "              LLMOPS_APPROVAL_KEY: $(LLMOPS_APPROVAL_KEY)",
+                "            displayName: Verify the approval (public keys in allowed_signers only)",
                 "          - task: AzureCLI@2",
                 "            displayName: Deploy the approved configuration",
                 "            env:",
-                "              LLMOPS_APPROVAL_KEY: $(LLMOPS_APPROVAL_KEY)",
                 "              ENDPOINT_KEY: $(ENDPOINT_KEY)",
                 "            inputs:",
                 "              azureSubscription: ${{ parameters.azureServiceConnection }}",
