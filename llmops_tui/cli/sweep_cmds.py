@@ -41,7 +41,7 @@ class _RunsGroup(TyperGroup):
         if args and args[0] in self.commands:
             super(TyperGroup, self).parse_args(ctx, [])  # the listing's parameters at their defaults
             ctx._protected_args, ctx.args = [args[0]], list(args[1:])
-            return ctx.args  # type: ignore[no-any-return]
+            return ctx.args
         return super().parse_args(ctx, args)
 
 

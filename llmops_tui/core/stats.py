@@ -26,7 +26,7 @@ import numpy as np
 # sweep engine (which only needs percentiles) starts without it.
 
 
-def _scipy_stats():  # type: ignore[no-untyped-def]
+def _scipy_stats():
     from scipy import stats
 
     return stats

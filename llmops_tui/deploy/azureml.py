@@ -317,7 +317,7 @@ def rollout(
             client.online_endpoints.begin_create_or_update(ep).result()
         remove_new()
         raise RunFailed(f"deployment {new} failed its test before taking traffic: {first.error}")
-    split = {new: traffic} if traffic >= 100 else {new: traffic, prior: 100 - traffic}  # type: ignore[dict-item]
+    split = {new: traffic} if traffic >= 100 else {new: traffic, prior: 100 - traffic}
     split = safe_traffic(split)
     ep = client.online_endpoints.get(name)
     ep.traffic = split

@@ -271,7 +271,8 @@ class LlmopsApp(App):
         return healthy[0].name if healthy else None
 
 
-def _make_screen(name: str, **kwargs: Any):
+def _make_screen(name: str, **kwargs: Any) -> Screen[Any]:
+    cls: type[Screen[Any]]
     if name == "flow":
         from llmops_tui.tui.screens.flow import FlowScreen as cls
     elif name == "datasets":

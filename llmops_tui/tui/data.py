@@ -185,7 +185,7 @@ def best_cell(store: RunStore, run_id: str, root: Path) -> tuple[str | None, str
     comparison = build_comparison(store, run_id, workspace_root=root)
     cid = comparison.best_cell()
     cell = comparison.cell(cid) if cid else None
-    if cell is None:
+    if not cid or cell is None:
         return None, "-", "-"
     primary = comparison.primary_row()
     mv = primary.values.get(cid) if primary is not None else None

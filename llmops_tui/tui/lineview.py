@@ -37,7 +37,7 @@ class Review:
                 list(outputs)
                 if len(outputs) == 1
                 else [self.chat_output]
-                if self.chat_output in outputs
+                if self.chat_output is not None and self.chat_output in outputs
                 else []
             )
             if keys:

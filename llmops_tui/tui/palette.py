@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
+from typing import TYPE_CHECKING, cast
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
+
+if TYPE_CHECKING:
+    from llmops_tui.tui.app import LlmopsApp
 
 SCREEN_ACTIONS = [
     ("flow", "Flow", "DAG, variants and their prompts"),
@@ -21,10 +25,10 @@ class LlmopsCommands(Provider):
     """Open any screen for any use case, start a sweep, toggle the theme, reload the workspace."""
 
     def _commands(self) -> list[tuple[str, Callable[[], None], str]]:
-        app = self.app
+        app = cast("LlmopsApp", self.app)
         out: list[tuple[str, Callable[[], None], str]] = []
         try:
-            names = [uc.name for uc in app.workspace.use_cases]  # type: ignore[attr-defined]
+            names = [uc.name for uc in app.workspace.use_cases]
         except Exception:  # noqa: BLE001 - the palette must open even on a broken workspace
             names = []
         for name in names:
@@ -57,7 +61,7 @@ class LlmopsCommands(Provider):
                 yield Hit(score, matcher.highlight(text), callback, help=help_text)
 
 
-def _open_latest_compare(app, use_case: str) -> None:
+def _open_latest_compare(app: LlmopsApp, use_case: str) -> None:
     store = app.store()
     runs = store.list_runs(use_case) if store else []
     if not runs:

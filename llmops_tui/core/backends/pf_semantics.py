@@ -145,7 +145,7 @@ def convert_literals(fn: Callable[..., Any], literals: dict[str, Any]) -> dict[s
     out = {}
     for name, value in literals.items():
         p = params.get(name)
-        t = _ANNOTATION_TYPES.get(p.annotation) if p is not None else None  # type: ignore[call-overload]
+        t = _ANNOTATION_TYPES.get(p.annotation) if p is not None else None
         if t is None or value is None:
             out[name] = value
             continue
@@ -267,7 +267,7 @@ def flow_outputs(
 # ------------------------------------------------------------------------------ templates and chat
 
 
-class ChatInputList(list):  # type: ignore[type-arg]
+class ChatInputList(list):
     """A list input of an Azure OpenAI chat node renders as its items, one a line (as Prompt flow's)."""
 
     def __str__(self) -> str:

@@ -116,12 +116,12 @@ def _defer_sdk_imports() -> None:
 
             cli_utils.__dict__["get_workspace_triad_from_local"] = get_workspace_triad_from_local
             sys.modules["promptflow._cli._utils"] = cli_utils
-            promptflow._cli._utils = cli_utils  # type: ignore[attr-defined]
+            promptflow._cli._utils = cli_utils
     except Exception:  # a Prompt flow whose layout differs: import it the ordinary way
         log.debug("deferring Prompt flow's SDK imports failed", exc_info=True)
         for name in ("promptflow._cli._utils", "promptflow._internal", "promptflow"):
             if isinstance(sys.modules.get(name), _LazyModule):
-                sys.modules[name]._llmops_load_real()  # type: ignore[union-attr]
+                sys.modules[name]._llmops_load_real()
 
 
 def prepare(store_dir: Path) -> None:
@@ -134,7 +134,7 @@ def prepare(store_dir: Path) -> None:
     if os.environ.get("LLMOPS_PF_NODE_THREADS") != "1":  # escape hatch: Prompt flow's own threads
         from promptflow.executor import _flow_nodes_scheduler
 
-        _flow_nodes_scheduler.ThreadPoolExecutor = InlineNodeExecutor  # type: ignore[misc,assignment]
+        _flow_nodes_scheduler.ThreadPoolExecutor = InlineNodeExecutor
     from promptflow.exceptions import UserErrorException
 
     from llmops_tui.core import llmhooks
@@ -268,7 +268,7 @@ def _cache_per_line_work() -> None:
         from promptflow.executor import _dag_manager
 
         if not isinstance(getattr(_dag_manager, "inspect", None), _CachedSignatures):
-            _dag_manager.inspect = _CachedSignatures()  # type: ignore[attr-defined]
+            _dag_manager.inspect = _CachedSignatures()
         for name in ("promptflow.tools.common", "promptflow.tools.aoai", "promptflow.tools.openai"):
             module = sys.modules.get(name)
             current = getattr(module, "render_jinja_template", None)

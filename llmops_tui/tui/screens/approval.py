@@ -16,7 +16,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from rich.console import Group
+from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 from textual import work
@@ -400,7 +400,7 @@ class ApprovalScreen(BaseScreen):
             )
         if not self.record.gates:
             g.add_row(Text("no gates in llmops.yaml", style="dim"), "", "")
-        parts = [t, g]
+        parts: list[RenderableType] = [t, g]
         if self.failing:
             parts.append(
                 Text(

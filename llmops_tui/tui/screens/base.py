@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
@@ -32,7 +33,7 @@ class BaseScreen(Screen):
 
     @property
     def llmops(self) -> LlmopsApp:
-        return self.app  # type: ignore[return-value]
+        return cast("LlmopsApp", self.app)
 
     def compose(self) -> ComposeResult:
         self.set_class(self.app.size.width < NARROW_WIDTH, "narrow")
@@ -44,7 +45,7 @@ class BaseScreen(Screen):
         self.set_class(self.app.size.width < NARROW_WIDTH, "narrow")
         self.update_sandbox_badge()
 
-    def on_resize(self, event) -> None:  # type: ignore[no-untyped-def]
+    def on_resize(self, event: events.Resize) -> None:
         self.set_class(event.size.width < NARROW_WIDTH, "narrow")
 
     def update_sandbox_badge(self) -> None:

@@ -13,6 +13,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.coordinate import Coordinate
 from textual.screen import ModalScreen
 from textual.widgets import Button, DataTable, Input, Label, Select, Static
 
@@ -245,7 +246,7 @@ class CompareScreen(BaseScreen):
         if cursor.row < table.row_count and 0 < cursor.column < len(table.columns):
             table.cursor_coordinate = cursor
         else:
-            table.cursor_coordinate = (0, 1 if len(table.columns) > 1 else 0)
+            table.cursor_coordinate = Coordinate(0, 1 if len(table.columns) > 1 else 0)
         best = cmp.best_cell()
         head = Text()
         head.append(f"{cmp.use_case} · {len(cmp.cells)} cells · baseline ", style="bold")

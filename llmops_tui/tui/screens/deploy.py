@@ -243,7 +243,7 @@ class DeployScreen(BaseScreen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="deploy-plan", name="deploy plan")
     def make_plan(self, opts: Any, key: tuple[Any, ...]) -> None:
-        from llmops_tui.core.approval import verify_approval
+        from llmops_tui.core.approval import VerifyResult, verify_approval
         from llmops_tui.deploy.api import deploy
 
         root = self.llmops.workspace_root
@@ -253,6 +253,7 @@ class DeployScreen(BaseScreen):
             uc = use_case_for_env(root, opts.use_case, opts.env)
         except LlmopsError:
             uc = None
+        approval: VerifyResult | str  # the result, or why it could not be checked
         try:
             approval = verify_approval(root, uc or self.llmops.use_case(opts.use_case), opts.env)
         except Exception as exc:  # noqa: BLE001 - shown as the approval status

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from rich.console import Group
+from rich.console import Group, RenderableType
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -14,6 +15,9 @@ from textual.widgets import ContentSwitcher, DataTable, Select, Static
 from llmops_tui.core.flows import Flow
 from llmops_tui.tui.screens.base import BaseScreen
 from llmops_tui.tui.widgets.prompt_view import params_table, prompt_syntax, side_by_side_diff
+
+if TYPE_CHECKING:
+    from llmops_tui.core.workspace import UseCase
 
 
 def _read(path: Path) -> str:
@@ -42,7 +46,7 @@ class FlowScreen(BaseScreen):
     def __init__(self, use_case: str) -> None:
         super().__init__()
         self.use_case_name = use_case
-        self.uc = None  # set in on_mount
+        self.uc: UseCase | None = None  # set in on_mount
         self.flows: list[Flow] = []
         self.flow_index = 0
         self.row_keys: list[tuple[str, str | None]] = []  # (node, variant) per table row
@@ -153,7 +157,7 @@ class FlowScreen(BaseScreen):
                 title += " (default)"
         else:
             source, params, title = node.source_file, node.params, node.name
-        parts = [Text(title, style="bold")]
+        parts: list[RenderableType] = [Text(title, style="bold")]
         details = []
         if node.connection:
             details.append(f"connection: {node.connection}")

@@ -292,7 +292,8 @@ class RunMonitorScreen(BaseScreen):
                 )
         if status in ("completed", "completed_with_errors"):
             bar = self.query_one(ProgressBar)
-            bar.update(progress=bar.total)
+            if bar.total is not None:  # on_mount always sets it; None would be an indeterminate bar
+                bar.update(progress=bar.total)
         self.notify(
             f"run {event.run_id} {status_words(status)}" + (f": {event.error}" if event.error else ""),
             severity="information" if status == "completed" else "warning" if status != "failed" else "error",

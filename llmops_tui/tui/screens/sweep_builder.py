@@ -505,7 +505,7 @@ class SweepBuilderScreen(BaseScreen):
         plan = self.plan_now()
         if plan is None:
             self.notify(
-                self.query_one("#plan-error", Static).render().plain or "the plan has errors",
+                str(self.query_one("#plan-error", Static).content) or "the plan has errors",
                 severity="error",
             )
             return

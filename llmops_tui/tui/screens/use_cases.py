@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from rich.text import Text
-from textual import work
+from textual import events, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Static
@@ -71,7 +71,7 @@ class UseCasesScreen(BaseScreen):
     def _columns_for(width: int) -> list[tuple[str, str]]:
         return [(key, label) for key, label, min_width in COLUMNS if width >= min_width]
 
-    def on_resize(self, event) -> None:  # type: ignore[no-untyped-def]
+    def on_resize(self, event: events.Resize) -> None:
         super().on_resize(event)
         columns = self._columns_for(event.size.width)
         if columns != getattr(self, "columns", None):

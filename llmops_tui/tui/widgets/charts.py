@@ -41,7 +41,8 @@ class MetricBars(PlotextPlot):
         plt = self.plt
         plt.clear_figure()
         plt.title(title)
-        xs = list(range(1, len(values) + 1))
+        # float: plotext's tick positions are floats; the values stay ints so the labels read "1", "2"
+        xs: list[float] = list(range(1, len(values) + 1))
         plt.bar(xs, values, width=0.4)
         for x, lo, hi in zip(xs, lows, highs, strict=True):
             if lo is not None and hi is not None:
@@ -58,7 +59,7 @@ class LatencyBoxes(PlotextPlot):
         plt = self.plt
         plt.clear_figure()
         boxes: list[Any] = []
-        xs: list[int] = []
+        xs: list[float] = []  # ints in practice, so the tick labels read "1", "2"
         for i, cid in enumerate(order, start=1):
             q = quintuple(latencies.get(cid) or [])
             if q is not None:
@@ -69,6 +70,7 @@ class LatencyBoxes(PlotextPlot):
             self.refresh()
             return
         plt.title("latency (ms) per cell: min, quartiles, median, max")
-        plt.box(xs, boxes, quintuples=True, width=0.5)
+        # textual-plotext's stub of plotext's figure omits box(), which plotext 5.3 has at runtime
+        plt.box(xs, boxes, quintuples=True, width=0.5)  # type: ignore[attr-defined]
         plt.xticks(xs, [str(x) for x in xs])
         self.refresh()

@@ -46,13 +46,14 @@ def side_by_side_diff(left: str, right: str, left_title: str, right_title: str) 
                 table.add_row(Text(x, style="dim"), Text(y, style="dim"))
         elif tag == "replace":
             for k in range(max(i2 - i1, j2 - j1)):
-                x = a[i1 + k] if i1 + k < i2 else None
-                y = b[j1 + k] if j1 + k < j2 else None
-                if x is not None and y is not None:
-                    tx, ty = word_diff(x, y)
+                # a replaced block can be longer on one side: past its end that side has no line
+                old = a[i1 + k] if i1 + k < i2 else None
+                new = b[j1 + k] if j1 + k < j2 else None
+                if old is not None and new is not None:
+                    tx, ty = word_diff(old, new)
                     table.add_row(tx, ty)
                 else:
-                    table.add_row(Text(x or "", style="red"), Text(y or "", style="green"))
+                    table.add_row(Text(old or "", style="red"), Text(new or "", style="green"))
         elif tag == "delete":
             for x in a[i1:i2]:
                 table.add_row(Text("- " + x, style="red"), Text(""))
