@@ -389,9 +389,12 @@ async def test_line_table_loads_pages_as_the_cursor_moves_and_filters_all_lines(
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         app.open_screen("line_diff", run_id=RUN_ID, cell_a=cells["baseline"], cell_b=cells["other"])
-        await app.workers.wait_for_complete()
-        await pilot.pause()
         screen = app.screen
+        for _ in range(100):  # the screen loads its lines in a worker started on mount: wait for its head
+            await app.workers.wait_for_complete()
+            await pilot.pause(0.02)
+            if "8 lines" in _plain(screen.query_one("#ld-head")):
+                break
         table = screen.query_one("#ld-table", LineTable)
         total = len(screen.diffs)
         assert total == 8 and table.row_count == 3
