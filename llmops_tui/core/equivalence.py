@@ -224,7 +224,9 @@ def compare_cell(
     for evaluator in sorted(set(ma) | set(mb)):
         for name in sorted(set(ma.get(evaluator, {})) | set(mb.get(evaluator, {}))):
             va, vb = ma.get(evaluator, {}).get(name), mb.get(evaluator, {}).get(name)
-            delta = vb - va if _is_number(va) and _is_number(vb) else None
+            delta = (
+                vb - va if va is not None and vb is not None and _is_number(va) and _is_number(vb) else None
+            )
             metrics_same = metrics_same and va == vb
             comp.metrics[f"{evaluator}.{name}"] = {backends[0]: va, backends[1]: vb, "delta": delta}
     significant = False

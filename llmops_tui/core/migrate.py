@@ -573,6 +573,9 @@ From Python: `from flow import run, run_batch`; `run(inputs)` returns the flow's
   and `log_metric` from it instead of Prompt flow.
 - Your node code and prompt templates, unchanged but for that import.
 
+Serve it behind `/score` (the contract of a Prompt flow deployment): `llmops deploy-migrated` with
+llmops-tui, locally or as a container build context.
+
 LLM calls use the `openai` SDK directly (the same requests Prompt flow's tools send); orchestration is
 Agent Framework's `Workflow`. Retries: the client's own are off; wrap `run` in your retry policy.
 """
@@ -610,8 +613,10 @@ with open(sys.argv[2], "w", encoding="utf-8") as fh:
 
 # What the migrated code's process inherits: enough to find and run Python, TLS trust, proxies. Only the
 # connections of the flow it runs are added (their endpoint and key), nothing else of ours.
-_CHILD_ENV = ("PATH", "HOME", "LANG", "TZ", "TMPDIR", "SYSTEMROOT", "SSL_CERT_FILE", "SSL_CERT_DIR")
-_CHILD_ENV += ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "NO_PROXY", "no_proxy")
+_CHILD_ENV = frozenset(
+    {"PATH", "HOME", "LANG", "TZ", "TMPDIR", "SYSTEMROOT", "SSL_CERT_FILE", "SSL_CERT_DIR"}
+    | {"HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "NO_PROXY", "no_proxy"}
+)
 
 
 @dataclass
