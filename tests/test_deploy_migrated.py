@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 from test_deploy_support import CANARY, all_text
+from test_migrate import _pf_lines
 
 from llmops_tui.cli import main
 from llmops_tui.core.backends.agent_framework import available
@@ -82,6 +83,11 @@ def test_local_deploy_serves_score_and_stops(tmp_path, monkeypatch, capsys, sand
             assert health.status_code == 200 and health.json()["status"] == "Healthy"
             ok = client.post(url + "/score", json=sample, headers={"Origin": "http://evil.example"})
             assert ok.status_code == 200 and list(ok.json()) == ["entities"]
+            # The same answer Prompt flow's executor gives for the request (default variant, same model).
+            (ref,), _ = _pf_lines(
+                ws / "use_cases" / UC / "flows" / "standard", [sample], sandbox.url, tmp_path
+            )
+            assert ref.ok and ok.json() == ref.outputs
             assert not any(h.lower().startswith("access-control-") for h in ok.headers)
             missing = client.post(url + "/score", json={"entity_type": "person"})
             assert missing.status_code == 400

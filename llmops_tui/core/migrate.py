@@ -715,7 +715,8 @@ def check_verifiable(ws_root: Path, uc: UseCase, llm_endpoint: str | None) -> st
         raise LlmopsError(
             f"'{llm_endpoint}' cannot verify a migration",
             field="--llm-endpoint",
-            hint="use sandbox, or no --llm-endpoint for the use case's declared connections",
+            hint="use sandbox, or no --llm-endpoint for the declared connections, or --no-verify"
+            " (sweeps speak OpenAI's protocol to a URL, the migrated code keeps its connection types)",
         )
     try:
         build_connections(uc, ws_root, None if llm_endpoint is None else "http://127.0.0.1:1")
@@ -824,12 +825,18 @@ def verify_migration(
         no_cache=True,
         backend="promptflow-dag",
     )
-    seen = {"done": -1}
+    import time
+
+    seen = {"done": -1, "at": 0.0}
 
     def progress(event: Any) -> None:
+        # at most one progress line a second (and the last one): long references stay readable
+        total = event.total or lines if isinstance(event, ev.Progress) else 0
         if isinstance(event, ev.Progress) and event.done != seen["done"]:
-            seen["done"] = event.done
-            say(f"Prompt flow reference: {event.done}/{event.total or lines} line(s)")
+            if event.done < total and time.monotonic() - seen["at"] < 1.0:
+                return
+            seen["done"], seen["at"] = event.done, time.monotonic()
+            say(f"Prompt flow reference: {event.done}/{total} line(s)")
         elif isinstance(event, ev.EvaluationStarted):
             say(f"Prompt flow reference: evaluator {event.evaluator}")
 
@@ -840,6 +847,10 @@ def verify_migration(
         if len(cells) != 1:
             raise RunFailed(f"the Prompt flow reference run {run_id} has {len(cells)} cells, not one")
         cell = cells[0]
+        if dict(cell.variants) != dict(chosen) or cell.params:
+            raise RunFailed(
+                f"the Prompt flow reference ran {cell.variants} {cell.params}, not the migrated variants {chosen}"
+            )
         ref_lines = {r.line: r for r in store.lines(run_id, cell.cell_id)}
         ref_metrics = store.metrics(run_id).get(cell.cell_id, {})
         ref_evals = {
