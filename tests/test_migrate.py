@@ -25,10 +25,31 @@ REPO = Path(__file__).resolve().parents[1]
 UC = "support_ticket_classification"
 
 
-def _llmops(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+BUNDLED = sorted(p.name for p in (REPO / "use_cases").iterdir() if (p / "experiment.yaml").is_file())
+needs_af = pytest.mark.skipif(
+    available() is not None, reason=f"agent_framework is not importable: {available()}"
+)
+
+
+def _llmops(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "llmops_tui.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=300
+        [sys.executable, "-m", "llmops_tui.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=600,
+        env=env,
     )
+
+
+def _declared_at(ws: Path, name: str, url: str) -> dict[str, str]:
+    """The use case's declared connection pointed at ``url`` (the session's sandbox model), and an
+    environment holding its key: verification then takes the default path, declared connections."""
+    exp = ws / "use_cases" / name / "experiment.yaml"
+    text = exp.read_text()
+    assert "https://YOUR-RESOURCE.openai.azure.com/" in text
+    exp.write_text(text.replace("https://YOUR-RESOURCE.openai.azure.com/", url))
+    return {**os.environ, "AOAI_API_KEY": "sandbox-no-key"}
 
 
 def _pf_lines(flow_dir: Path, rows: list[dict], sandbox_url: str, tmp: Path):
@@ -66,9 +87,11 @@ def test_migrated_code_runs_alone_and_matches_promptflow(tmp_path, sandbox):
         str(out),
         "--variant",
         "classify_llm=variant_2",
+        "--no-verify",
         cwd=ws,
     )
     assert proc.returncode == 0, proc.stderr
+    assert "not verified (--no-verify)" in proc.stdout
     assert (out / "standard" / "README.md").is_file() and (
         out / "evaluator_label_match" / "flow.py"
     ).is_file()
@@ -159,4 +182,129 @@ def test_an_unknown_variant_is_one_line_naming_the_flag(tmp_path):
     )
     assert bad.returncode == 2
     assert "--variant" in bad.stderr and "variant_9" in bad.stderr and "variant_2" in bad.stderr
+    assert not (tmp_path / "migrated").exists()
+
+
+@pytest.mark.integration
+@needs_af
+@pytest.mark.parametrize("use_case", BUNDLED)
+def test_every_bundled_use_case_migrates_and_is_verified_equivalent(tmp_path, sandbox, use_case):
+    from llmops_tui.core.store import RunStore
+
+    ws = tmp_path / "ws"
+    shutil.copytree(REPO / "use_cases" / use_case, ws / "use_cases" / use_case)
+    env = _declared_at(ws, use_case, sandbox.url)
+    out = tmp_path / "migrated"
+    proc = _llmops(
+        "migrate",
+        use_case,
+        "-w",
+        str(ws),
+        "--out",
+        str(out),
+        "--verify-lines",
+        "4",
+        "--json",
+        cwd=ws,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    data = json.loads(proc.stdout)
+    check = data["verification"]
+    assert data["verified"] and check["equivalent"] and check["lines"] == 4
+    roles = [f["role"] for f in check["flows"]]
+    assert roles[0] == "standard" and len(roles) == 2 and roles[1].startswith("evaluator ")
+    for flow in check["flows"]:
+        assert flow["verdict"].startswith("equivalent: 4/4 lines identical"), flow
+    assert check["flows"][1]["comparison"]["metrics"]  # the evaluator's metrics were compared too
+
+    # On its own: a fresh isolated interpreter, the repository not on its path, llmops_tui never imported;
+    # its first line equals Prompt flow's reference line stored by the verification.
+    with RunStore.for_workspace(ws) as store:
+        (cell,) = store.cells(check["reference_run"])
+        first = store.lines(check["reference_run"], cell.cell_id)[0]
+    script = textwrap.dedent(f"""
+        import json, sys
+        sys.path.insert(0, {str(out / "standard")!r})
+        import flow
+        result = flow.run({first.inputs!r})
+        print("RESULT=" + json.dumps({{"outputs": result, "imported": "llmops_tui" in sys.modules,
+                                       "repo_on_path": {str(REPO)!r} in sys.path}}))
+    """)
+    child = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    child.update(
+        {"AOAI_API_BASE": sandbox.url, "AOAI_API_KEY": "sandbox-no-key", "AOAI_API_VERSION": "2024-02-01"}
+    )
+    run = subprocess.run(
+        [sys.executable, "-I", "-c", script],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=child,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    got = json.loads(run.stdout.split("RESULT=")[1].strip().splitlines()[0])
+    assert got == {"outputs": first.outputs, "imported": False, "repo_on_path": False}
+
+
+@pytest.mark.integration
+@needs_af
+def test_a_difference_is_reported_with_its_first_line(tmp_path, sandbox):
+    from llmops_tui.core.migrate import plan_migration, verify_migration, write_migration
+    from llmops_tui.core.workspace import load_workspace
+
+    ws_root = tmp_path / "ws"
+    shutil.copytree(REPO / "use_cases" / UC, ws_root / "use_cases" / UC)
+    _declared_at(ws_root, UC, sandbox.url)
+    ws = load_workspace(ws_root)
+    uc = ws.get(UC)
+    plan = plan_migration(ws.root, uc)
+    out = tmp_path / "migrated"
+    write_migration(ws.root, uc, out, plan)
+    flow_py = out / "standard" / "flow.py"
+    line = "            self.line.result = pf.flow_outputs(OUTPUTS, self.line.inputs, self.line.outputs)\n"
+    assert line in flow_py.read_text()
+    skew = "            self.line.result = {k: str(v).upper() for k, v in self.line.result.items()}\n"
+    flow_py.write_text(flow_py.read_text().replace(line, line + skew))
+    os.environ["AOAI_API_KEY"] = "sandbox-no-key"
+    try:
+        seen: list[str] = []
+        check = verify_migration(ws.root, uc, out, plan, lines=3, on_progress=seen.append)
+    finally:
+        del os.environ["AOAI_API_KEY"]
+    assert not check.equivalent
+    standard, evaluator = check.flows
+    assert standard.verdict == "differs on 3 line(s) of 3"
+    first = standard.first_difference()
+    assert first is not None and first.startswith("line 0: Prompt flow {")
+    migrated = json.loads(first.split("| migrated ")[1])
+    assert migrated and all(v == v.upper() for v in migrated.values())
+    assert evaluator.equivalent  # the evaluator is checked on Prompt flow's own outputs
+    assert any(s.startswith("migrated standard: 3 line(s)") for s in seen)
+
+
+@pytest.mark.integration
+@needs_af
+def test_migrated_code_that_fails_exits_1_and_says_so(tmp_path, sandbox):
+    ws = tmp_path / "ws"
+    shutil.copytree(REPO / "use_cases" / UC, ws / "use_cases" / UC)
+    env = _declared_at(ws, UC, sandbox.url)
+    node = ws / "use_cases" / UC / "flows" / "standard" / "prepare_ticket.py"
+    # Code that only works where llmops-tui is installed: its users would not have it.
+    node.write_text("import llmops_tui  # noqa\n" + node.read_text())
+    proc = _llmops("migrate", UC, "-w", str(ws), "--verify-lines", "2", cwd=ws, env=env)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "standard: not verified: the migrated code failed (exit code 1)" in proc.stdout
+    assert "llmops_tui" in proc.stdout
+    assert "migration NOT equivalent to Prompt flow on 2 line(s) of tickets" in proc.stdout
+
+
+def test_verification_without_a_key_is_one_line_and_writes_nothing(tmp_path):
+    shutil.copytree(REPO / "use_cases" / UC, tmp_path / "use_cases" / UC)
+    env = {k: v for k, v in os.environ.items() if k not in ("AOAI_API_KEY", "LLMOPS_LLM_API_KEY")}
+    bad = _llmops("migrate", UC, "-w", str(tmp_path), cwd=tmp_path, env=env)
+    assert bad.returncode == 2, bad.stdout + bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1 and "--no-verify" in bad.stderr
+    assert "Traceback" not in bad.stderr
     assert not (tmp_path / "migrated").exists()

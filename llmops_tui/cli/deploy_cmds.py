@@ -144,6 +144,54 @@ def register(app: typer.Typer) -> None:
         if not result.ok:
             raise typer.Exit(1)
 
+    @app.command("deploy-migrated")
+    def deploy_migrated_cmd(
+        folder: Annotated[
+            Path, typer.Argument(help="A folder written by llmops migrate (its standard/ is served).")
+        ],
+        target: Annotated[str, typer.Option("--target", "-t", help="local | container")] = "local",
+        out: Annotated[
+            Path | None, typer.Option("--out", help="Deployment folder (default: under .llmops/deployments).")
+        ] = None,
+        llm_endpoint: Annotated[
+            str | None,
+            typer.Option("--llm-endpoint", help="local only: route LLM calls to URL, or 'sandbox'."),
+        ] = None,
+        port: Annotated[
+            int | None, typer.Option("--port", help="local: port to serve on (default: a free one).")
+        ] = None,
+        request: Annotated[
+            Path | None,
+            typer.Option(
+                "--request", "-r", help="JSON request for the endpoint test (default: sample-request.json)."
+            ),
+        ] = None,
+        timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for readiness.")] = 60.0,
+        workspace: WorkspaceOpt = Path("."),
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Serve a flow migrated to Agent Framework with the /score contract of our Prompt flow deployments
+        (local: started on 127.0.0.1 and tested; container: a Docker build context). Stop a local one with
+        `llmops undeploy NAME --env migrated`."""
+        from llmops_tui.deploy.migrated import deploy_migrated
+
+        result = deploy_migrated(
+            Path(workspace),
+            folder,
+            target=target,
+            out=out,
+            llm_endpoint=llm_endpoint,
+            port=port,
+            timeout=timeout,
+            request=request,
+        )
+        if as_json:
+            print_json(result.to_dict())
+        else:
+            _print_result(result)
+        if not result.ok:
+            raise typer.Exit(1)
+
     @app.command("deployments")
     def deployments_cmd(workspace: WorkspaceOpt = Path("."), as_json: JsonOpt = False) -> None:
         """List local deployments (and A/B routers) of the workspace."""

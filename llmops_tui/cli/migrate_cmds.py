@@ -4,13 +4,16 @@ and `llmops migrate` (a use case's DAG flows as Agent Framework code that runs w
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from llmops_tui.cli.common import JsonOpt, WorkspaceOpt, console, print_json
+from llmops_tui.cli.common import JsonOpt, WorkspaceOpt, console, err_console, print_json
 from llmops_tui.core.errors import LlmopsError
+
+if TYPE_CHECKING:
+    from llmops_tui.core.migrate import MigrationPlan
 
 
 def register(app: typer.Typer) -> None:
@@ -106,14 +109,42 @@ def migrate_cmd(
         bool,
         typer.Option("--dry-run", help="List what would be written and what does not map; write nothing."),
     ] = False,
+    verify_lines: Annotated[
+        int,
+        typer.Option(
+            "--verify-lines", min=1, help="Verify the written code on the first N lines of the dataset."
+        ),
+    ] = 8,
+    no_verify: Annotated[
+        bool, typer.Option("--no-verify", help="Write the code without running it against Prompt flow.")
+    ] = False,
+    llm_endpoint: Annotated[
+        str | None,
+        typer.Option(
+            "--llm-endpoint",
+            help="Verification's model: sandbox (offline), or none for the use case's declared connections.",
+        ),
+    ] = None,
+    env: Annotated[
+        str | None, typer.Option("--env", help="Environment whose connections and data to use.")
+    ] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Write USE_CASE's DAG flows as Agent Framework code that runs without llmops-tui (one folder per flow:
     flow.py with the executors, the workflow factory and run(inputs), the flow's code and prompts, a README).
 
     --dry-run lists what does not map (flex flows, custom tool packages, image inputs, other Prompt flow
-    APIs) with the file and the node. Exit code 1 when something does not map."""
-    from llmops_tui.core.migrate import plan_migration, write_migration
+    APIs) with the file and the node. Exit code 1 when something does not map.
+
+    Then the written code is verified: it runs on its own (a process without llmops-tui) on the first
+    --verify-lines lines of the dataset, and each flow's lines and metrics are compared with Prompt flow's
+    on the same lines and variants. Exit code 1 when a line differs or the migrated code fails."""
+    from llmops_tui.core.migrate import (
+        check_verifiable,
+        plan_migration,
+        verify_migration,
+        write_migration,
+    )
     from llmops_tui.core.workspace import load_workspace
 
     if to != "agent-framework":
@@ -128,25 +159,74 @@ def migrate_cmd(
                 hint="e.g. --variant classify_llm=variant_2",
             )
         chosen[node.strip()] = vid.strip()
-    ws = load_workspace(workspace, inspect_datasets=False)
+    ws = load_workspace(workspace, env=env, inspect_datasets=False)
     uc = ws.get(use_case)
     plan = plan_migration(ws.root, uc, chosen)
     dest = out or ws.root / "migrated" / uc.name
     written: list[Path] = []
+    verify = not dry_run and not plan.unmapped and not no_verify
+    if verify:
+        check_verifiable(ws.root, uc, llm_endpoint)  # a missing key says so before anything is written
     if not dry_run and not plan.unmapped:
         written = write_migration(ws.root, uc, dest, plan)
+    if not json_out:
+        _print_plan(plan, dest, dry_run)
+    check = None
+    if verify:
+
+        def progress(text: str) -> None:
+            if not json_out:
+                err_console.print(f"  {text}", markup=False, highlight=False)
+
+        if not json_out:
+            console.print(
+                f"verifying: the migrated code against Prompt flow on {verify_lines} line(s)", markup=False
+            )
+        check = verify_migration(
+            ws.root,
+            uc,
+            dest,
+            plan,
+            lines=verify_lines,
+            llm_endpoint=llm_endpoint,
+            env=env,
+            on_progress=progress,
+        )
     if json_out:
         print_json(
-            {**plan.to_dict(), "out": str(dest), "written": [str(p) for p in written], "dry_run": dry_run}
+            {
+                **plan.to_dict(),
+                "out": str(dest),
+                "written": [str(p) for p in written],
+                "dry_run": dry_run,
+                "verified": check is not None,
+                "verification": check.to_dict() if check is not None else None,
+            }
         )
-    else:
-        for flow in plan.flows:
-            verb = "would write" if dry_run else "wrote"
-            variants = ", ".join(f"{k}={v}" for k, v in flow.variants.items()) or "no variants"
-            console.print(f"{verb} {dest / flow.folder} ({flow.role}; {variants})", markup=False)
-        for u in plan.unmapped:
-            console.print(f"does not map: {u}", markup=False)
-        if plan.unmapped and not dry_run:
-            console.print("nothing written: every part must map (see above)", markup=False)
-    if plan.unmapped:
+    elif check is not None:
+        for f in check.flows:
+            console.print(f"{f.folder}: {f.verdict}", markup=False)
+            first = f.first_difference()
+            if first:
+                console.print(f"  first difference: {first}", markup=False)
+        verdict = "equivalent" if check.equivalent else "NOT equivalent"
+        console.print(
+            f"migration {verdict} to Prompt flow on {check.lines} line(s) of {check.dataset}"
+            f" (reference run {check.run_id})",
+            markup=False,
+        )
+    elif written:
+        console.print("not verified (--no-verify): the written code was not run", markup=False)
+    if plan.unmapped or (check is not None and not check.equivalent):
         raise typer.Exit(1)
+
+
+def _print_plan(plan: MigrationPlan, dest: Path, dry_run: bool) -> None:
+    for flow in plan.flows:
+        verb = "would write" if dry_run else "wrote"
+        variants = ", ".join(f"{k}={v}" for k, v in flow.variants.items()) or "no variants"
+        console.print(f"{verb} {dest / flow.folder} ({flow.role}; {variants})", markup=False)
+    for u in plan.unmapped:
+        console.print(f"does not map: {u}", markup=False)
+    if plan.unmapped and not dry_run:
+        console.print("nothing written: every part must map (see above)", markup=False)

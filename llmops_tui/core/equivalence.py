@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -87,13 +88,23 @@ class BackendComparison:
         }
 
 
-def _run(ws_root: Path, uc: UseCase, options: SweepOptions, cancel: threading.Event | None) -> str:
+def run_sweep_to_end(
+    ws_root: Path,
+    uc: UseCase,
+    options: SweepOptions,
+    cancel: threading.Event | None = None,
+    on_event: Callable[[Any], None] | None = None,
+) -> str:
+    """Plan and run ``options`` through the ordinary engine; the run's id. A sweep that failed or was
+    cancelled raises RunFailed. ``on_event`` sees every engine event (progress)."""
     from llmops_tui.core.engine import run_sweep
 
     plan = plan_sweep(uc, options)
     run_id = None
     finished: ev.SweepFinished | None = None
     for event in run_sweep(ws_root, uc, plan, cancel=cancel):
+        if on_event is not None:
+            on_event(event)
         if isinstance(event, ev.SweepStarted):
             run_id = event.run_id
         elif isinstance(event, ev.SweepFinished):
@@ -124,7 +135,9 @@ def compare_backends(
     cancel: threading.Event | None = None,
 ) -> BackendComparison:
     """Run the sweep ``options`` describe on both backends (cache off) and compare the cells."""
-    runs = tuple(_run(ws_root, uc, replace(options, backend=b, no_cache=True), cancel) for b in backends)
+    runs = tuple(
+        run_sweep_to_end(ws_root, uc, replace(options, backend=b, no_cache=True), cancel) for b in backends
+    )
     with RunStore.for_workspace(ws_root) as store:
         return compare_runs(store, uc.name, (runs[0], runs[1]), backends)
 
@@ -133,7 +146,6 @@ def compare_runs(
     store: RunStore, use_case: str, runs: tuple[str, str], backends: tuple[str, str] = DEFAULT_PAIR
 ) -> BackendComparison:
     """Compare two stored runs of the same cells, cell by cell (see the module's docstring)."""
-    from llmops_tui.core.stats import paired_test
     from llmops_tui.core.sweep import cell_label
 
     a_run, b_run = runs
@@ -146,60 +158,104 @@ def compare_runs(
         if b_cell is None:
             out.append(CellComparison(label, 0, 0, verdict=f"missing from the {backends[1]} run"))
             continue
-        a_lines = {r.line: r for r in store.lines(a_run, a_cell.cell_id)}
-        b_lines = {r.line: r for r in store.lines(b_run, b_cell.cell_id)}
-        comp = CellComparison(label, len(set(a_lines) | set(b_lines)), 0)
-        for n in sorted(set(a_lines) | set(b_lines)):
-            ra, rb = a_lines.get(n), b_lines.get(n)
-            sa = (ra.status, ra.outputs) if ra else ("missing", None)
-            sb = (rb.status, rb.outputs) if rb else ("missing", None)
-            if _same(sa, sb):
-                comp.identical += 1
-            else:
-                comp.differing.append(
-                    {
-                        "line": n,
-                        backends[0]: {"status": sa[0], "outputs": sa[1], "error": ra.error if ra else None},
-                        backends[1]: {"status": sb[0], "outputs": sb[1], "error": rb.error if rb else None},
-                    }
-                )
         ma, mb = a_metrics.get(a_cell.cell_id, {}), b_metrics.get(b_cell.cell_id, {})
-        metrics_same = True
-        for evaluator in sorted(set(ma) | set(mb)):
-            for name in sorted(set(ma.get(evaluator, {})) | set(mb.get(evaluator, {}))):
-                va, vb = ma.get(evaluator, {}).get(name), mb.get(evaluator, {}).get(name)
-                delta = vb - va if va is not None and vb is not None else None
-                metrics_same = metrics_same and va == vb
-                comp.metrics[f"{evaluator}.{name}"] = {backends[0]: va, backends[1]: vb, "delta": delta}
-        significant = False
         evaluators = sorted(set(ma) | set(mb))
-        for evaluator in evaluators:
-            ea = {r["line"]: r["outputs"] or {} for r in store.eval_lines(a_run, a_cell.cell_id, evaluator)}
-            eb = {r["line"]: r["outputs"] or {} for r in store.eval_lines(b_run, b_cell.cell_id, evaluator)}
-            paired = sorted(set(ea) & set(eb))
-            scores = sorted({k for n in paired for k, v in ea[n].items() if _is_number(v)})
-            for score in scores:
-                xs = [float(ea[n][score]) if _is_number(ea[n].get(score)) else float("nan") for n in paired]
-                ys = [float(eb[n][score]) if _is_number(eb[n].get(score)) else float("nan") for n in paired]
-                res = paired_test(xs, ys)
-                significant = significant or bool(res.significant)
-                comp.tests[f"{evaluator}.{score}"] = {
-                    "n": res.n,
-                    "delta": res.delta,
-                    "p_value": res.p_value,
-                    "significant": res.significant,
-                    "note": res.note,
-                }
-        differ = comp.lines - comp.identical
-        if differ == 0 and metrics_same:
-            comp.verdict = f"equivalent: {comp.identical}/{comp.lines} lines identical"
-        elif not significant:
-            what = f"{differ}/{comp.lines} lines differ" if differ else "metrics differ"
-            comp.verdict = f"no significant difference ({what})"
-        else:
-            comp.verdict = f"differs on {differ} line(s)"
-        out.append(comp)
+
+        out.append(
+            compare_cell(
+                label,
+                backends,
+                {r.line: LineView(r.status, r.outputs, r.error) for r in store.lines(a_run, a_cell.cell_id)},
+                {r.line: LineView(r.status, r.outputs, r.error) for r in store.lines(b_run, b_cell.cell_id)},
+                ma,
+                mb,
+                _scores(store, a_run, a_cell.cell_id, evaluators),
+                _scores(store, b_run, b_cell.cell_id, evaluators),
+            )
+        )
     return BackendComparison(use_case, backends, runs, out)
+
+
+def _scores(store: RunStore, run: str, cell_id: str, evaluators: list[str]) -> dict[str, dict[int, Any]]:
+    return {e: {r["line"]: r["outputs"] or {} for r in store.eval_lines(run, cell_id, e)} for e in evaluators}
+
+
+@dataclass
+class LineView:
+    """What is compared of one line: its status ("ok" or "failed"), its outputs; the error is shown."""
+
+    status: str
+    outputs: Any
+    error: str | None = None
+
+
+def compare_cell(
+    label: str,
+    backends: tuple[str, str],
+    a_lines: dict[int, LineView],
+    b_lines: dict[int, LineView],
+    a_metrics: dict[str, dict[str, Any]] | None = None,
+    b_metrics: dict[str, dict[str, Any]] | None = None,
+    a_scores: dict[str, dict[int, dict[str, Any]]] | None = None,
+    b_scores: dict[str, dict[int, dict[str, Any]]] | None = None,
+) -> CellComparison:
+    """One cell (or one flow's lines) run two ways: lines identical or not, metric deltas (``evaluator ->
+    metric -> value``), a paired test per numeric per-line score (``evaluator -> line -> outputs``), and
+    the verdict. Used by :func:`compare_runs` and by ``llmops migrate``'s verification."""
+    from llmops_tui.core.stats import paired_test
+
+    comp = CellComparison(label, len(set(a_lines) | set(b_lines)), 0)
+    for n in sorted(set(a_lines) | set(b_lines)):
+        ra, rb = a_lines.get(n), b_lines.get(n)
+        sa = (ra.status, ra.outputs) if ra else ("missing", None)
+        sb = (rb.status, rb.outputs) if rb else ("missing", None)
+        if _same(sa, sb):
+            comp.identical += 1
+        else:
+            comp.differing.append(
+                {
+                    "line": n,
+                    backends[0]: {"status": sa[0], "outputs": sa[1], "error": ra.error if ra else None},
+                    backends[1]: {"status": sb[0], "outputs": sb[1], "error": rb.error if rb else None},
+                }
+            )
+    ma, mb = a_metrics or {}, b_metrics or {}
+    metrics_same = True
+    for evaluator in sorted(set(ma) | set(mb)):
+        for name in sorted(set(ma.get(evaluator, {})) | set(mb.get(evaluator, {}))):
+            va, vb = ma.get(evaluator, {}).get(name), mb.get(evaluator, {}).get(name)
+            delta = (
+                vb - va if va is not None and vb is not None and _is_number(va) and _is_number(vb) else None
+            )
+            metrics_same = metrics_same and va == vb
+            comp.metrics[f"{evaluator}.{name}"] = {backends[0]: va, backends[1]: vb, "delta": delta}
+    significant = False
+    sa_all, sb_all = a_scores or {}, b_scores or {}
+    for evaluator in sorted(set(sa_all) | set(sb_all)):
+        ea, eb = sa_all.get(evaluator, {}), sb_all.get(evaluator, {})
+        paired = sorted(set(ea) & set(eb))
+        names = sorted({k for n in paired for k, v in ea[n].items() if _is_number(v)})
+        for score in names:
+            xs = [float(ea[n][score]) if _is_number(ea[n].get(score)) else float("nan") for n in paired]
+            ys = [float(eb[n][score]) if _is_number(eb[n].get(score)) else float("nan") for n in paired]
+            res = paired_test(xs, ys)
+            significant = significant or bool(res.significant)
+            comp.tests[f"{evaluator}.{score}"] = {
+                "n": res.n,
+                "delta": res.delta,
+                "p_value": res.p_value,
+                "significant": res.significant,
+                "note": res.note,
+            }
+    differ = comp.lines - comp.identical
+    if differ == 0 and metrics_same:
+        comp.verdict = f"equivalent: {comp.identical}/{comp.lines} lines identical"
+    elif not significant:
+        what = f"{differ}/{comp.lines} lines differ" if differ else "metrics differ"
+        comp.verdict = f"no significant difference ({what})"
+    else:
+        comp.verdict = f"differs on {differ} line(s)"
+    return comp
 
 
 def _is_number(v: Any) -> bool:

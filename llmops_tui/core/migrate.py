@@ -9,7 +9,11 @@ For each DAG flow of the use case (the standard flow and each evaluator) it writ
   pointed at the stand-ins in ``pf_semantics.py``;
 - ``pf_semantics.py``: the same module the llmops-tui backend runs (Prompt flow's rendering, role
   parsing, request building, activate and bypass rules), copied verbatim;
-- ``requirements.txt`` and a ``README.md``.
+- ``requirements.txt``, a ``README.md`` and, for the standard flow, the use case's ``sample-request.json``.
+
+:func:`verify_migration` then runs what was written as its user would (``python -I``, llmops_tui and
+promptflow unimportable) on the first lines of the dataset and compares every flow, line by line and
+metric by metric, with Prompt flow on the same lines (:func:`llmops_tui.core.equivalence.compare_cell`).
 
 The result runs without llmops-tui and without Prompt flow. What does not map (flex flows, custom tool
 packages, image inputs, Prompt flow APIs other than ``tool`` and ``log_metric``) is listed by
@@ -229,6 +233,9 @@ def write_migration(ws_root: Path, uc: UseCase, out_dir: Path, plan: MigrationPl
             ]
         (dest / "requirements.txt").write_text("\n".join(dict.fromkeys(reqs)) + "\n", encoding="utf-8")
         (dest / "README.md").write_text(_readme(uc, flow, data, conn_types, ws_root), encoding="utf-8")
+        sample = Path(uc.path) / "sample-request.json"
+        if flow.role == "standard" and sample.is_file():
+            shutil.copy2(sample, dest / "sample-request.json")  # what `llmops deploy-migrated` tests with
         written.append(dest)
     return written
 
@@ -460,10 +467,15 @@ def _flow_module(
     w("AGGREGATION_FUNCTIONS = {" + ", ".join(f"{k!r}: {v}" for k, v in aggr_fns.items()) + "}")
     w("")
     w("")
-    w("def run_batch(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any] | None], dict[str, Any]]:")
-    w('    """Every row as a line (None for a failed line), then the aggregation nodes over the lines that')
-    w('    succeeded; returns the outputs and the metrics they logged with log_metric."""')
-    w("    lines = [run_line(r) for r in rows]")
+    w("def run_lines(rows: list[dict[str, Any]]) -> list[Line]:")
+    w('    """Every row as a line (a failed line keeps its error in ``line.error``)."""')
+    w("    return [run_line(r) for r in rows]")
+    w("")
+    w("")
+    w("def aggregate(lines: list[Line]) -> dict[str, Any]:")
+    w(
+        '    """The aggregation nodes over the lines that succeeded; the metrics they logged with log_metric."""'
+    )
     w("    ok = [ln for ln in lines if ln.error is None and ln.result is not None]")
     w("    metrics = pf.collect_metrics()")
     w("    try:")
@@ -484,7 +496,14 @@ def _flow_module(
     w("            done[name] = fn(**kwargs)")
     w("    finally:")
     w("        pf.stop_metrics()")
-    w("    return [ln.result if ln.error is None else None for ln in lines], dict(metrics)")
+    w("    return dict(metrics)")
+    w("")
+    w("")
+    w("def run_batch(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any] | None], dict[str, Any]]:")
+    w('    """Every row as a line (None for a failed line), then the aggregation nodes over the lines that')
+    w('    succeeded; returns the outputs and the metrics they logged with log_metric."""')
+    w("    lines = run_lines(rows)")
+    w("    return [ln.result if ln.error is None else None for ln in lines], aggregate(lines)")
     w("")
     w("")
     w("if __name__ == '__main__':")
@@ -554,6 +573,381 @@ From Python: `from flow import run, run_batch`; `run(inputs)` returns the flow's
   and `log_metric` from it instead of Prompt flow.
 - Your node code and prompt templates, unchanged but for that import.
 
+Serve it behind `/score` (the contract of a Prompt flow deployment): `llmops deploy-migrated` with
+llmops-tui, locally or as a container build context.
+
 LLM calls use the `openai` SDK directly (the same requests Prompt flow's tools send); orchestration is
 Agent Framework's `Workflow`. Retries: the client's own are off; wrap `run` in your retry policy.
 """
+
+
+# ---------------------------------------------------------------------------------------- verification
+
+DEFAULT_VERIFY_LINES = 8
+REFERENCE = "promptflow"
+MIGRATED = "migrated"
+
+# The runner the verification starts with ``python -I``: the migrated folder is all it can see (llmops_tui
+# and promptflow are made unimportable, as on a machine where only requirements.txt is installed).
+_RUNNER = """\
+import json, sys, traceback
+sys.modules["llmops_tui"] = None
+sys.modules["promptflow"] = None
+job = json.load(open(sys.argv[1], encoding="utf-8"))
+sys.path.insert(0, job["flow_dir"])
+import flow
+lines = flow.run_lines(job["rows"])
+out = {"lines": [], "metrics": None, "aggregation_error": None}
+for ln in lines:
+    ok = ln.error is None and ln.result is not None
+    out["lines"].append({"status": "ok" if ok else "failed", "outputs": ln.result if ok else None,
+                         "error": ln.error or (None if ok else "the workflow ended without outputs")})
+if flow.AGGREGATION:
+    try:
+        out["metrics"] = flow.aggregate(lines)
+    except Exception as exc:
+        out["aggregation_error"] = f"{type(exc).__name__}: {exc}"
+with open(sys.argv[2], "w", encoding="utf-8") as fh:
+    json.dump(out, fh, default=str)
+"""
+
+# What the migrated code's process inherits: enough to find and run Python, TLS trust, proxies. Only the
+# connections of the flow it runs are added (their endpoint and key), nothing else of ours.
+_CHILD_ENV = frozenset(
+    {"PATH", "HOME", "LANG", "TZ", "TMPDIR", "SYSTEMROOT", "SSL_CERT_FILE", "SSL_CERT_DIR"}
+    | {"HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "NO_PROXY", "no_proxy"}
+)
+
+
+@dataclass
+class FlowVerification:
+    """One migrated flow's verification: its lines (and metrics) against Prompt flow's on the same lines."""
+
+    role: str
+    folder: str
+    comparison: Any = None  # core.equivalence.CellComparison
+    error: str | None = None  # the migrated code failed as a whole, or the flow could not be verified
+
+    @property
+    def equivalent(self) -> bool:
+        return self.error is None and self.comparison is not None and self.comparison.equivalent
+
+    @property
+    def verdict(self) -> str:
+        if self.error is not None:
+            return f"not verified: {self.error}"
+        comp = self.comparison
+        if comp.equivalent:
+            same = f", {len(comp.metrics)} metric(s) identical" if comp.metrics else ""
+            return f"{comp.verdict}{same}"
+        differ = comp.lines - comp.identical
+        if differ:
+            return f"differs on {differ} line(s) of {comp.lines}"
+        changed = [k for k, v in comp.metrics.items() if v[REFERENCE] != v[MIGRATED]]
+        return f"metrics differ: {', '.join(changed)}"
+
+    def first_difference(self) -> str | None:
+        """The first differing line (or metric) in one short text, None when there is none."""
+        comp = self.comparison
+        if self.error is not None or comp is None or comp.equivalent:
+            return None
+        if comp.differing:
+            d = comp.differing[0]
+            a, b = d[REFERENCE], d[MIGRATED]
+
+            def side(x: dict[str, Any]) -> str:
+                return (
+                    json.dumps(x["outputs"], default=str) if x["status"] == "ok" else f"failed: {x['error']}"
+                )
+
+            return f"line {d['line']}: Prompt flow {side(a)} | migrated {side(b)}"
+        for name, v in comp.metrics.items():
+            if v[REFERENCE] != v[MIGRATED]:
+                return f"metric {name}: Prompt flow {v[REFERENCE]} | migrated {v[MIGRATED]}"
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "role": self.role,
+            "folder": self.folder,
+            "equivalent": self.equivalent,
+            "verdict": self.verdict,
+            "first_difference": self.first_difference(),
+            "error": self.error,
+            "comparison": self.comparison.to_dict() if self.comparison is not None else None,
+        }
+
+
+@dataclass
+class MigrationVerification:
+    dataset: str
+    lines: int
+    run_id: str  # the Prompt flow reference run, in the run store like any sweep
+    flows: list[FlowVerification]
+
+    @property
+    def equivalent(self) -> bool:
+        return bool(self.flows) and all(f.equivalent for f in self.flows)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dataset": self.dataset,
+            "lines": self.lines,
+            "reference_run": self.run_id,
+            "equivalent": self.equivalent,
+            "flows": [f.to_dict() for f in self.flows],
+        }
+
+
+def check_verifiable(ws_root: Path, uc: UseCase, llm_endpoint: str | None) -> str:
+    """Before anything is written: the dataset the verification will read, and the connections it needs
+    resolve (a missing key is one line, with the way out)."""
+    from llmops_tui.core.connections import build_connections
+
+    if not uc.datasets:
+        raise LlmopsError(
+            f"{uc.name} has no dataset to verify the migrated code on",
+            file=uc.config_file,
+            field="datasets",
+            hint="add one, or skip the check with --no-verify",
+        )
+    if llm_endpoint not in (None, "sandbox"):
+        raise LlmopsError(
+            f"'{llm_endpoint}' cannot verify a migration",
+            field="--llm-endpoint",
+            hint="use sandbox, or no --llm-endpoint for the declared connections, or --no-verify"
+            " (sweeps speak OpenAI's protocol to a URL, the migrated code keeps its connection types)",
+        )
+    try:
+        build_connections(uc, ws_root, None if llm_endpoint is None else "http://127.0.0.1:1")
+    except LlmopsError as exc:
+        p = exc.problem
+        hint = ((p.hint + "; ") if p.hint else "") + "or skip the check with --no-verify"
+        raise LlmopsError(p.message, file=p.file or None, field=p.field, hint=hint) from None
+    return uc.datasets[0].name
+
+
+def _child_env(conns: dict[str, Any], names: list[str]) -> dict[str, str]:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k in _CHILD_ENV or k.startswith("LC_")}
+    env["NO_PROXY"] = ",".join(x for x in (env.get("NO_PROXY", ""), "127.0.0.1", "localhost") if x)
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    for name in names:
+        spec = conns.get(name)
+        if spec is None:
+            continue
+        prefix = _env_prefix(name)
+        env[f"{prefix}_API_BASE"] = spec.api_base
+        env[f"{prefix}_API_KEY"] = spec.api_key
+        if spec.api_version:
+            env[f"{prefix}_API_VERSION"] = spec.api_version
+    return env
+
+
+def run_migrated(
+    flow_dir: Path, rows: list[dict[str, Any]], env: dict[str, str], work: Path, timeout: float
+) -> dict[str, Any]:
+    """Run a migrated flow's ``run_lines`` (and ``aggregate``) on ``rows`` in a fresh ``python -I``
+    process that cannot import llmops_tui or promptflow. Raises RunFailed when the process fails."""
+    import subprocess
+    import sys
+
+    from llmops_tui.core.errors import RunFailed
+
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "runner.py").write_text(_RUNNER, encoding="utf-8")
+    (work / "job.json").write_text(
+        json.dumps({"flow_dir": str(flow_dir), "rows": rows}, default=str), encoding="utf-8"
+    )
+    result = work / "result.json"
+    result.unlink(missing_ok=True)
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-I", str(work / "runner.py"), str(work / "job.json"), str(result)],
+            cwd=str(work),
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise RunFailed(f"the migrated code did not finish in {timeout:.0f} s") from exc
+    if proc.returncode != 0 or not result.is_file():
+        tail = [x for x in (proc.stderr or "").strip().splitlines() if x.strip()][-1:] or ["no output"]
+        raise RunFailed(f"the migrated code failed (exit code {proc.returncode}): {tail[0].strip()}")
+    data: dict[str, Any] = json.loads(result.read_text(encoding="utf-8"))
+    return data
+
+
+def verify_migration(
+    ws_root: Path,
+    uc: UseCase,
+    out_dir: Path,
+    plan: MigrationPlan,
+    *,
+    lines: int = DEFAULT_VERIFY_LINES,
+    llm_endpoint: str | None = None,
+    env: str | None = None,
+    on_progress: Any = None,
+    cancel: Any = None,
+) -> MigrationVerification:
+    """Run the migrated code on the first ``lines`` lines of the use case's first dataset, as its user
+    would (a subprocess without llmops_tui), and compare each flow line by line with Prompt flow on the
+    same lines and variants (:func:`llmops_tui.core.equivalence.compare_cell`).
+
+    The Prompt flow side is an ordinary sweep (cache off, grid and repetitions off: the migrated code
+    carries the flow's own parameters), stored like any run. Evaluators get, on both sides, the inputs
+    Prompt flow's standard lines give them, so each migrated flow is checked on its own."""
+    import tempfile
+
+    from llmops_tui.core import events as ev
+    from llmops_tui.core.connections import build_connections
+    from llmops_tui.core.equivalence import LineView, compare_cell, run_sweep_to_end
+    from llmops_tui.core.errors import RunFailed
+    from llmops_tui.core.files import read_rows
+    from llmops_tui.core.mappings import map_inputs
+    from llmops_tui.core.store import RunStore
+    from llmops_tui.core.sweep import SweepOptions
+
+    say = on_progress or (lambda _text: None)
+    dataset = check_verifiable(ws_root, uc, llm_endpoint)
+    standard = next((f for f in plan.flows if f.role == "standard"), None)
+    chosen = standard.variants if standard else {}
+    options = SweepOptions(
+        variants=",".join(f"{n}.{v}" for n, v in chosen.items()) or None,
+        grid={},
+        repeat=1,
+        datasets=[dataset],
+        limit=lines,
+        llm_endpoint=llm_endpoint,
+        env=env,
+        no_cache=True,
+        backend="promptflow-dag",
+    )
+    import time
+
+    seen = {"done": -1, "at": 0.0}
+
+    def progress(event: Any) -> None:
+        # at most one progress line a second (and the last one): long references stay readable
+        total = event.total or lines if isinstance(event, ev.Progress) else 0
+        if isinstance(event, ev.Progress) and event.done != seen["done"]:
+            if event.done < total and time.monotonic() - seen["at"] < 1.0:
+                return
+            seen["done"], seen["at"] = event.done, time.monotonic()
+            say(f"Prompt flow reference: {event.done}/{total} line(s)")
+        elif isinstance(event, ev.EvaluationStarted):
+            say(f"Prompt flow reference: evaluator {event.evaluator}")
+
+    say(f"Prompt flow reference: the first {lines} line(s) of dataset {dataset}")
+    run_id = run_sweep_to_end(ws_root, uc, options, cancel, progress)
+    with RunStore.for_workspace(ws_root) as store:
+        cells = store.cells(run_id)
+        if len(cells) != 1:
+            raise RunFailed(f"the Prompt flow reference run {run_id} has {len(cells)} cells, not one")
+        cell = cells[0]
+        if dict(cell.variants) != dict(chosen) or cell.params:
+            raise RunFailed(
+                f"the Prompt flow reference ran {cell.variants} {cell.params}, not the migrated variants {chosen}"
+            )
+        ref_lines = {r.line: r for r in store.lines(run_id, cell.cell_id)}
+        ref_metrics = store.metrics(run_id).get(cell.cell_id, {})
+        ref_evals = {
+            e.name: {r["line"]: r for r in store.eval_lines(run_id, cell.cell_id, e.name)}
+            for e in uc.evaluators
+        }
+    sandbox = None
+    results: list[FlowVerification] = []
+    try:
+        base = None
+        if llm_endpoint == "sandbox":
+            from llmops_tui.sandbox import start_sandbox
+
+            sandbox = start_sandbox(host="127.0.0.1", port=0)  # as the engine starts its own: same answers
+            base = sandbox.url
+        conns = build_connections(uc, ws_root, base)
+        rows_of: dict[str, list[dict[str, Any]]] = {}
+        with tempfile.TemporaryDirectory(prefix="llmops-verify-") as tmp:
+            for flow in plan.flows:
+                folder = Path(out_dir) / flow.folder
+                data = load_yaml(flow.flow_dir / "flow.dag.yaml")
+                names = sorted(
+                    {str(n.get("connection")) for n in data.get("nodes") or [] if n.get("type") == "llm"}
+                    | {str(v.get("connection")) for v in _variant_nodes(data) if v.get("type") == "llm"}
+                )
+                if flow.role == "standard":
+                    index = sorted(ref_lines)
+                    rows = [ref_lines[i].inputs or {} for i in index]
+                    ref = {
+                        i: LineView(ref_lines[i].status, ref_lines[i].outputs, ref_lines[i].error)
+                        for i in index
+                    }
+                    ref_m: dict[str, Any] = {}
+                else:
+                    name = flow.role.split(" ", 1)[1]
+                    evaluator = next(e for e in uc.evaluators if e.name == name)
+                    mapping = next(iter(evaluator.datasets_for(dataset)), None)
+                    if mapping is None or mapping.path is None or not ref_evals.get(name):
+                        why = (
+                            "no mapping of it for dataset " + dataset
+                            if mapping is None
+                            else "no line to score"
+                        )
+                        results.append(FlowVerification(flow.role, flow.folder, error=why))
+                        continue
+                    key = str(mapping.path)
+                    if key not in rows_of:
+                        rows_of[key] = read_rows(mapping.path, ws_root)[:lines]
+                    drows = rows_of[key]
+                    index = sorted(ref_evals[name])
+                    flow_inputs = evaluator.flow.inputs if evaluator.flow else None
+                    rows = [
+                        map_inputs(
+                            mapping.mappings, drows[i], ref_lines[i].outputs, ref_lines[i].inputs, flow_inputs
+                        )
+                        for i in index
+                    ]
+                    ref = {
+                        i: LineView(r["status"], r["outputs"], r["error"]) for i, r in ref_evals[name].items()
+                    }
+                    ref_m = {name: ref_metrics.get(name, {})}
+                say(f"migrated {flow.folder}: {len(rows)} line(s) in a process without llmops_tui")
+                try:
+                    got = run_migrated(
+                        folder.resolve(),
+                        rows,
+                        _child_env(conns, names),
+                        Path(tmp) / flow.folder,
+                        timeout=120.0 + 60.0 * len(rows),
+                    )
+                except RunFailed as exc:
+                    results.append(FlowVerification(flow.role, flow.folder, error=str(exc)))
+                    continue
+                mine = {i: LineView(**x) for i, x in zip(index, got["lines"], strict=True)}
+                mine_m: dict[str, Any] = {}
+                if flow.role != "standard":
+                    if got.get("aggregation_error"):
+                        results.append(
+                            FlowVerification(
+                                flow.role,
+                                flow.folder,
+                                error=f"aggregation failed: {got['aggregation_error']}",
+                            )
+                        )
+                        continue
+                    mine_m = {flow.role.split(" ", 1)[1]: got.get("metrics") or {}}
+                comp = compare_cell(flow.role, (REFERENCE, MIGRATED), ref, mine, ref_m, mine_m)
+                results.append(FlowVerification(flow.role, flow.folder, comp))
+    finally:
+        if sandbox is not None:
+            sandbox.stop()
+    return MigrationVerification(dataset, len(ref_lines), run_id, results)
+
+
+def _variant_nodes(data: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    for spec in (data.get("node_variants") or {}).values():
+        for v in ((spec or {}).get("variants") or {}).values():
+            out.append((v or {}).get("node") or {})
+    return out
