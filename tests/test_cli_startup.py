@@ -6,7 +6,6 @@ What is imported is checked in fresh processes (``sys.modules`` at the end), nev
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import os
 import subprocess
@@ -14,8 +13,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import typer
-import typer.main
 
 from llmops_tui.cli import main, registry
 
@@ -53,12 +50,8 @@ def _cmd_modules() -> list[str]:
 
 
 def _defined(module: str) -> dict[str, str]:
-    """The top-level commands ``module.register`` defines: name -> its help as written."""
-    mod = importlib.import_module(f"llmops_tui.cli.{module}")
-    app = typer.Typer()
-    mod.register(app)
-    group = typer.main.get_group(app)
-    return {name: cmd.help or "" for name, cmd in group.commands.items()}
+    """The top-level commands ``module.register`` defines, as the CLI loads them: name -> help as written."""
+    return {name: cmd.help or "" for name, cmd in registry.load_module(module).items()}
 
 
 def _first_paragraph(text: str) -> str:
