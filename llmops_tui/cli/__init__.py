@@ -1,8 +1,10 @@
 """`llmops`: the headless command line. Thin commands over core/ and deploy/; rich output lives here only.
 
 Each command group is a module in this package with a ``register(app)`` function, so features can be
-added without touching each other. Errors for people (``LlmopsError``) print one line and exit 2;
-``--debug`` (or ``LLMOPS_DEBUG=1``) shows the traceback instead.
+added without touching each other. ``registry.COMMANDS`` says which module defines each command: `llmops X`
+imports X's module alone, and `llmops --help` lists every command from that table without importing any.
+Errors for people (``LlmopsError``) print one line and exit 2; ``--debug`` (or ``LLMOPS_DEBUG=1``) shows
+the traceback instead.
 """
 
 from __future__ import annotations
@@ -13,10 +15,12 @@ import sys
 import typer
 
 from llmops_tui import __version__
+from llmops_tui.cli.registry import CommandModuleError, LazyCommands
 from llmops_tui.core.errors import LlmopsError, RunFailed
 
 app = typer.Typer(
     name="llmops",
+    cls=LazyCommands,
     help="LLMOps on Prompt flow: browse use cases, sweep variants, compare, approve and deploy.",
     no_args_is_help=True,
     add_completion=False,
@@ -41,46 +45,6 @@ def _root(
     ),
 ) -> None:
     _state["debug"] = debug or os.environ.get("LLMOPS_DEBUG") == "1"
-
-
-def _register_all() -> None:
-    # Every command group is imported outright: a module that fails to import is a bug to see at once,
-    # never a command that silently disappears.
-    from llmops_tui.cli import (
-        approval_cmds,
-        demo_cmds,
-        deploy_cmds,
-        deps_cmds,
-        doctor_cmds,
-        init_cmds,
-        keys_cmds,
-        migrate_cmds,
-        report_cmds,
-        sandbox_cmds,
-        sweep_cmds,
-        traffic_cmds,
-        workspace_cmds,
-    )
-
-    for module in (
-        workspace_cmds,
-        sandbox_cmds,
-        sweep_cmds,
-        report_cmds,
-        approval_cmds,
-        deploy_cmds,
-        keys_cmds,
-        deps_cmds,
-        init_cmds,
-        demo_cmds,
-        doctor_cmds,
-        traffic_cmds,
-        migrate_cmds,
-    ):
-        module.register(app)
-
-
-_register_all()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -122,7 +86,7 @@ def _main(args: list[str]) -> int:
             raise
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except RunFailed as exc:
+    except (RunFailed, CommandModuleError) as exc:
         if debug:
             raise
         print(f"error: {exc}", file=sys.stderr)
