@@ -123,6 +123,13 @@ COMMANDS: tuple[Command, ...] = (
         "POST a request to an endpoint until it is ready; assert 200 and the output keys (exit 1 if not).",
     ),
     Command(
+        "deploy-migrated",
+        "deploy_cmds",
+        "Serve a flow migrated to Agent Framework with the /score contract of our Prompt flow deployments "
+        "(local: started on 127.0.0.1 and tested; container: a Docker build context). Stop a local one with "
+        "`llmops undeploy NAME --env migrated`.",
+    ),
+    Command(
         "keys",
         "keys_cmds",
         "Show, per connection, the variable that holds its key and where it was found (never the key).",
