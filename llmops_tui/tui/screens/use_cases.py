@@ -40,7 +40,7 @@ class UseCasesScreen(BaseScreen):
         Binding("c", "compare", "Compare last", id="compare_last"),
         Binding("a", "approve", "Approve", id="approval"),
         Binding("k", "connections", "Keys", id="connections"),
-        Binding("b", "open('backends')", "Backends", id="compare_backends"),
+        Binding("b", "open('backends')", "Compare backends", id="compare_backends"),
         # Listed by ? and in the palette (not yet in the footer).
         Binding("D", "open('deploy')", "Deploy", id="deploy"),
     ]
