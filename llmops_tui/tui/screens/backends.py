@@ -190,6 +190,7 @@ class BackendsScreen(BaseScreen):
         self.totals: dict[str, int] = {}
         self.run_ids: dict[str, str] = {}
         self.listed: list[dict[str, Any]] = []  # the differing lines shown under the cells
+        self._lines_width: int | None = None  # width of each answer column of the differing lines
 
     def header_title(self) -> str:
         return f"Compare backends · {self.use_case_name}"
@@ -212,15 +213,29 @@ class BackendsScreen(BaseScreen):
         cells.add_column("Cell", key="cell")
         cells.add_column("Verdict", key="verdict")
         cells.add_column("Metrics", key="metrics")
-        lines = self.query_one("#bk-lines", DataTable)
-        lines.add_column("Line", key="line", width=5)
-        lines.add_column(BACKEND_NAMES[PAIR[0]], key="a", width=self._out_width())
-        lines.add_column(BACKEND_NAMES[PAIR[1]], key="b", width=self._out_width())
+        self._line_columns()
         self._head(Text("planning the cells…", style="dim"))
         self.prepare(self.options)
 
     def _out_width(self) -> int:
         return 34 if (self.size.width or self.app.size.width) < 120 else 70
+
+    def _line_columns(self) -> None:
+        lines = self.query_one("#bk-lines", DataTable)
+        lines.clear(columns=True)
+        self._lines_width = self._out_width()
+        lines.add_column("Line", key="line", width=5)
+        lines.add_column(BACKEND_NAMES[PAIR[0]], key="a", width=self._lines_width)
+        lines.add_column(BACKEND_NAMES[PAIR[1]], key="b", width=self._lines_width)
+
+    def on_resize(self, event) -> None:  # type: ignore[no-untyped-def]
+        super().on_resize(event)
+        # the answers' columns follow the terminal's width (narrow below 120 columns)
+        if self._lines_width not in (None, self._out_width()):
+            self._line_columns()
+            cells = self.query_one("#bk-cells", DataTable)
+            if self.pairs and cells.cursor_row is not None:
+                self._show_cell(cells.cursor_row)
 
     def default_options(self) -> SweepOptions:
         """llmops.yaml's sweep on the endpoint the sweep builder would pick: the app's, else the sandbox
@@ -558,7 +573,7 @@ class BackendsScreen(BaseScreen):
         lines = self.query_one("#bk-lines", DataTable)
         lines.clear()
         self.listed = comp.differing[:MAX_LISTED]
-        width = self._out_width()
+        width = self._lines_width or self._out_width()
         from llmops_tui.core.linediff import output_text
 
         for d in self.listed:
