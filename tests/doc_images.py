@@ -25,6 +25,7 @@ _SCREENS = {
     "runs": "test_runs_screen",
     "approval": "test_approval_screen",
     "help": "test_help_screen",
+    "backends": "test_backends_screen",
 }
 
 #: docs/images/<name> -> the snapshot it copies

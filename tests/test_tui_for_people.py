@@ -48,6 +48,15 @@ def _screen_text(app) -> str:
     return "\n".join("".join(segment.text for segment in strip) for strip in strips)
 
 
+async def _shows(app, pilot, text: str) -> None:
+    """Wait until the screen shows ``text`` (screens load in workers started on mount; under load the first
+    frames come late). Gives up after a few seconds and lets the test's own assertion report it."""
+    for _ in range(200):
+        await _settle(app, pilot)
+        if text in _screen_text(app):
+            return
+
+
 async def _settle(app, pilot) -> None:
     await pilot.pause()  # let change messages start their workers
     await app.workers.wait_for_complete()
@@ -182,7 +191,7 @@ async def test_compare_at_80x24_shows_metric_names_labels_and_gate_marks(ws):
     async with app.run_test(size=SMALL) as pilot:
         await pilot.pause()
         app.open_screen("compare", run_id=RUN_ID)
-        await _settle(app, pilot)
+        await _shows(app, pilot, "ner_eval.exact_match")
         screen = app.screen
         text = _screen_text(app)
         assert "ner_eval.exact_match" in text and "success rate" in text

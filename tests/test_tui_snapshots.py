@@ -30,6 +30,10 @@ def _deterministic(monkeypatch):
     import llmops_tui.tui.screens.connections as conn_screen
 
     monkeypatch.setattr(conn_screen, "keyring_state", lambda: (False, "no keyring available (no backend)"))
+    import llmops_tui.tui.screens.sweep_builder as builder
+
+    # the same picture whether or not Agent Framework is installed on this machine
+    monkeypatch.setattr(builder, "agent_framework_missing", lambda: None)
 
 
 @pytest.fixture
@@ -141,3 +145,63 @@ def test_run_monitor_finished(snap_compare, app, size, monkeypatch):
 
 def test_compare_charts(snap_compare, app, size):
     assert snap_compare(app, terminal_size=size, run_before=_opener("compare", ("g",), run_id=RUN_ID))
+
+
+AF_RUN_ID = "20250101-120500-c7d8e9"
+
+
+def _seed_agent_framework_run(root) -> None:
+    """A copy of RUN_ID as if Agent Framework had run it, with one answer of the second cell changed."""
+    from dataclasses import replace
+
+    from llmops_tui.core.store import RunStore
+
+    store = RunStore.for_workspace(root)
+    run = store.get_run(RUN_ID)
+    store.create_run(
+        AF_RUN_ID,
+        "ner",
+        None,
+        {**run.config, "options": {**run.config["options"], "backend": "agent-framework"}},
+    )
+    cells = store.cells(RUN_ID)
+    store.add_cells(AF_RUN_ID, [replace(c, run_id=AF_RUN_ID) for c in cells])
+    for n, cell in enumerate(cells):
+        for line in store.lines(RUN_ID, cell.cell_id):
+            outputs = line.outputs
+            if n == 1 and line.line == 3:
+                outputs = {"entities": ["Somebody Else", "Another One"]}
+            store.record_line(replace(line, run_id=AF_RUN_ID, outputs=outputs))
+        rows = [
+            (e["line"], e["status"], e["outputs"], e["error"]) for e in store.eval_lines(RUN_ID, cell.cell_id)
+        ]
+        store.record_eval_lines(AF_RUN_ID, cell.cell_id, "ner_eval", rows)
+        for evaluator, metrics in store.metrics(RUN_ID, cell.cell_id).get(cell.cell_id, {}).items():
+            store.record_metrics(AF_RUN_ID, cell.cell_id, evaluator, metrics)
+    store.finish_run(AF_RUN_ID, "completed", run.summary)
+    store.close()
+
+
+def test_backends_screen(snap_compare, app, size):
+    """Compare backends after a comparison: a verdict per cell by label, the differing line listed."""
+
+    async def run_before(pilot) -> None:
+        from llmops_tui.core.equivalence import compare_runs
+        from llmops_tui.core.store import RunStore
+        from llmops_tui.core.sweep import SweepOptions
+        from llmops_tui.tui.screens.backends import PAIR, BackendsCompared, pair_cells
+
+        await pilot.pause()
+        root = pilot.app.workspace_root
+        _seed_agent_framework_run(root)
+        pilot.app.open_screen("backends", use_case="ner", options=SweepOptions(llm_endpoint="sandbox"))
+        await _settle(pilot)
+        with RunStore.for_workspace(root) as store:
+            result = compare_runs(store, "ner", (RUN_ID, AF_RUN_ID), PAIR)
+            pairs = pair_cells(store, result)
+        pilot.app.screen.post_message(BackendsCompared(result, pairs))
+        await _settle(pilot)
+        await pilot.press("down")
+        await _settle(pilot)
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)

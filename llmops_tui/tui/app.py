@@ -293,6 +293,8 @@ def _make_screen(name: str, **kwargs: Any) -> Screen[Any]:
         from llmops_tui.tui.screens.line_diff import LineDiffScreen as cls
     elif name == "deploy":
         from llmops_tui.tui.screens.deploy import DeployScreen as cls
+    elif name == "backends":
+        from llmops_tui.tui.screens.backends import BackendsScreen as cls
     elif name == "ab":
         from llmops_tui.tui.screens.ab import ABScreen as cls
     else:

@@ -18,6 +18,7 @@ SCREEN_ACTIONS = [
     ("runs", "Runs", "run history: open, resume, delete"),
     ("deploy", "Deploy", "dry-run plan, deploy, local deployments"),
     ("ab", "A/B", "live arms, comparison of the arms, promote or roll back"),
+    ("backends", "Compare backends", "the same cells on Prompt flow and Agent Framework, line by line"),
 ]
 
 

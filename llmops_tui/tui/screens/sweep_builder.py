@@ -1,5 +1,7 @@
-"""Sweep builder: variants, hyperparameter grid, datasets, repetitions, concurrency, model endpoint;
-a live plan with its estimate (cells, lines, calls, tokens, cost, time) before anything starts.
+"""Sweep builder: variants, hyperparameter grid, datasets, repetitions, concurrency, model endpoint and
+what runs the flows (Prompt flow or Agent Framework); a live plan with its estimate (cells, lines, calls,
+tokens, cost, time) before anything starts. ``ctrl+b`` runs the planned cells on both backends and
+compares them (the Compare backends screen).
 
 The form can never freeze the app: numeric fields take digits only and have bounds, the form is checked
 (and the number of cells counted without building them) on every key, and the plan itself is built in a
@@ -35,6 +37,7 @@ from llmops_tui.core.sweep import (
 )
 from llmops_tui.core.workspace import UseCase
 from llmops_tui.tui.data import any_key_missing, fmt_cost
+from llmops_tui.tui.screens.backends import BACKEND_NAMES, agent_framework_missing
 from llmops_tui.tui.screens.base import BaseScreen
 
 #: The most cells a plan may have; more is refused before any cell is built.
@@ -43,6 +46,8 @@ MAX_CELLS = 1000
 BOUNDS = {"repeat": (1, 100), "concurrency": (1, 64), "first N lines": (1, 1_000_000)}
 #: Seconds a sweep spends starting (loading Prompt flow, the flow, the sandbox) whatever its size.
 STARTUP_S = 3.0
+#: Rows of the screen that are not the plan's list of cells (header, figures, Start button, footer).
+PLAN_ROWS = 20
 #: Seconds of quiet typing before the plan is rebuilt.
 DEBOUNCE_S = 0.15
 
@@ -52,6 +57,8 @@ MODES = [
     ("defaults", "defaults only"),
     ("picked", "hand-picked"),
 ]
+#: What runs DAG flows: the value of ``--backend`` and llmops.yaml's ``backend:``, in people's words.
+BACKENDS = list(BACKEND_NAMES.items())
 ENDPOINTS = [
     ("sandbox", "sandbox model (offline, no key)"),
     ("connections", "configured connections"),
@@ -104,6 +111,14 @@ class _Planned:
     error: str | None
 
 
+class BackendChecked(Message):
+    """Whether Agent Framework can run here (checked off the UI thread: importing it takes a moment)."""
+
+    def __init__(self, missing: str | None) -> None:
+        super().__init__()
+        self.missing = missing
+
+
 class PlanReady(Message):
     """The background planner finished (or refused) the form as it was at ``generation``."""
 
@@ -125,6 +140,7 @@ class SweepBuilderScreen(BaseScreen):
     BINDINGS = [
         Binding("ctrl+g", "start", "Start sweep", id="start_sweep", priority=True),
         Binding("ctrl+l", "toggle_limit", "Quick (4 lines)", id="quick"),
+        Binding("ctrl+b", "compare_backends", "Compare backends", id="sweep_compare_backends", priority=True),
     ]
     DEFAULT_CSS = """
     SweepBuilderScreen #form { width: 1fr; padding: 0 1; }
@@ -140,6 +156,7 @@ class SweepBuilderScreen(BaseScreen):
     SweepBuilderScreen #plan { height: auto; }
     SweepBuilderScreen #plan-error { height: auto; color: $error; }
     SweepBuilderScreen #grid-error { height: auto; color: $error; }
+    SweepBuilderScreen #backend-hint { height: auto; color: $text-warning; }
     SweepBuilderScreen #start { width: 100%; margin-top: 1; }
     SweepBuilderScreen.narrow #plan-side { width: 36; }
     SweepBuilderScreen.narrow .numbers { layout: vertical; }
@@ -158,6 +175,10 @@ class SweepBuilderScreen(BaseScreen):
         # Every change of the form bumps the generation; a plan built for an older one is dropped.
         self._generation = 0
         self._lock = threading.Lock()
+        #: why the form has no plan (shown under the plan; None when it has one)
+        self.plan_error: str | None = None
+        #: why Agent Framework cannot run here (None: it can, or not checked yet)
+        self.af_missing: str | None = None
 
     def header_title(self) -> str:
         return f"Sweep builder · {self.use_case_name}"
@@ -219,6 +240,12 @@ class SweepBuilderScreen(BaseScreen):
                     for value, label in ENDPOINTS:
                         yield RadioButton(label, value=value == endpoint[0], id=f"ep-{value}")
                 yield Input(endpoint[1], placeholder="http://127.0.0.1:8000/v1", id="url")
+                yield Label("Runs on", classes="section")
+                backend = uc.extras.backend or BACKENDS[0][0]
+                with RadioSet(id="backend"):
+                    for value, label in BACKENDS:
+                        yield RadioButton(label, value=value == backend, id=f"be-{value}")
+                yield Static(id="backend-hint", markup=False)
             with Vertical(id="plan-side"):
                 yield Label("Plan", classes="section")
                 yield Static(id="plan", markup=False)
@@ -271,6 +298,21 @@ class SweepBuilderScreen(BaseScreen):
     def on_mount(self) -> None:
         self._calibrate()
         self._sync_enabled()
+        self.recompute()
+        self._check_backend()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="backend-check")
+    def _check_backend(self) -> None:
+        self.post_message(BackendChecked(agent_framework_missing()))
+
+    def on_backend_checked(self, message: BackendChecked) -> None:
+        """Agent Framework not installed: the option says so and how to install it, before any sweep."""
+        self.af_missing = message.missing
+        if message.missing is None:
+            return
+        button = self.query_one("#be-agent-framework", RadioButton)
+        button.label = f"{BACKEND_NAMES['agent-framework']} (not installed)"
+        self.query_one("#backend-hint", Static).update(message.missing)
         self.recompute()
 
     # ------------------------------------------------------------------------------------ the plan
@@ -335,6 +377,9 @@ class SweepBuilderScreen(BaseScreen):
         else:
             endpoint = None
         target = "azureml" if endpoint_kind == "azureml" else "local"
+        backend = self._radio("backend", BACKENDS)
+        if backend == "agent-framework" and self.af_missing:
+            raise LlmopsError(self.af_missing, field="runs on", hint="or pick Prompt flow")
         limit = self._int("limit", "first N lines")
         return SweepOptions(
             variants=variants,
@@ -346,6 +391,7 @@ class SweepBuilderScreen(BaseScreen):
             limit=limit,
             sandbox_latency_ms=self.llmops.settings.sandbox_latency_ms,
             target=target,
+            backend=backend,
         )
 
     def recompute(self) -> None:
@@ -401,6 +447,7 @@ class SweepBuilderScreen(BaseScreen):
         error = self.query_one("#plan-error", Static)
         start = self.query_one("#start", Button)
         self.plan, self.estimate, self.plan_options = result.plan, result.estimate, result.options
+        self.plan_error = result.error
         if result.plan is None or result.estimate is None or result.options is None:
             error.update(result.error or "the plan has errors")
             self.query_one("#plan", Static).update("")
@@ -447,8 +494,11 @@ class SweepBuilderScreen(BaseScreen):
         if options.target == "azureml":
             t.add_row("target", "Azure ML workspace: one cloud run per cell, results pulled home")
         t.add_row("endpoint", options.llm_endpoint or "configured connections")
+        t.add_row("runs on", BACKEND_NAMES.get(options.backend or "", options.backend or BACKENDS[0][1]))
         t.add_row("", "")
-        shown = plan.cells[:12]
+        # as many cells as fit above the Start button (12 at most; a line says how many more)
+        room = min(12, max((self.size.height or self.app.size.height) - PLAN_ROWS, 2))
+        shown = plan.cells if len(plan.cells) <= room else plan.cells[: room - 1]
         labels = short_labels(plan.cells)
         for cell in shown:
             t.add_row(Text(f"{cell.lines} lines", style="dim"), Text(labels.get(cell.cell_id, cell.label)))
@@ -504,15 +554,25 @@ class SweepBuilderScreen(BaseScreen):
     def action_start(self) -> None:
         plan = self.plan_now()
         if plan is None:
-            self.notify(
-                str(self.query_one("#plan-error", Static).content) or "the plan has errors",
-                severity="error",
-            )
+            self.notify(self.plan_error or "the plan has errors", severity="error")
             return
         if not plan.cells:
             self.notify("the plan has no cells", severity="warning")
             return
         self.llmops.open_screen("monitor", use_case=self.use_case_name, plan=plan)
+
+    def action_compare_backends(self) -> None:
+        """The planned cells on Prompt flow and on Agent Framework, compared line by line."""
+        plan = self.plan_now()
+        if plan is None:
+            self.notify(self.plan_error or "the plan has errors", severity="error")
+            return
+        if plan.options.target == "azureml":
+            self.notify(
+                "backends are compared on this machine: pick another model endpoint", severity="error"
+            )
+            return
+        self.llmops.open_screen("backends", use_case=self.use_case_name, options=plan.options, start=True)
 
 
 def _digits(value: str, widget_id: str, placeholder: str = "") -> Input:

@@ -40,6 +40,7 @@ class UseCasesScreen(BaseScreen):
         Binding("c", "compare", "Compare last", id="compare_last"),
         Binding("a", "approve", "Approve", id="approval"),
         Binding("k", "connections", "Keys", id="connections"),
+        Binding("b", "open('backends')", "Compare backends", id="compare_backends"),
         # Listed by ? and in the palette (not yet in the footer).
         Binding("D", "open('deploy')", "Deploy", id="deploy"),
     ]
@@ -191,9 +192,11 @@ class UseCasesScreen(BaseScreen):
                 text.append("-")
             text.append(f"   best: {row.best_cell}\n")
             text.append(f"  approvals: {row.approvals}   deployed: {row.deployments}\n")
-            text.append(
-                "  f flow  d datasets  s sweep  r runs  c compare  a approve  k keys  D deploy", style="dim"
-            )
+            keys = "  f flow  d datasets  s sweep  r runs  c compare  a approve"
+            more = "  k keys  b backends  D deploy"
+            # two lines on a narrow terminal, so a key never wraps away from its word
+            narrow = (self.size.width or self.app.size.width) < len(keys + more) + 2
+            text.append(keys + ("\n" if narrow else "") + more, style="dim")
         self.query_one("#detail", Static).update(text)
 
     def _require(self, healthy: bool = True) -> UseCaseRow | None:
@@ -207,7 +210,7 @@ class UseCasesScreen(BaseScreen):
         return row
 
     def action_open(self, screen: str) -> None:
-        row = self._require(healthy=screen in {"sweep", "deploy"})
+        row = self._require(healthy=screen in {"sweep", "deploy", "backends"})
         if row:
             self.llmops.open_screen(screen, use_case=row.name)
 
