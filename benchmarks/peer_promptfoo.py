@@ -24,6 +24,7 @@ own wall (`wall_s` of the JSON summary), so start-up = whole process minus engin
     python benchmarks/peer_promptfoo.py --quick                 # 40 rows, checks that everything works
     python benchmarks/peer_promptfoo.py --scenario latency      # or cpu, or both (the default)
     python benchmarks/peer_promptfoo.py --scenario both --repeats 3 --memory
+    python benchmarks/peer_promptfoo.py --memory-only           # only the 6,000-line memory run (no promptfoo)
 
 Measured once on 2026-12-01 while other engineers ran test suites on the same 2 cores (load average 5-9):
 noisy, it shows the script works, not where we stand; the lead takes the real measurement (--repeats 5 on
@@ -656,6 +657,11 @@ def main() -> None:
         help="also 6,000 lines at concurrency 64 (400 with --quick): peak RSS of ours",
     )
     parser.add_argument(
+        "--memory-only",
+        action="store_true",
+        help="only the memory measurement (no promptfoo, no latency or CPU scenario)",
+    )
+    parser.add_argument(
         "--keep", action="store_true", help="keep the scratch folder (workspaces, configs, outputs)"
     )
     parser.add_argument(
@@ -675,19 +681,23 @@ def main() -> None:
     if not LLMOPS.exists():
         sys.exit(f"{LLMOPS} not found: run this with the project's venv python (.venv/bin/python)")
 
-    home = ensure_promptfoo(args.promptfoo_dir.expanduser().resolve())
+    # --memory-only measures ours alone: promptfoo is neither needed nor installed
+    home = None if args.memory_only else ensure_promptfoo(args.promptfoo_dir.expanduser().resolve())
     scratch = Path(tempfile.mkdtemp(prefix="llmops-peer-"))
     print(f"scratch folder {scratch}; {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
     try:
-        if args.quick:
+        if args.memory_only:
+            scenarios = []
+        elif args.quick:
             scenarios = [QUICK]
         elif args.scenario == "both":
             scenarios = [SCENARIOS["latency"], SCENARIOS["cpu"]]
         else:
             scenarios = [SCENARIOS[args.scenario]]
         for sc in scenarios:
+            assert home is not None
             run_scenario(sc, args.repeats, home, scratch)
-        if args.memory:
+        if args.memory or args.memory_only:
             run_memory(QUICK_MEMORY if args.quick else MEMORY, args.repeats, scratch)
     except KeyboardInterrupt:
         sys.exit("interrupted: the run in progress was stopped, no figures for it")
