@@ -13,6 +13,7 @@ The engine reports through events (:mod:`llmops_tui.core.events`) and stops when
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import queue
 import sys
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from llmops_tui.core import events as ev
+from llmops_tui.core import linepool
 from llmops_tui.core.backends import (
     AggregationError,
     BackendOptions,
@@ -39,6 +41,7 @@ from llmops_tui.core.errors import LlmopsError, StorageError
 from llmops_tui.core.files import read_rows
 from llmops_tui.core.flows import model_name
 from llmops_tui.core.hashing import hash_folder, hash_value
+from llmops_tui.core.linepool import LineJob, LinePool, LinePoolBroken, deadline_grace
 from llmops_tui.core.mappings import map_inputs, missing_columns
 from llmops_tui.core.materialize import materialize_flow
 from llmops_tui.core.redact import redact
@@ -64,6 +67,7 @@ class _CellState:
     finished: bool = False
     exec_hash: str | None = None  # the executed copy's hash, when it differs from flow_hash
     error: str | None = None  # the cell could not run at all (its flow does not load)
+    pending_total: int = 0  # lines to run when the run started (pending counts down)
 
 
 # What the line workers and evaluation tasks tell the engine's loop. Typed, so the loop's branches are
@@ -72,6 +76,16 @@ class _CellState:
 class _LineDone:
     state: _CellState
     rec: LineRecord
+
+
+@dataclass
+class _Ran:
+    """What running one line produced, for :meth:`SweepRunner._deliver`: the line to store (and its cache
+    entry), nothing (skipped: its cell cannot load, or the run is stopping) or a fault that ends the run."""
+
+    rec: LineRecord | None = None
+    cache: tuple[str, Any, dict[str, int], int, float] | None = None
+    fatal: str | None = None
 
 
 @dataclass
@@ -218,7 +232,13 @@ class SweepRunner:
             request_timeout_s=self.options.request_timeout_s or min(60.0, line_timeout),
         )
         self._line_timeout = self.options.line_timeout_s or spec.line_timeout_s
+        # The line pool's watchdog abandons a line a moment after its deadline (the call policy stops its
+        # model calls at the deadline itself); a line in a worker process is abandoned there first, and
+        # here only if the worker does not answer a moment later.
         self._start_workers()
+        self._pool_timeout = linepool.line_deadline(self._line_timeout)
+        if self._pool is not None:
+            self._pool_timeout += deadline_grace(self._line_timeout) + 1.0
 
     def _start_workers(self) -> None:
         """Worker processes when the sweep is big enough to gain from them (``--workers``); else this
@@ -322,6 +342,7 @@ class SweepRunner:
         from llmops_tui.core import llmhooks
 
         backend = self._backend(flow_dir, source_dir)
+        linepool.line_started()  # the flow is open: the line's deadline counts from here
         ctx = llmhooks.LineContext(
             policy=self._policy,
             cancel=self._stop,
@@ -337,24 +358,82 @@ class SweepRunner:
             llmhooks.current_line.reset(token)
         return outcome, ctx
 
-    def _line_task(self, state: _CellState, index: int, inputs: dict[str, Any]) -> None:
-        """A line worker: whatever happens, the loop hears about this line exactly once."""
-        try:
-            self._run_line(state, index, inputs)
-        except (StorageError, WorkerDied) as exc:
-            self._fail_run(str(exc))
-            self._msgs.put(_LineSkipped(state))
-        except Exception as exc:  # our own fault: the line fails with it, the run goes on
-            log.debug("line %s of %s raised", index, state.cell.cell_id, exc_info=True)
-            error = redact(f"internal error: {type(exc).__name__}: {exc}", self._secrets)
-            rec = LineRecord(self.run_id, state.cell.cell_id, index, "failed", inputs, None, error=error)
+    def _line_job(self, state: _CellState, index: int, row: dict[str, Any], ds: Any) -> LineJob[_Ran]:
+        """One flow line for the line pool, run under its watchdog; whatever happens (a result, the
+        deadline, the pool refusing it), the loop hears about the line exactly once."""
+        holder: dict[str, Any] = {}
+
+        def run() -> _Ran:
+            holder["started"] = time.perf_counter()
             try:
-                self.store.record_line(rec)
-            except Exception as store_exc:
-                self._fail_run(str(store_exc))
-                self._msgs.put(_LineSkipped(state))
+                inputs = holder["inputs"] = self._map_row(ds, row)
+                return self._run_line(state, index, inputs)
+            except (StorageError, WorkerDied, LinePoolBroken) as exc:
+                return _Ran(fatal=str(exc))
+            except Exception as exc:  # our own fault: the line fails with it, the run goes on
+                log.debug("line %s of %s raised", index, state.cell.cell_id, exc_info=True)
+                error = redact(f"internal error: {type(exc).__name__}: {exc}", self._secrets)
+                rec = LineRecord(
+                    self.run_id,
+                    state.cell.cell_id,
+                    index,
+                    "failed",
+                    holder.get("inputs", {}),
+                    None,
+                    error=error,
+                )
+                return _Ran(rec)
+
+        def overdue(reason: str) -> None:
+            if self._stop.is_set() or reason != linepool.TIMEOUT:
+                self._msgs.put(_LineSkipped(state))  # stopped mid-line: resume runs it again
                 return
-            self._msgs.put(_LineDone(state, rec))
+            inputs = holder.get("inputs")
+            if inputs is None:
+                inputs = self._map_row(ds, row)
+            rec = LineRecord(
+                self.run_id,
+                state.cell.cell_id,
+                index,
+                "failed",
+                inputs,
+                None,
+                error=self._timeout_error(),
+                latency_ms=(time.perf_counter() - holder.get("started", time.perf_counter())) * 1000,
+            )
+            self._deliver(state, _Ran(rec))
+
+        return LineJob(
+            run,
+            lambda ran: self._deliver(state, ran),
+            overdue,
+            lambda: self._msgs.put(_LineSkipped(state)),
+            self._pool_timeout,
+            start_allowance_s=linepool.START_ALLOWANCE_S,
+        )
+
+    def _timeout_error(self) -> str:
+        """What a line the pool's watchdog abandoned records (flow and evaluation lines alike)."""
+        return linepool.timeout_error(self._line_timeout)
+
+    def _deliver(self, state: _CellState, ran: _Ran) -> None:
+        """Store a line's result (and cache it) and tell the loop; called once per line."""
+        if ran.fatal is not None:
+            self._fail_run(ran.fatal)
+            self._msgs.put(_LineSkipped(state))
+            return
+        if ran.rec is None:
+            self._msgs.put(_LineSkipped(state))
+            return
+        try:
+            self.store.record_line(ran.rec)
+            if ran.cache is not None:
+                self.store.cache_put(*ran.cache)
+        except Exception as exc:
+            self._fail_run(str(exc) if isinstance(exc, StorageError) else f"internal error: {exc}")
+            self._msgs.put(_LineSkipped(state))
+            return
+        self._msgs.put(_LineDone(state, ran.rec))
 
     def _fail_run(self, error: str) -> None:
         """A fault that ends the whole run (the store cannot be written): stop every line, keep the cause."""
@@ -363,10 +442,10 @@ class SweepRunner:
                 self._fatal = error
         self._stop.set()
 
-    def _run_line(self, state: _CellState, index: int, inputs: dict[str, Any]) -> None:
+    def _run_line(self, state: _CellState, index: int, inputs: dict[str, Any]) -> _Ran:
+        """Run one line (or take it from the cache); the result is stored by :meth:`_deliver`."""
         if self._stop.is_set() or state.error:
-            self._msgs.put(_LineSkipped(state))
-            return
+            return _Ran()
         cell = state.cell
         key = self._cache_key(state.exec_hash or state.flow_hash, inputs, cell.repeat)
         started = time.perf_counter()
@@ -388,9 +467,7 @@ class SweepRunner:
                     llm_calls=0,
                     cache_hit=True,
                 )
-                self.store.record_line(rec)
-                self._msgs.put(_LineDone(state, rec))
-                return
+                return _Ran(rec)
         retries_seen: list[tuple[int, str, float]] = []
 
         def on_retry(attempt: int, reason: str, delay: float) -> None:
@@ -410,13 +487,11 @@ class SweepRunner:
                 state.error = state.error or str(exc)
             if first:
                 self._msgs.put(_CellFailed(state, str(exc)))
-            self._msgs.put(_LineSkipped(state))
-            return
+            return _Ran()
         latency = (time.perf_counter() - started) * 1000
         ok, outputs, error, logs = outcome.ok, outcome.outputs, outcome.error, outcome.logs
         if not ok and self._stop.is_set():
-            self._msgs.put(_LineSkipped(state))  # stopped mid-line: not a failure; resume runs it again
-            return
+            return _Ran()  # stopped mid-line: not a failure; resume runs it again
         rec = LineRecord(
             run_id=self.run_id,
             cell_id=cell.cell_id,
@@ -436,10 +511,10 @@ class SweepRunner:
             requests=ctx.requests,
             traces=outcome.traces,
         )
-        self.store.record_line(rec)
-        if ok and not self.options.no_cache:
-            self.store.cache_put(key, outputs, ctx.tokens, ctx.llm_calls, latency)
-        self._msgs.put(_LineDone(state, rec))
+        cache = (
+            (key, outputs, ctx.tokens, ctx.llm_calls, latency) if ok and not self.options.no_cache else None
+        )
+        return _Ran(rec, cache)
 
     # ------------------------------------------------------------------------------- evaluation
 
@@ -455,7 +530,12 @@ class SweepRunner:
         (the run then fails: its metrics are missing); the loop always hears ``_EvalDone``."""
         cell = state.cell
         try:
-            lines = {r.line: r for r in self.store.lines(self.run_id, cell.cell_id) if r.status == "ok"}
+            # only what evaluators map from (a line's traces and logs would stay in memory for nothing)
+            lines = {
+                r.line: dataclasses.replace(r, traces=None, logs=None)
+                for r in self.store.lines(self.run_id, cell.cell_id)
+                if r.status == "ok"
+            }
             for evaluator, ds in self._evaluators_for(cell.dataset):
                 if self._stop.is_set():
                     return
@@ -537,9 +617,24 @@ class SweepRunner:
                     "error": None,
                 }
                 self.store.cache_put(key, data, {}, 0)
-            return i, outcome, inputs
+            # what the rows and the aggregation step use; the line's traces and logs are not kept
+            return (
+                i,
+                LineOutcome(outcome.ok, outcome.outputs, outcome.error, None, outcome.aggregation_inputs),
+                inputs,
+            )
 
-        results = list(self._eval_pool.map(one, line_ids))
+        def overdue(i: int, reason: str) -> tuple[int, LineOutcome, dict[str, Any]]:
+            error = self._timeout_error() if reason == linepool.TIMEOUT else "cancelled"
+            return i, LineOutcome(False, error=error), {}
+
+        results = self._eval_pool.map(
+            one,
+            line_ids,
+            timeout_s=self._pool_timeout,
+            on_overdue=overdue,
+            start_allowance_s=linepool.START_ALLOWANCE_S,
+        )
         eval_rows: list[tuple[int, str, Any, str | None]] = []
         ok_inputs: list[dict[str, Any]] = []
         ok_outcomes: list[LineOutcome] = []
@@ -681,50 +776,97 @@ class SweepRunner:
 
     def _work(
         self, states: list[_CellState]
-    ) -> tuple[list[tuple[_CellState, int, dict[str, Any], str | None]], int]:
-        """The lines still to run, each with its mapped inputs (or why its row cannot be mapped)."""
+    ) -> tuple[Iterator[tuple[_CellState, int, dict[str, Any], Any]], int]:
+        """How many lines each cell still has to run (``pending``), and the lines themselves, lazily:
+        each with its dataset row, mapped onto the flow's inputs only when the line pool has room."""
         rows = self._dataset_rows()
-        work: list[tuple[_CellState, int, dict[str, Any], str | None]] = []
         already = 0
-        flow_inputs = self.uc.standard_flow.inputs if self.uc.standard_flow else {}
         ds_map = {d.name: d for d in self.uc.datasets}
+        todo: list[tuple[_CellState, set[int]]] = []
         for s in states:
             done = self.store.done_lines(self.run_id, s.cell.cell_id) if self.resumed else set()
             s.done = len(done)
             already += len(done)
             if done:
                 self._count_done(s, done)
-            ds = ds_map[s.cell.dataset]
-            for i, row in enumerate(rows[s.cell.dataset]):
-                if i in done:
-                    continue
-                inputs = map_inputs(ds.mappings, row, flow_inputs=flow_inputs)
-                missing = missing_columns(ds.mappings, row, flow_inputs)
-                problem = None
-                if missing:
-                    problem = "; ".join(
-                        f"dataset {ds.name} row {i + 1} has no column '{col}' (mapped to input '{name}')"
-                        for name, col in missing
+            s.pending = sum(1 for i in range(len(rows[s.cell.dataset])) if i not in done)
+            todo.append((s, done))
+
+        def lines() -> Iterator[tuple[_CellState, int, dict[str, Any], Any]]:
+            for s, done in todo:
+                ds = ds_map[s.cell.dataset]
+                for i, row in enumerate(rows[s.cell.dataset]):
+                    if i not in done:
+                        yield s, i, row, ds
+
+        return lines(), already
+
+    def _map_row(self, ds: Any, row: dict[str, Any]) -> dict[str, Any]:
+        flow_inputs = self.uc.standard_flow.inputs if self.uc.standard_flow else {}
+        return map_inputs(ds.mappings, row, flow_inputs=flow_inputs)
+
+    def _row_problem(self, ds: Any, index: int, row: dict[str, Any]) -> str | None:
+        """Why a row cannot be mapped onto the flow's inputs (a failed line naming the column, not run)."""
+        flow_inputs = self.uc.standard_flow.inputs if self.uc.standard_flow else {}
+        missing = missing_columns(ds.mappings, row, flow_inputs)
+        if not missing:
+            return None
+        return "; ".join(
+            f"dataset {ds.name} row {index + 1} has no column '{col}' (mapped to input '{name}')"
+            for name, col in missing
+        )
+
+    def _feed(self, pool: LinePool, work: Iterator[tuple[_CellState, int, dict[str, Any], Any]]) -> None:
+        """The line pool's producer (its own thread): one line at a time, as the pool has room. If it
+        fails, every line it did not hand over is reported as skipped, so the loop still hears of each."""
+        fed: dict[int, int] = {}  # id(cell state) -> lines handed over
+        try:
+            for s, i, row, ds in work:
+                problem = self._row_problem(ds, i, row)
+                if problem is None:
+                    pool.submit(self._line_job(s, i, row, ds))
+                else:
+                    rec = LineRecord(
+                        self.run_id, s.cell.cell_id, i, "failed", self._map_row(ds, row), None, error=problem
                     )
-                work.append((s, i, inputs, problem))
-                s.pending += 1
-        return work, already
+                    self._deliver(s, _Ran(rec))
+                fed[id(s)] = fed.get(id(s), 0) + 1
+        except Exception as exc:  # the loop must still hear about every line
+            log.debug("feeding the line pool failed", exc_info=True)
+            self._fail_run(redact(f"internal error: {type(exc).__name__}: {exc}", self._secrets))
+            for s in self._states:
+                for _ in range(s.pending_total - fed.get(id(s), 0)):
+                    self._msgs.put(_LineSkipped(s))
 
     def _execute(
         self,
         states: list[_CellState],
-        work: list[tuple[_CellState, int, dict[str, Any], str | None]],
+        work: Iterator[tuple[_CellState, int, dict[str, Any], Any]],
         started: float,
     ) -> Iterator[ev.Event]:
-        pool = ThreadPoolExecutor(max_workers=self.plan.concurrency, thread_name_prefix="llmops-line")
-        # Evaluation: cells are evaluated two at a time; their lines share one bounded pool.
+        self._states = states
+        for s in states:
+            s.pending_total = s.pending
+        # Lines run in the line pool (core/linepool.py): its watchdog ends a line at its deadline,
+        # whatever it is stuck in; the feeder hands it lines as it has room.
+        pool = LinePool(
+            self.plan.concurrency, name="llmops-line", cancel=self._stop, on_broken=self._pool_broken
+        )
+        # Evaluation: cells are evaluated two at a time; their lines share one bounded line pool.
         cell_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="llmops-eval-cell")
-        self._eval_pool = ThreadPoolExecutor(
-            max_workers=max(1, min(8, self.plan.concurrency)), thread_name_prefix="llmops-eval"
+        self._eval_pool = LinePool(
+            max(1, min(8, self.plan.concurrency)),
+            name="llmops-eval",
+            cancel=self._stop,
+            on_broken=self._pool_broken,
         )
         self._eval_errors: dict[str, dict[str, str]] = {}
         futures: list[Future[Any]] = []
         evaluating = 0
+        lines_left = sum(s.pending for s in states)
+        feeder = threading.Thread(
+            target=self._feed, args=(pool, work), name="llmops-line-feeder", daemon=True
+        )
         try:
             for s in states:
                 if s.pending == 0:  # nothing to run (resumed or empty): evaluate now if needed
@@ -733,16 +875,11 @@ class SweepRunner:
                     futures.append(cell_pool.submit(self._evaluate_cell, s))
                     evaluating += 1
                     yield ev.CellFinished(self.run_id, s.cell.cell_id, s.done, s.errors)
-            for s, i, inputs, problem in work:
-                if problem is None:
-                    futures.append(pool.submit(self._line_task, s, i, inputs))
-                else:
-                    futures.append(pool.submit(self._bad_row, s, i, inputs, problem))
+            feeder.start()
             last = 0.0
             done_count = sum(s.done for s in states)
             total = sum(s.total for s in states)
             errors_reported = 0
-            lines_left = len(work)
             while lines_left or evaluating:
                 if self.cancel.is_set():
                     self._stop.set()
@@ -752,7 +889,13 @@ class SweepRunner:
                     msg: _Msg | None = self._msgs.get(timeout=self.progress_interval / 2)
                 except queue.Empty:
                     msg = None
-                    if all(f.done() for f in futures) and self._msgs.empty():
+                    if (
+                        not feeder.is_alive()
+                        and pool.idle()
+                        and self._eval_pool.idle()
+                        and all(f.done() for f in futures)
+                        and self._msgs.empty()
+                    ):
                         # every worker returned, yet the loop still waits: a worker died without a word
                         self._fail_run("internal error: a line worker ended without reporting its line")
                         break
@@ -804,24 +947,19 @@ class SweepRunner:
         finally:
             if self.cancel.is_set():
                 self._stop.set()
-            pool.shutdown(wait=True, cancel_futures=True)
+            pool.shutdown(cancel_pending=True)
+            if feeder.is_alive():
+                feeder.join()  # the pool is shut: whatever it still hands over is skipped at once
             cell_pool.shutdown(wait=True, cancel_futures=True)
-            self._eval_pool.shutdown(wait=True, cancel_futures=True)
+            self._eval_pool.shutdown(cancel_pending=True)
         for f in futures:  # the workers catch everything; anything that still escaped fails the run
             exc = f.exception() if f.done() and not f.cancelled() else None
             if exc is not None:
                 self._fail_run(redact(f"internal error: {type(exc).__name__}: {exc}", self._secrets))
 
-    def _bad_row(self, state: _CellState, index: int, inputs: dict[str, Any], problem: str) -> None:
-        """A row that cannot be mapped onto the flow's inputs: a failed line naming the column, not run."""
-        try:
-            rec = LineRecord(self.run_id, state.cell.cell_id, index, "failed", inputs, None, error=problem)
-            self.store.record_line(rec)
-        except StorageError as exc:
-            self._fail_run(str(exc))
-            self._msgs.put(_LineSkipped(state))
-            return
-        self._msgs.put(_LineDone(state, rec))
+    def _pool_broken(self, reason: str) -> None:
+        """Too many lines' threads are stuck past the deadline: the run stops as failed, with one message."""
+        self._fail_run(f"{reason} (--line-timeout {self._line_timeout:g} s)")
 
     def _count(self, s: _CellState, rec: LineRecord) -> None:
         """Add a stored line to the run's figures. One definition with the summary (core.summary) and

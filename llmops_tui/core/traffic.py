@@ -509,9 +509,8 @@ def evaluate_traffic(
     """Run the use case's evaluators over the captured lines of each arm, through the sweep engine's own
     evaluation step (see module docstring). Results are stored as the traffic run's evaluation lines and
     metrics, so ``compare`` and gates read them. Returns what ran, per evaluator and arm."""
-    from concurrent.futures import ThreadPoolExecutor
-
     from llmops_tui.core.engine import SweepRunner
+    from llmops_tui.core.linepool import LinePool
     from llmops_tui.core.sweep import SweepOptions, SweepPlan
 
     root = Path(root).resolve()
@@ -535,9 +534,7 @@ def evaluate_traffic(
         try:
             if need_engine:
                 runner._setup()
-                runner._eval_pool = ThreadPoolExecutor(
-                    max_workers=8, thread_name_prefix="llmops-traffic-eval"
-                )
+                runner._eval_pool = LinePool(8, name="llmops-traffic-eval")
             for ev in evaluators:
                 mappings = ev.datasets[0].mappings if ev.datasets else {}
                 columns = _data_columns(mappings)
@@ -582,7 +579,7 @@ def evaluate_traffic(
             if need_engine:
                 pool = getattr(runner, "_eval_pool", None)
                 if pool is not None:
-                    pool.shutdown(wait=True)
+                    pool.shutdown()
                 for backend in runner._backends.values():
                     try:
                         backend.close()

@@ -12,6 +12,9 @@ flow and stays small.
 - Cancellation is one ``multiprocessing.Event`` every worker's lines watch.
 - Keys travel to the workers through the pool's pipe, in memory; never through the environment.
 - A worker whose parent died stops by itself; a worker that dies fails the lines it held and the run.
+- A worker runs its lines in a :class:`~llmops_tui.core.linepool.LinePool`, as the engine does: a line
+  past its deadline is answered as timed out by the worker's watchdog (its thread abandoned); a worker
+  whose pool gives up (too many stuck lines) sends one message and the run stops as failed.
 - Workers are started with ``spawn`` (no fork of a threaded process).
 """
 
@@ -25,7 +28,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +40,15 @@ from llmops_tui.core.backends import (
     FlowBackend,
     FlowLoadError,
     LineOutcome,
+)
+from llmops_tui.core.linepool import (
+    START_ALLOWANCE_S,
+    TIMEOUT,
+    LineJob,
+    LinePool,
+    line_deadline,
+    line_started,
+    timeout_error,
 )
 
 log = logging.getLogger(__name__)
@@ -137,55 +149,86 @@ def _worker_main(config: WorkerConfig, jobs: Any, results: Any, cancel: Any, par
                 raise
             return backends[flow_dir]
 
-    def run(job: _LineJob | _AggregateJob) -> None:
-        try:
-            if isinstance(job, _LineJob):
-                b = backend(job.flow_dir, job.source_dir)
-                ctx = llmhooks.LineContext(
-                    policy=config.policy,
-                    cancel=cancel,
-                    limiter_for=limiter_for,
-                    on_retry=lambda a, r, d: results.put(("retry", job.job_id, a, r, d)),
-                    request_seed=job.seed,
-                    line_timeout_s=config.line_timeout_s,
-                )
-                token = llmhooks.current_line.set(ctx)
-                try:
-                    outcome = b.run_line(job.inputs, job.index, job.tag)
-                finally:
-                    llmhooks.current_line.reset(token)
-                results.put(("done", job.job_id, outcome, ctx.counters))
-            else:
+    def line_job(job: _LineJob | _AggregateJob) -> LineJob[tuple[Any, ...]]:
+        """One job for the worker's line pool: its answer (or the watchdog's, at the line's deadline)
+        goes to the engine exactly once, and frees the worker's slot."""
+        holder: dict[str, Any] = {}
+
+        def run() -> tuple[Any, ...]:
+            try:
+                if isinstance(job, _LineJob):
+                    b = backend(job.flow_dir, job.source_dir)
+                    line_started()  # the flow is open: the line's deadline counts from here
+                    ctx = holder["ctx"] = llmhooks.LineContext(
+                        policy=config.policy,
+                        cancel=cancel,
+                        limiter_for=limiter_for,
+                        on_retry=lambda a, r, d: results.put(("retry", job.job_id, a, r, d)),
+                        request_seed=job.seed,
+                        line_timeout_s=config.line_timeout_s,
+                    )
+                    token = llmhooks.current_line.set(ctx)
+                    try:
+                        outcome = b.run_line(job.inputs, job.index, job.tag)
+                    finally:
+                        llmhooks.current_line.reset(token)
+                    return ("done", job.job_id, outcome, ctx.counters)
                 b = backend(job.flow_dir, job.source_dir)
                 metrics = b.run_aggregation(job.inputs, job.outcomes) if b.has_aggregation else {}
-                results.put(("done", job.job_id, metrics, None))
-        except FlowLoadError as exc:
-            results.put(("load_error", job.job_id, str(exc)))
-        except AggregationError as exc:
-            results.put(("aggregation_error", job.job_id, str(exc)))
-        except BaseException as exc:  # noqa: BLE001 - reported to the engine, which records it
-            results.put(("error", job.job_id, f"{type(exc).__name__}: {exc}"))
-        finally:
-            slots.release()
+                return ("done", job.job_id, metrics, None)
+            except FlowLoadError as exc:
+                return ("load_error", job.job_id, str(exc))
+            except AggregationError as exc:
+                return ("aggregation_error", job.job_id, str(exc))
+            except BaseException as exc:  # noqa: BLE001 - reported to the engine, which records it
+                return ("error", job.job_id, f"{type(exc).__name__}: {exc}")
+
+        def answer(msg: tuple[Any, ...]) -> None:
+            try:
+                results.put(msg)
+            finally:
+                slots.release()
+
+        def overdue(reason: str) -> None:
+            ctx = holder.get("ctx")
+            counters = ctx.counters if ctx is not None else Counters().__dict__
+            if isinstance(job, _AggregateJob):
+                answer(("error", job.job_id, "cancelled"))
+                return
+            error = timeout_error(config.line_timeout_s) if reason == TIMEOUT else "cancelled"
+            answer(("done", job.job_id, LineOutcome(ok=False, error=error), counters))
+
+        def skip() -> None:
+            answer(("error", job.job_id, pool.broken or "the worker is stopping"))
+
+        timeout = None if isinstance(job, _AggregateJob) else line_deadline(config.line_timeout_s)
+        return LineJob(run, answer, overdue, skip, timeout, start_allowance_s=START_ALLOWANCE_S)
+
+    def broken(message: str) -> None:
+        results.put(("fatal", -1, message))
 
     slots = threading.Semaphore(config.threads)
-    with ThreadPoolExecutor(config.threads, thread_name_prefix="llmops-worker") as pool:
-        while True:
-            # Take a job only with a free thread, so the other workers get their share of the queue.
-            while not slots.acquire(timeout=1.0):
-                if os.getppid() != parent:
-                    os._exit(0)
-            try:
-                job = jobs.get(timeout=1.0)
-            except queue.Empty:
-                slots.release()
-                if os.getppid() != parent:
-                    os._exit(0)  # the engine is gone: nobody will read what we would do
-                continue
-            if job is None:
-                slots.release()
-                break
-            pool.submit(run, job)
+    # The worker's lines run in its own line pool: the same watchdog as the engine's (core/linepool.py).
+    pool = LinePool(
+        config.threads, name="llmops-worker", cancel=cancel, on_broken=broken, queue_size=config.threads
+    )
+    while True:
+        # Take a job only with a free thread, so the other workers get their share of the queue.
+        while not slots.acquire(timeout=1.0):
+            if os.getppid() != parent:
+                os._exit(0)
+        try:
+            job = jobs.get(timeout=1.0)
+        except queue.Empty:
+            slots.release()
+            if os.getppid() != parent:
+                os._exit(0)  # the engine is gone: nobody will read what we would do
+            continue
+        if job is None:
+            slots.release()
+            break
+        pool.submit(line_job(job))
+    pool.shutdown(cancel_pending=False)
     for b in backends.values():
         b.close()
     # Every answer is queued: flush the queue's feeder, then end without tearing Prompt flow's import
@@ -307,6 +350,9 @@ class WorkerPool:
             except (EOFError, OSError):
                 break
             kind, job_id = msg[0], msg[1]
+            if kind == "fatal":  # a worker's line pool gave up (too many stuck lines): the run stops
+                self._break(msg[2])
+                continue
             if kind == "retry":
                 pending = self._pending.get(job_id)
                 if pending is not None and pending.on_retry is not None:
@@ -329,9 +375,13 @@ class WorkerPool:
         dead = [p for p in self._procs if not p.is_alive()]
         if not dead or self._closed.is_set():
             return
+        self._break(f"worker process {dead[0].name} died (exit code {dead[0].exitcode})")
+
+    def _break(self, reason: str) -> None:
+        """The pool can no longer be trusted: every line it holds, and every later one, fails the run."""
         with self._lock:
             if self.broken is None:
-                self.broken = f"worker process {dead[0].name} died (exit code {dead[0].exitcode})"
+                self.broken = reason
             pending, self._pending = self._pending, {}
         for p in pending.values():
             p.future.set_exception(WorkerDied(self.broken))

@@ -17,6 +17,9 @@ Contract every backend honours (the conformance suite in ``tests/test_backend_co
 - :meth:`FlowBackend.run_aggregation` returns the metrics the flow logs, exactly as the reference
   engine (``pf.run`` + ``pf.get_metrics``) would for the same lines.
 - Nothing a backend keeps per line outlives the line (memory stays flat over 10,000 lines).
+- A backend does not bound a line's time: :meth:`FlowBackend.run_line` runs in the caller's thread, and
+  the caller's line pool (:mod:`llmops_tui.core.linepool`) abandons a line past its deadline (its late
+  outcome is ignored), so a backend must tolerate a line that never returns.
 """
 
 from __future__ import annotations

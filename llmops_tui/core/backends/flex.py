@@ -44,7 +44,6 @@ import logging
 import os
 import sys
 import threading
-import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -483,52 +482,15 @@ class FlexBackend(FlowBackend):
         return self._aggregate is not None
 
     def run_line(self, inputs: dict[str, Any], index: int, run_id: str) -> LineOutcome:
-        """Run one line within the line's timeout. The entry runs in a thread of its own (in a copy of the
-        caller's context: our call policy, output capture and tracing follow it); when the deadline passes
-        or the sweep is cancelled first, the line is recorded as timed out (or cancelled) and the thread
-        is abandoned: Python cannot stop a thread, so code that never returns keeps running in the
-        background, but its model calls stop at the deadline and nothing it returns is recorded."""
-        from llmops_tui.core import llmhooks
-
-        line_ctx = llmhooks.current_line.get()
-        deadline = line_ctx.deadline if line_ctx is not None else None
-        if deadline is None and self.options.line_timeout_s and self.options.line_timeout_s > 0:
-            deadline = time.monotonic() + self.options.line_timeout_s
-        if deadline is None:
+        """Run one line in the calling thread. Its deadline is the line pool's business
+        (:mod:`llmops_tui.core.linepool`): code that runs past it has its thread abandoned there, as for
+        every backend; what the line prints is captured, and anything it raises (``SystemExit``
+        included) fails the line, not the run."""
+        try:
             return self._run_line(inputs, index, run_id)
-        holder: list[LineOutcome] = []
-        done = threading.Event()
-        context = contextvars.copy_context()
-
-        def line() -> None:
-            try:
-                holder.append(context.run(self._run_line, inputs, index, run_id))
-            except BaseException as exc:  # noqa: BLE001 - SystemExit and the like end the line, not the run
-                text = " ".join(f"{type(exc).__name__}: {exc}".split())
-                holder.append(LineOutcome(ok=False, error=redact(text, self._secrets)))
-            finally:
-                done.set()
-
-        threading.Thread(target=line, name=f"llmops-flex-line-{index}", daemon=True).start()
-        cancel = line_ctx.cancel if line_ctx is not None else None
-        while not done.wait(max(0.0, min(0.1, deadline - time.monotonic()))):
-            if cancel is not None and cancel.is_set():
-                return LineOutcome(ok=False, error="cancelled")
-            if time.monotonic() >= deadline:
-                if line_ctx is not None:
-                    line_ctx.timed_out = True
-                limit = self._timeout_text(line_ctx)
-                return LineOutcome(
-                    ok=False,
-                    error=f"line timed out after {limit}: the flow's code was still running "
-                    "(it is abandoned; its model calls stop, its result is ignored)",
-                )
-        return holder[0]
-
-    def _timeout_text(self, line_ctx: Any) -> str:
-        if line_ctx is not None and line_ctx.line_timeout_s is not None:
-            return str(line_ctx.timeout_text())
-        return f"{self.options.line_timeout_s:g} s"
+        except BaseException as exc:  # noqa: BLE001 - SystemExit and the like end the line, not the run
+            text = " ".join(f"{type(exc).__name__}: {exc}".split())
+            return LineOutcome(ok=False, error=redact(text, self._secrets))
 
     def _run_line(self, inputs: dict[str, Any], index: int, run_id: str) -> LineOutcome:
         buffers = {"stdout": io.StringIO(), "stderr": io.StringIO()}

@@ -170,7 +170,9 @@ class InlineNodeExecutor:
     ``FlowNodesScheduler`` took most of the engine's time. What changes: nodes of one line that could
     run in parallel (a diamond-shaped DAG) run in sequence, so such a line takes longer, while the
     sweep's throughput is unchanged. Prompt flow's own line timeout (which abandons, never stops, a
-    line) is not armed: the LLM-call policy's deadline stops a line's model calls and retries."""
+    line) is not armed: the LLM-call policy's deadline stops a line's model calls and retries, and the
+    engine's line pool (:mod:`llmops_tui.core.linepool`) abandons a line whose node runs past its
+    deadline by other means (a sleep, a blocking read), whatever the backend."""
 
     def __init__(self, max_workers: int | None = None, initializer: Any = None, initargs: Any = ()) -> None:
         pass  # the calling thread already carries the line's context
