@@ -198,9 +198,7 @@ def test_a_late_result_is_ignored(tmp_path, monkeypatch):
 
     monkeypatch.setattr(SweepRunner, "_deliver", deliver)
     uc = load_workspace(tmp_path).use_cases[0]
-    plan = plan_sweep(
-        uc, SweepOptions(llm_endpoint="sandbox", line_timeout_s=1, variants="defaults", no_cache=True)
-    )
+    plan = plan_sweep(uc, SweepOptions(llm_endpoint="sandbox", line_timeout_s=1, variants="defaults"))
     finished: list[ev.SweepFinished] = []
     cancel = threading.Event()
 
@@ -229,6 +227,12 @@ def test_a_late_result_is_ignored(tmp_path, monkeypatch):
     assert len(delivered) == 4
     status, error, outputs = _lines(tmp_path, final.run_id)[1]
     assert status == "failed" and error.startswith(TIMEOUT_PREFIX) and outputs is None
+
+    # nothing of the abandoned line reached the cache: a second sweep takes the three other lines from
+    # it and runs line 1 afresh (the node now returns at once)
+    again = [e for e in run_sweep(tmp_path, uc, plan) if isinstance(e, ev.SweepFinished)][0]
+    assert again.status == "completed" and again.summary["cache_hits"] == 3
+    assert _lines(tmp_path, again.run_id)[1][:2] == ("ok", None)
 
 
 @pytest.mark.integration

@@ -456,7 +456,9 @@ def _loop_run_nested(awaitable: Any) -> Any:
         except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
             result["error"] = exc
 
-    t = threading.Thread(target=context.run, args=(target,))
+    # a daemon: if the tool never returns, the line pool abandons the line, and this thread must not
+    # keep the process from exiting
+    t = threading.Thread(target=context.run, args=(target,), name="llmops-af-async-tool", daemon=True)
     t.start()
     t.join()
     if "error" in result:
