@@ -163,12 +163,14 @@ def test_an_agent_framework_python_node_that_never_returns_is_stopped(tmp_path):
 
 
 @pytest.mark.integration
-def test_too_many_stuck_lines_stop_the_run_as_failed(tmp_path):
-    # every line blocks: past the cap (the pool's concurrency, 2) of abandoned threads the run stops
+@pytest.mark.parametrize(("extra", "cap"), [((), 2), (("--workers", "2"), 1)], ids=["here", "workers"])
+def test_too_many_stuck_lines_stop_the_run_as_failed(tmp_path, extra, cap):
+    # every line blocks: past the cap of abandoned threads (the pool's concurrency: 2 here, 1 in each of
+    # two workers) the run stops
     _dag_use_case(tmp_path, rows=8, stuck=("(#",))
-    code, summary = _sweep_cli(tmp_path, "--concurrency", "2")
+    code, summary = _sweep_cli(tmp_path, "--concurrency", "2", *extra)
     assert summary["status"] == "failed" and code == 1
-    assert "more than 2, the pool's limit" in summary["error"], summary["error"]
+    assert f"more than {cap}, the pool's limit" in summary["error"], summary["error"]
     assert "--line-timeout 1 s" in summary["error"]
     recorded = _lines(tmp_path, summary["run_id"])
     assert recorded and len(recorded) < 8  # it stopped: not one abandoned thread per line

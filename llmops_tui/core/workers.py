@@ -205,7 +205,7 @@ def _worker_main(config: WorkerConfig, jobs: Any, results: Any, cancel: Any, par
         return LineJob(run, answer, overdue, skip, timeout, start_allowance_s=START_ALLOWANCE_S)
 
     def broken(message: str) -> None:
-        results.put(("fatal", -1, message))
+        results.put(("fatal", -1, f"{message} (--line-timeout {config.line_timeout_s:g} s)"))
 
     slots = threading.Semaphore(config.threads)
     # The worker's lines run in its own line pool: the same watchdog as the engine's (core/linepool.py).
