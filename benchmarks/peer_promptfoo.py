@@ -632,11 +632,12 @@ def run_memory(sc: Scenario, repeats: int, scratch: Path) -> None:
         runs = [run_ours(ws, sc, sandbox, folder) for _ in range(repeats)]
     peak = median([r.peak_rss_mb for r in runs])
     wall = median([r.wall_s for r in runs])
+    cpu = median([r.cpu_s for r in runs])
     print(
         f"\n{sc.name}: {2 * sc.rows} lines (2 variants x {sc.rows} rows), {sc.latency_ms:g} ms, concurrency {sc.concurrency}"
     )
     print(
-        f"  llmops sweep: {wall:.2f} s, peak RSS of the process tree {peak:.0f} MB (median of {len(runs)}), "
+        f"  llmops sweep: {wall:.2f} s, CPU {cpu:.2f} s, peak RSS of the process tree {peak:.0f} MB (median of {len(runs)}), "
         f"passing rows {runs[-1].passed}, model calls {runs[-1].model_calls}"
     )
     print(f"  target peak RSS <= {MEMORY_TARGET_MB:.0f} MB: {verdict(peak, MEMORY_TARGET_MB, ' MB')}")

@@ -188,8 +188,12 @@ class LinePool:
                 finish()
 
             def overdue(reason: str) -> None:
-                results[i] = on_overdue(item, reason)
-                finish()
+                try:
+                    results[i] = on_overdue(item, reason)
+                except Exception as exc:
+                    errors.append(exc)
+                finally:
+                    finish()
 
             def skip() -> None:
                 errors.append(LinePoolBroken(self.broken or "the line pool was shut down"))
