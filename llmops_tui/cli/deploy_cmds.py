@@ -149,9 +149,30 @@ def register(app: typer.Typer) -> None:
         folder: Annotated[
             Path, typer.Argument(help="A folder written by llmops migrate (its standard/ is served).")
         ],
-        target: Annotated[str, typer.Option("--target", "-t", help="local | container")] = "local",
+        target: Annotated[
+            str, typer.Option("--target", "-t", help="local | container | kubernetes | azureml | webapp")
+        ] = "local",
+        env: Annotated[
+            str | None,
+            typer.Option(
+                "--env", "-e", help="kubernetes, azureml, webapp: ENV_NAME in the deployment config."
+            ),
+        ] = None,
+        use_case: Annotated[
+            str | None,
+            typer.Option(
+                "--use-case",
+                help="Whose deploy settings to use (default: the one flow.py was migrated from).",
+            ),
+        ] = None,
+        dry_run: Annotated[
+            bool, typer.Option("--dry-run", help="Print every file, object and command; change nothing.")
+        ] = False,
+        image: Annotated[
+            str | None, typer.Option("--image", help="kubernetes: container image to run.")
+        ] = None,
         out: Annotated[
-            Path | None, typer.Option("--out", help="Deployment folder (default: under .llmops/deployments).")
+            Path | None, typer.Option("--out", help="Deployment folder (default: under .llmops).")
         ] = None,
         llm_endpoint: Annotated[
             str | None,
@@ -171,8 +192,8 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
     ) -> None:
         """Serve a flow migrated to Agent Framework with the /score contract of our Prompt flow deployments
-        (local: started on 127.0.0.1 and tested; container: a Docker build context). Stop a local one with
-        `llmops undeploy NAME --env migrated`."""
+        (local: started on 127.0.0.1 and tested; container: a Docker build context; kubernetes, azureml,
+        webapp: as llmops deploy, with --env). Stop a local one with `llmops undeploy NAME --env migrated`."""
         from llmops_tui.deploy.migrated import deploy_migrated
 
         result = deploy_migrated(
@@ -184,6 +205,10 @@ def register(app: typer.Typer) -> None:
             port=port,
             timeout=timeout,
             request=request,
+            env=env,
+            use_case=use_case,
+            dry_run=dry_run,
+            image=image,
         )
         if as_json:
             print_json(result.to_dict())

@@ -126,8 +126,8 @@ COMMANDS: tuple[Command, ...] = (
         "deploy-migrated",
         "deploy_cmds",
         "Serve a flow migrated to Agent Framework with the /score contract of our Prompt flow deployments "
-        "(local: started on 127.0.0.1 and tested; container: a Docker build context). Stop a local one with "
-        "`llmops undeploy NAME --env migrated`.",
+        "(local: started on 127.0.0.1 and tested; container: a Docker build context; kubernetes, azureml, "
+        "webapp: as llmops deploy, with --env). Stop a local one with `llmops undeploy NAME --env migrated`.",
     ),
     Command(
         "keys",

@@ -10,6 +10,10 @@
 
 A dry run materialises into a temporary folder (to know the version) and removes it: the workspace is
 left unchanged.
+
+Another kind of bundle goes through the same steps: ``llmops deploy-migrated`` passes its own
+``configuration`` and ``materialise_with`` (a flow written by ``llmops migrate``, see
+llmops_tui.deploy.migrated) and the target writers take it from there.
 """
 
 from __future__ import annotations
@@ -130,9 +134,13 @@ def deploy(
     ml_client: Any = None,
     kubectl_context: Callable[[], str | None] | None = None,
     az_signed_in: Callable[[], bool] | None = None,
+    configuration: Configuration | None = None,
+    materialise_with: Callable[[UseCase, Configuration, Path, str | None], Bundle] | None = None,
 ) -> DeployResult:
     """Deploy ``opts.use_case`` to ``opts.target`` (see the module docstring). Raises LlmopsError for bad
-    input (exit 2) and RunFailed when a step or the endpoint test fails (exit 1)."""
+    input (exit 2) and RunFailed when a step or the endpoint test fails (exit 1). ``configuration`` and
+    ``materialise_with(uc, configuration, dest, test_file)`` replace steps 2 and 3 for another kind of
+    bundle."""
     root = Path(root).resolve()
     if opts.target not in TARGETS:
         raise LlmopsError(
@@ -143,13 +151,17 @@ def deploy(
     uc = use_case_for_env(root, opts.use_case, opts.env)
     config_path = uc.path / CONFIG_REL
     entry = entry_for(config_path, opts.target, opts.env, root=root, required=opts.target != "local")
-    config = resolve_configuration(
+    config = configuration or resolve_configuration(
         root, uc, opts.env, require_approval=opts.require_approval, variants_text=opts.variants
     )
 
     tmp = Path(tempfile.mkdtemp(prefix="llmops-deploy-"))
     try:
-        bundle = materialise(uc, config, tmp / "bundle", test_file=entry.TEST_FILE_PATH if entry else None)
+        test_file = entry.TEST_FILE_PATH if entry else None
+        if materialise_with is not None:
+            bundle = materialise_with(uc, config, tmp / "bundle", test_file)
+        else:
+            bundle = materialise(uc, config, tmp / "bundle", test_file=test_file)
         if (
             config.approval
             and config.approval.get("verified")

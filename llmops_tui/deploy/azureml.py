@@ -16,6 +16,10 @@ The deployment runs the same container as the other targets (the deploy folder i
 ``Environment(build=BuildContext(...))`` with liveness/readiness on ``/health`` and scoring on ``/score``).
 Connections are the Azure ML workspace's connections, by name: the container reads them through Prompt
 flow's workspace connection provider with the endpoint's managed identity, so no key is in any setting.
+A migrated flow's bundle (no Prompt flow in its image) gets them by Azure ML's secret injection instead:
+each ``<NAME>_API_KEY`` / ``<NAME>_API_BASE`` variable is a reference
+(``${{azureml://connections/<name>/credentials/key}}``, ``.../target``) that Azure ML resolves into the
+container with the endpoint's identity (the endpoint enforces access to the default secret stores).
 
 Workspace coordinates come from ``SUBSCRIPTION_ID``, ``RESOURCE_GROUP_NAME``, ``WORKSPACE_NAME`` or the
 ``azureml`` block of llmops.yaml; credentials from azure-identity's DefaultAzureCredential.
@@ -119,7 +123,7 @@ def build_entities(ctx: DeployContext, coords: dict[str, str]) -> tuple[Any, Any
     e, bundle = ctx.entry, ctx.bundle
     route = {"port": SERVING_PORT}
     environment = Environment(
-        name=f"{ctx.uc.name}-serving".replace("_", "-"),
+        name=f"{ctx.uc.name}-{'migrated-' if bundle.migrated else ''}serving".replace("_", "-"),
         description=f"Serves {ctx.uc.name} flow version {bundle.short_version} (built by llmops deploy)",
         build=BuildContext(path=str(ctx.out)),
         inference_config={
@@ -133,7 +137,11 @@ def build_entities(ctx: DeployContext, coords: dict[str, str]) -> tuple[Any, Any
         f"/providers/Microsoft.MachineLearningServices/workspaces/{coords['workspace_name']}"
     )
     env_vars = dict(sorted(e.ENVIRONMENT_VARIABLES.items()))
-    env_vars.update({"LLMOPS_FLOW_VERSION": bundle.version, "PROMPTFLOW_CONNECTION_PROVIDER": provider})
+    env_vars["LLMOPS_FLOW_VERSION"] = bundle.version
+    if bundle.migrated:
+        env_vars.update(secret_injection_env(bundle))
+    else:
+        env_vars["PROMPTFLOW_CONNECTION_PROVIDER"] = provider
     tags = {"llmops.use_case": ctx.uc.name, "llmops.env": ctx.env, "llmops.version": bundle.version}
     common: dict[str, Any] = {
         "name": e.CURRENT_DEPLOYMENT_NAME,
@@ -153,6 +161,8 @@ def build_entities(ctx: DeployContext, coords: dict[str, str]) -> tuple[Any, Any
         "auth_mode": "key",
         "tags": {"llmops.use_case": ctx.uc.name},
     }
+    if bundle.migrated:  # the endpoint's identity may read the workspace connections it injects
+        endpoint_args["properties"] = {"enforce_access_to_default_secret_stores": "enabled"}
     collector = data_collector(ctx)
     if collector is not None:
         common["data_collector"] = collector
@@ -178,6 +188,18 @@ def build_entities(ctx: DeployContext, coords: dict[str, str]) -> tuple[Any, Any
     return endpoint, deployment
 
 
+def secret_injection_env(bundle: Any) -> dict[str, str]:
+    """A migrated flow's connection variables as Azure ML secret-injection references (no value): the key
+    and, unless llmops.yaml gives a usable api_base, the endpoint, from the workspace connection of the
+    same name; plus the bundle's plain settings (``<NAME>_API_VERSION``)."""
+    out = dict(sorted(bundle.plain_env.items()))
+    for ref in bundle.connections:
+        source = f"azureml://connections/{ref.name}"
+        out[ref.base_env_var] = ref.api_base if ref.usable_base else "${{" + source + "/target}}"
+        out[ref.key_env_var] = "${{" + source + "/credentials/key}}"
+    return out
+
+
 def data_collector(ctx: DeployContext) -> Any:
     """Azure ML's data collection for the deployment (payload logging: the ``request`` and ``response``
     collections, sampled at the capture sampling rate) when ``deploy --capture`` or ``capture.enabled``
@@ -187,6 +209,8 @@ def data_collector(ctx: DeployContext) -> Any:
 
     from llmops_tui.core.traffic import capture_settings
 
+    if ctx.bundle.migrated:  # its server does not capture (llmops_tui.deploy.migrated says so in the plan)
+        return None
     settings = capture_settings(ctx.root, ctx.uc, force=bool(getattr(ctx.opts, "capture", False)), salt=False)
     if not settings.enabled:
         return None
@@ -410,10 +434,11 @@ def deploy_azureml(ctx: DeployContext) -> None:
     coords = workspace_coordinates(ctx, required=not ctx.opts.dry_run and ctx.ml_client is None)
     for rel_path, text in build_context_files(ctx.bundle, ctx.uc.name).items():
         ctx.write(rel_path, text)
-    # On Azure ML the container reads workspace connections: it needs Prompt flow's Azure extras.
-    reqs = pinned_requirements(ctx.bundle.flow_dir)
-    reqs[0] = reqs[0].replace("promptflow==", "promptflow[azure]==")
-    ctx.write("requirements.txt", "\n".join(reqs) + "\n")
+    if not ctx.bundle.migrated:
+        # On Azure ML the container reads workspace connections: it needs Prompt flow's Azure extras.
+        reqs = pinned_requirements(ctx.bundle.flow_dir)
+        reqs[0] = reqs[0].replace("promptflow==", "promptflow[azure]==")
+        ctx.write("requirements.txt", "\n".join(reqs) + "\n")
     endpoint, deployment = build_entities(ctx, coords)
     ctx.write(
         "azureml/endpoint.yaml",

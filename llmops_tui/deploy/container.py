@@ -5,6 +5,10 @@ requirements.txt) plus a Dockerfile and a .dockerignore. The image serves the fl
 same entry as local deployments; connection keys come from the container's environment at start-up
 (Kubernetes Secret, Key Vault reference, ...), never from the image.
 
+A migrated flow's bundle (``bundle.kind == "migrated"``: the flow written by ``llmops migrate --to
+agent-framework`` beside ``serve_migrated.py``) gets the same image shape (port, ``/health``, non-root
+user, no secrets) with its own entry: ``serve_migrated.py`` needs no Prompt flow and no connections/.
+
 Offline builds: run ``pip download -r requirements.txt -d wheels`` once where there is a network, then
 ``docker build --build-arg PIP_ARGS="--no-index --find-links /app/wheels" .``.
 """
@@ -18,32 +22,52 @@ BASE_IMAGE = "python:3.11-slim"
 
 def dockerfile(bundle: Bundle, use_case: str, *, base_image: str = BASE_IMAGE) -> str:
     sample = "COPY sample-request.json ./\n" if bundle.sample_request else ""
-    return f"""# Written by `llmops deploy`: serves use case {use_case}, flow version {bundle.version}.
-# No secrets inside: connection keys are read from the environment when the container starts.
-ARG BASE_IMAGE={base_image}
-FROM ${{BASE_IMAGE}}
-ARG PIP_ARGS=""
-ENV PYTHONDONTWRITEBYTECODE=1 \\
-    PYTHONUNBUFFERED=1 \\
-    PF_DISABLE_TELEMETRY=true \\
+    if bundle.migrated:
+        names = [n for ref in bundle.connections for n in (ref.base_env_var, ref.key_env_var)]
+        keys = ", ".join([*names, *sorted(bundle.plain_env)]) or "none"
+        head = (
+            f"# Written by `llmops deploy-migrated`: serves {use_case} (migrated to Agent Framework), "
+            f"version {bundle.short_version}.\n# No secrets inside: connection endpoints and keys come from the "
+            f"environment when the container starts\n# ({keys})."
+        )
+        env = ""
+        copy = "COPY flow/ ./flow/\nCOPY serve_migrated.py ./\n"
+        cmd = f'["python", "serve_migrated.py", "--flow", "flow", "--host", "0.0.0.0", "--port", "{SERVING_PORT}"]'
+    else:
+        head = (
+            f"# Written by `llmops deploy`: serves use case {use_case}, flow version {bundle.version}.\n"
+            "# No secrets inside: connection keys are read from the environment when the container starts."
+        )
+        env = """    PF_DISABLE_TELEMETRY=true \\
     PROMPTFLOW_DISABLE_TELEMETRY=true \\
     PF_TRACING_SKIP_LOCAL_SETUP=true \\
     PF_DISABLE_TRACING=true \\
     APPLICATIONINSIGHTS_CONTROLPLANE_DISABLED=true \\
     APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL=true \\
-    LLMOPS_FLOW_VERSION={bundle.version}
+"""
+        copy = (
+            "COPY flow/ ./flow/\nCOPY connections/ ./connections/\nCOPY serve_flow.py llmops_capture.py ./\n"
+        )
+        cmd = (
+            '["python", "serve_flow.py", "--flow", "flow", "--connections", "connections", '
+            f'"--host", "0.0.0.0", "--port", "{SERVING_PORT}"]'
+        )
+    return f"""{head}
+ARG BASE_IMAGE={base_image}
+FROM ${{BASE_IMAGE}}
+ARG PIP_ARGS=""
+ENV PYTHONDONTWRITEBYTECODE=1 \\
+    PYTHONUNBUFFERED=1 \\
+{env}    LLMOPS_FLOW_VERSION={bundle.version}
 WORKDIR /app
 COPY requirements.txt ./
 COPY wheels/ ./wheels/
 RUN pip install --no-cache-dir $PIP_ARGS -r requirements.txt && rm -rf ./wheels
-COPY flow/ ./flow/
-COPY connections/ ./connections/
-COPY serve_flow.py llmops_capture.py ./
-{sample}RUN useradd --create-home --uid 10001 flow && chown -R flow /app
+{copy}{sample}RUN useradd --create-home --uid 10001 flow && chown -R flow /app
 USER 10001
 EXPOSE {SERVING_PORT}
 HEALTHCHECK --interval=15s --timeout=3s --start-period=20s CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:{SERVING_PORT}{HEALTH_ROUTE}').status == 200 else 1)"
-CMD ["python", "serve_flow.py", "--flow", "flow", "--connections", "connections", "--host", "0.0.0.0", "--port", "{SERVING_PORT}"]
+CMD {cmd}
 """
 
 
@@ -55,6 +79,7 @@ commands.sh
 llmops-deployment.json
 **/.promptflow/
 **/__pycache__/
+**/.venv/
 .env
 *.env
 """

@@ -3,7 +3,8 @@
 Written to ``<out>/k8s/``:
 
 - ``deployment-<name>.yaml``: a Deployment of the new version (replicas ``DEPLOYMENT_INSTANCE_COUNT``;
-  readiness and liveness probes on ``/health``; requests and limits from ``CPU_ALLOCATION`` /
+  readiness and liveness probes on ``/health``; a migrated flow's
+  bundle runs its own image the same way; requests and limits from ``CPU_ALLOCATION`` /
   ``MEMORY_ALLOCATION``; env from ``ENVIRONMENT_VARIABLES``; each connection key only as a
   ``secretKeyRef`` to the Kubernetes Secret ``SECRET_NAME`` (default ``<endpoint>-llm-keys``));
 - ``service-<name>.yaml``: a Service per version (the route's backends);
@@ -92,8 +93,12 @@ def _resources(cpu: str, memory: str) -> dict[str, Any] | None:
 
 
 def _capture_settings(ctx: DeployContext) -> Any:
-    """Capture settings when ``deploy --capture`` or ``capture.enabled`` asks for it; else None."""
+    """Capture settings when ``deploy --capture`` or ``capture.enabled`` asks for it; else None (always for
+    a migrated flow, whose server does not capture: llmops_tui.deploy.migrated says so in the plan)."""
     from llmops_tui.core.traffic import capture_settings
+
+    if ctx.bundle.migrated:
+        return None
 
     settings = capture_settings(ctx.root, ctx.uc, force=bool(getattr(ctx.opts, "capture", False)), salt=False)
     return settings if settings.enabled else None
@@ -129,6 +134,7 @@ def build_manifests(ctx: DeployContext, image: str) -> dict[str, dict[str, Any]]
         {"name": k, "value": v} for k, v in sorted(entry.ENVIRONMENT_VARIABLES.items())
     ]
     env.append({"name": "LLMOPS_FLOW_VERSION", "value": bundle.version})
+    env.extend({"name": k, "value": v} for k, v in sorted(bundle.plain_env.items()))
     for ref in bundle.connections:
         if ref.usable_base:
             env.append({"name": ref.base_env_var, "value": ref.api_base})

@@ -8,7 +8,7 @@ only: the image and the local process need nothing of llmops-tui or Prompt flow)
     <out>/requirements.txt      the migrated flow's own
     <out>/sample-request.json   what the endpoint test posts (when migrate wrote one)
     <out>/llmops-deployment.json
-    <out>/Dockerfile, .dockerignore, wheels/README.txt      (container target)
+    <out>/Dockerfile, .dockerignore, wheels/README.txt      (every target but local)
 
 Targets:
 
@@ -20,6 +20,14 @@ Targets:
   ``llmops undeploy NAME --env migrated`` stops it. The endpoint test posts the sample request and checks
   the flow's output keys.
 - ``container``: the folder is a Docker build context whose command serves on port 8080; nothing runs.
+- ``kubernetes``, ``azureml``, ``webapp``: the folder is a bundle (``Bundle(kind="migrated")``) handed to
+  ``llmops deploy``'s own pipeline (llmops_tui.deploy.api) and target writers, with the deploy settings of
+  the use case it was migrated from (``--use-case``, default the one flow.py names) for ``--env``: names,
+  replicas, instance type, environment variables from ``configs/deployment_config.json``, the Azure ML
+  workspace from llmops.yaml. Keys stay references (a Kubernetes Secret, Azure ML secret injection from
+  the workspace connection, a Key Vault reference): never a value in a file. ``--dry-run`` prints the
+  plan and writes nothing. Not built for migrated flows: A/B splits (a traffic allocation below 100 or
+  mirrored traffic is refused) and traffic capture (noted in the plan: nothing is recorded).
 
 The flow's facts (inputs, outputs, connections, variants) are read from ``flow.py``'s literals with
 ``ast``: this process never imports the migrated code (nor Agent Framework).
@@ -30,25 +38,29 @@ from __future__ import annotations
 import ast
 import json
 import os
+import re
 import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llmops_tui.core.errors import LlmopsError, RunFailed
-from llmops_tui.core.files import safe_join
+from llmops_tui.core.files import check_name, rel, safe_join
 from llmops_tui.core.hashing import hash_folder
 from llmops_tui.deploy import registry
 from llmops_tui.deploy.plan import DeployResult
-from llmops_tui.deploy.prepare import HEALTH_ROUTE, SERVING_PORT
+from llmops_tui.deploy.prepare import Bundle, ConnectionRef
+
+if TYPE_CHECKING:
+    from llmops_tui.core.workspace import UseCase
 
 SERVE_SCRIPT = Path(__file__).with_name("serve_migrated.py")
 SERVE_MARKER = "serve_migrated.py"
 ENV_NAME = "migrated"  # the registry's environment for migrated deployments
 META_FILE = "llmops-deployment.json"
-TARGETS = ("local", "container")
-BASE_IMAGE = "python:3.11-slim"
+CLOUD_TARGETS = ("kubernetes", "azureml", "webapp")  # through llmops deploy's pipeline and writers
+TARGETS = ("local", "container", *CLOUD_TARGETS)
 _LITERALS = ("INPUTS", "OUTPUTS", "CONNECTIONS", "VARIANTS")
 
 
@@ -63,6 +75,7 @@ class MigratedFlow:
     connections: dict[str, str] = field(default_factory=dict)
     variants: dict[str, str] = field(default_factory=dict)
     version: str = ""
+    use_case: str = ""  # the use case it was migrated from (flow.py's docstring names it)
 
     @property
     def required(self) -> list[str]:
@@ -105,14 +118,19 @@ def load_migrated(folder: Path) -> MigratedFlow:
     if "OUTPUTS" not in found or "INPUTS" not in found or "def run_line" not in flow_py.read_text("utf-8"):
         raise _bad(flow_py, "flow.py lacks INPUTS, OUTPUTS or run_line", "migrate the use case again")
     safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in name).strip(".-") or "flow"
+    connections = {str(k): str(v) for k, v in (found.get("CONNECTIONS") or {}).items()}
+    for conn in connections:  # they become variable names, Secret keys and Azure ML references
+        check_name(conn, file=flow_py, field="CONNECTIONS")
+    doc = (ast.get_docstring(tree) or "").split(" ", 1)[0]  # "<use case> (standard): ..."
     return MigratedFlow(
         folder=folder,
         name=safe,
         inputs=dict(found.get("INPUTS") or {}),
         outputs=dict(found.get("OUTPUTS") or {}),
-        connections={str(k): str(v) for k, v in (found.get("CONNECTIONS") or {}).items()},
+        connections=connections,
         variants={str(k): str(v) for k, v in (found.get("VARIANTS") or {}).items()},
         version=hash_folder(folder),
+        use_case=doc if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", doc) else "",
     )
 
 
@@ -134,42 +152,92 @@ def serve_command(folder: Path, port: int, host: str = "127.0.0.1") -> list[str]
     ]
 
 
-def dockerfile(flow: MigratedFlow, *, base_image: str = BASE_IMAGE) -> str:
-    envs = ", ".join(
-        f"{env_prefix(c)}_API_BASE / _API_KEY" + ("" if t.startswith("OpenAI") else " / _API_VERSION")
-        for c, t in flow.connections.items()
+def connection_refs(flow: MigratedFlow, uc: UseCase | None) -> tuple[list[ConnectionRef], dict[str, str]]:
+    """The connections the migrated flow calls, named by the variables its code reads
+    (``<NAME>_API_BASE``/``_API_KEY``), with the use case's declared endpoint when it has one; and the plain
+    settings its server needs (``<NAME>_API_VERSION`` of Azure OpenAI connections)."""
+    refs: list[ConnectionRef] = []
+    plain: dict[str, str] = {}
+    for name, kind in flow.connections.items():
+        declared = uc.connection(name) if uc is not None else None
+        prefix = env_prefix(name)
+        openai = kind.startswith("OpenAI")
+        ref = ConnectionRef(
+            name=name,
+            kind="open_ai" if openai else "azure_open_ai",
+            api_base=(declared.api_base if declared else "") or "",
+            api_version=declared.api_version if declared else None,
+            key_env_var=f"{prefix}_API_KEY",
+            base_env_var=f"{prefix}_API_BASE",
+        )
+        refs.append(ref)
+        if not openai:
+            plain[f"{prefix}_API_VERSION"] = ref.api_version or "2024-02-01"
+    return refs, plain
+
+
+def _write_files(out: Path, files: dict[str, str]) -> list[Path]:
+    written = []
+    for rel_path, text in files.items():
+        path = safe_join(out, rel_path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        written.append(path)
+    return written
+
+
+def materialise_migrated(
+    flow: MigratedFlow,
+    dest: Path,
+    *,
+    target: str,
+    uc: UseCase | None = None,
+    sample: Path | None = None,
+) -> Bundle:
+    """Write the migrated flow's bundle into ``dest`` (see the module docstring; no Dockerfile: the target
+    writers add theirs) and return it. ``sample``: the endpoint test's request (default: the one migrate
+    copied beside flow.py)."""
+    dest = Path(dest)
+    if (dest / "flow").exists():
+        shutil.rmtree(dest / "flow")
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(
+        flow.folder,
+        dest / "flow",
+        ignore=shutil.ignore_patterns("__pycache__", ".venv", "*.pyc", ".env", "*.env"),
     )
-    return f"""# Written by `llmops deploy-migrated`: serves {flow.name} (migrated to Agent Framework), version {flow.version[:12]}.
-# No secrets inside: connection endpoints and keys come from the environment when the container starts
-# ({envs or "no connections"}).
-ARG BASE_IMAGE={base_image}
-FROM ${{BASE_IMAGE}}
-ARG PIP_ARGS=""
-ENV PYTHONDONTWRITEBYTECODE=1 \\
-    PYTHONUNBUFFERED=1 \\
-    LLMOPS_FLOW_VERSION={flow.version}
-WORKDIR /app
-COPY requirements.txt ./
-COPY wheels/ ./wheels/
-RUN pip install --no-cache-dir $PIP_ARGS -r requirements.txt && rm -rf ./wheels
-COPY flow/ ./flow/
-COPY serve_migrated.py ./
-RUN useradd --create-home --uid 10001 flow && chown -R flow /app
-USER 10001
-EXPOSE {SERVING_PORT}
-HEALTHCHECK --interval=15s --timeout=3s --start-period=10s CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:{SERVING_PORT}{HEALTH_ROUTE}').status == 200 else 1)"
-CMD ["python", "serve_migrated.py", "--flow", "flow", "--host", "0.0.0.0", "--port", "{SERVING_PORT}"]
-"""
-
-
-DOCKERIGNORE = """# Written by `llmops deploy-migrated`
-logs/
-llmops-deployment.json
-**/__pycache__/
-**/.venv/
-.env
-*.env
-"""
+    refs, plain = connection_refs(flow, uc)
+    files: dict[str, str] = {
+        "serve_migrated.py": SERVE_SCRIPT.read_text(encoding="utf-8"),
+        "requirements.txt": (flow.folder / "requirements.txt").read_text(encoding="utf-8")
+        if (flow.folder / "requirements.txt").is_file()
+        else "",
+        META_FILE: json.dumps(
+            {
+                "kind": "migrated",
+                "name": flow.name,
+                "use_case": uc.name if uc is not None else flow.use_case,
+                "source": str(flow.folder.resolve()),
+                "version": flow.version,
+                "target": target,
+                "variants": flow.variants,
+                "connections": [r.to_dict() for r in refs],
+            },
+            indent=2,
+        ),
+    }
+    sample = sample if sample is not None and sample.is_file() else flow.folder / "sample-request.json"
+    if sample.is_file():
+        files["sample-request.json"] = sample.read_text(encoding="utf-8")
+    _write_files(dest, files)
+    return Bundle(
+        folder=dest,
+        version=flow.version,
+        connections=refs,
+        outputs=list(flow.outputs),
+        kind="migrated",
+        plain_env=plain,
+    )
 
 
 def prepare(flow: MigratedFlow, out: Path, target: str) -> list[Path]:
@@ -183,49 +251,14 @@ def prepare(flow: MigratedFlow, out: Path, target: str) -> list[Path]:
             field="--out",
             hint="choose an empty or new folder",
         )
-    if (out / "flow").exists():
-        shutil.rmtree(out / "flow")
-    out.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(
-        flow.folder,
-        out / "flow",
-        ignore=shutil.ignore_patterns("__pycache__", ".venv", "*.pyc", ".env", "*.env"),
-    )
-    files: dict[str, str] = {
-        "serve_migrated.py": SERVE_SCRIPT.read_text(encoding="utf-8"),
-        "requirements.txt": (flow.folder / "requirements.txt").read_text(encoding="utf-8")
-        if (flow.folder / "requirements.txt").is_file()
-        else "",
-        META_FILE: json.dumps(
-            {
-                "kind": "migrated",
-                "name": flow.name,
-                "source": str(flow.folder.resolve()),
-                "version": flow.version,
-                "target": target,
-                "variants": flow.variants,
-            },
-            indent=2,
-        ),
-    }
+    bundle = materialise_migrated(flow, out, target=target)
+    written = [out / "flow", *(out / p for p in ("serve_migrated.py", "requirements.txt", META_FILE))]
+    if bundle.sample_request is not None:
+        written.append(bundle.sample_request)
     if target == "container":
-        files.update(
-            {
-                "Dockerfile": dockerfile(flow),
-                ".dockerignore": DOCKERIGNORE,
-                "wheels/README.txt": "Optional: wheels for offline image builds "
-                "(pip download -r requirements.txt -d wheels).\n",
-            }
-        )
-    sample = flow.folder / "sample-request.json"
-    if sample.is_file():
-        files["sample-request.json"] = sample.read_text(encoding="utf-8")
-    written = [out / "flow"]
-    for rel_path, text in files.items():
-        path = safe_join(out, rel_path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-        written.append(path)
+        from llmops_tui.deploy.container import build_context_files
+
+        written += _write_files(out, build_context_files(bundle, flow.name))
     return written
 
 
@@ -290,24 +323,70 @@ def deploy_migrated(
     port: int | None = None,
     timeout: float = 60.0,
     request: Path | None = None,
+    env: str | None = None,
+    use_case: str | None = None,
+    dry_run: bool = False,
+    image: str | None = None,
+    **clients: Any,
 ) -> DeployResult:
-    """Prepare (and for ``local``, start and test) a deployment of a migrated flow."""
+    """Prepare (and for ``local``, start and test) a deployment of a migrated flow; for the cloud targets
+    hand it to ``llmops deploy``'s pipeline (``clients``: its ``ml_client``, ``kubectl_context`` and
+    ``az_signed_in`` stand-ins, for tests)."""
     from llmops_tui.deploy import local
     from llmops_tui.deploy.endpoint_test import run_endpoint_test, wait_healthy
 
     if target not in TARGETS:
-        raise LlmopsError(f"unknown target '{target}'", field="--target", hint="local or container")
-    if target != "local" and (llm_endpoint or port):
         raise LlmopsError(
-            "--llm-endpoint and --port only apply to --target local",
-            field="--llm-endpoint" if llm_endpoint else "--port",
-            hint="the container reads its connections from its environment",
+            f"unknown target '{target}'", field="--target", hint=f"one of: {', '.join(TARGETS)}"
+        )
+    if target != "local" and (llm_endpoint or port or request):
+        option = "--llm-endpoint" if llm_endpoint else ("--port" if port else "--request")
+        raise LlmopsError(
+            f"{option} only applies to --target local",
+            field=option,
+            hint="a deployed container reads its connections from its environment",
+        )
+    cloud_only = {"--env": env, "--use-case": use_case}
+    for option, value in cloud_only.items():
+        if value is not None and target not in CLOUD_TARGETS:
+            raise LlmopsError(
+                f"{option} only applies to --target {', '.join(CLOUD_TARGETS)}",
+                field=option,
+                hint="local and container deployments of a migrated flow need no deployment config",
+            )
+    if image is not None and target != "kubernetes":
+        raise LlmopsError("--image only applies to --target kubernetes", field="--image")
+    if dry_run and target == "local":
+        raise LlmopsError(
+            "--dry-run does not apply to --target local",
+            field="--dry-run",
+            hint="a local deployment starts a server; use --target container --dry-run to see the files",
+        )
+    if target in CLOUD_TARGETS and not env:
+        raise LlmopsError(
+            f"--target {target} needs --env",
+            field="--env",
+            hint="the ENV_NAME of the use case's entry in configs/deployment_config.json",
         )
     if llm_endpoint and llm_endpoint != "sandbox" and not llm_endpoint.startswith(("http://", "https://")):
         raise LlmopsError(
             f"'{llm_endpoint}' is neither 'sandbox' nor an http(s) URL",
             field="--llm-endpoint",
             hint="use --llm-endpoint sandbox, or the base URL of a server",
+        )
+    if target in CLOUD_TARGETS:
+        assert env is not None
+        return _deploy_cloud(
+            Path(root).resolve(),
+            load_migrated(folder),
+            target,
+            env=env,
+            use_case=use_case,
+            out=out,
+            dry_run=dry_run,
+            image=image,
+            timeout=timeout,
+            clients=clients,
         )
     root = Path(root).resolve()
     flow = load_migrated(folder)
@@ -341,6 +420,23 @@ def deploy_migrated(
             result.ok = test.ok
             return result
     body, shown = _request(flow, request) if target == "local" else (None, "")
+    if dry_run:  # the files, written to a temporary folder to list them, then removed
+        import tempfile
+
+        result.dry_run = True
+        tmp = Path(tempfile.mkdtemp(prefix="llmops-migrated-"))
+        try:
+            prepare(flow, tmp / "ctx", target)
+            for path in sorted(p for p in (tmp / "ctx").rglob("*") if p.is_file()):
+                shown_path = dest / path.relative_to(tmp / "ctx")
+                shown_text = path.name in {"Dockerfile", ".dockerignore", "requirements.txt"}
+                text = path.read_text(encoding="utf-8") if shown_text else None
+                result.add("write", f"write {shown_path}", obj=text)
+                result.add_artifact(shown_path, root)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        result.add("note", f"build it: docker build -t {flow.name}:{flow.version[:12]} {dest}")
+        return result
     for path in prepare(flow, dest, target):
         result.add("write", f"write {path}", done=True)
         result.add_artifact(path, root)
@@ -377,12 +473,12 @@ def deploy_migrated(
         port = port or local.free_port()
         # The flow's process: the minimal environment of local deployments plus its connections, and not
         # our PYTHONPATH (the migrated flow must not find llmops_tui through it).
-        env = {k: v for k, v in local._base_env(root).items() if k != "PYTHONPATH"}
-        env.update(llm_env)
-        env["LLMOPS_FLOW_VERSION"] = flow.version
+        proc_env = {k: v for k, v in local._base_env(root).items() if k != "PYTHONPATH"}
+        proc_env.update(llm_env)
+        proc_env["LLMOPS_FLOW_VERSION"] = flow.version
         cmd = serve_command(dest, port)
         step = result.add("start", f"serve the migrated flow on http://{local.LOCALHOST}:{port}", command=cmd)
-        proc = local._spawn(cmd, env, dest, logs / "serve.log")
+        proc = local._spawn(cmd, proc_env, dest, logs / "serve.log")
         url = f"http://{local.LOCALHOST}:{port}"
         if not wait_healthy(url, timeout=timeout, alive=lambda: proc.poll() is None):
             raise RunFailed(
@@ -422,4 +518,102 @@ def deploy_migrated(
         result.ok = False
         local.undeploy(root, flow.name, env=ENV_NAME, version=flow.version)
         result.notes.append("the migrated flow failed its endpoint test and was stopped")
+    return result
+
+
+def _refuse_ab(entry: Any, target: str, config_file: str) -> None:
+    """A/B splits and mirrored traffic are not built for migrated flows: one line, never ignored."""
+    block = {"kubernetes": "kubernetes_endpoint", "azureml": "azure_managed_endpoint"}.get(target)
+    if block is None:
+        return
+    if entry.current_traffic < 100:
+        raise LlmopsError(
+            f"A/B traffic splits are not supported for migrated flows ({entry.current_traffic}% asked)",
+            file=config_file,
+            field=f"{block}[ENV_NAME={entry.ENV_NAME}].CURRENT_DEPLOYMENT_TRAFFIC_ALLOCATION",
+            hint="set it to 100 for this environment: the migrated flow then takes all traffic",
+        )
+    if entry.MIRROR_TRAFFIC_PERCENT:
+        raise LlmopsError(
+            "mirrored traffic is not supported for migrated flows",
+            file=config_file,
+            field=f"{block}[ENV_NAME={entry.ENV_NAME}].MIRROR_TRAFFIC_PERCENT",
+            hint="remove it or set it to 0 for this environment",
+        )
+
+
+def _deploy_cloud(
+    root: Path,
+    flow: MigratedFlow,
+    target: str,
+    *,
+    env: str,
+    use_case: str | None,
+    out: Path | None,
+    dry_run: bool,
+    image: str | None,
+    timeout: float,
+    clients: dict[str, Any],
+) -> DeployResult:
+    """The migrated flow as a bundle through llmops deploy's pipeline to ``target``."""
+    from llmops_tui.core.traffic import capture_settings
+    from llmops_tui.deploy.api import DeployOptions, deploy
+    from llmops_tui.deploy.config import CONFIG_REL, entry_for
+    from llmops_tui.deploy.prepare import Configuration, sample_request_path, use_case_for_env
+
+    name = use_case or flow.use_case
+    if not name:
+        raise LlmopsError(
+            "flow.py does not name the use case it was migrated from",
+            file=flow.folder / "flow.py",
+            field="--use-case",
+            hint="give --use-case UC: its configs/deployment_config.json says where to deploy",
+        )
+    check_name(env, field="--env")
+    uc = use_case_for_env(root, name, env)
+    config_path = uc.path / CONFIG_REL
+    entry = entry_for(config_path, target, env, root=root, required=True)
+    assert entry is not None  # required=True raises instead
+    config_file = rel(config_path, root)
+    _refuse_ab(entry, target, config_file)
+    notes = []
+    if flow.use_case and flow.use_case != uc.name:
+        notes.append(f"flow.py says it was migrated from {flow.use_case}; deployed with {uc.name}'s settings")
+    if capture_settings(root, uc, salt=False).enabled:
+        notes.append(
+            "traffic capture is not supported for migrated flows: this deployment records no requests"
+        )
+    refs, _plain = connection_refs(flow, uc)
+    given = set(entry.ENVIRONMENT_VARIABLES)
+    if target != "azureml":  # Azure ML injects the endpoint from the workspace connection
+        for ref in refs:
+            if not ref.usable_base and ref.base_env_var not in given:
+                notes.append(
+                    f"connection {ref.name} has no usable api_base in {uc.name}'s configuration: "
+                    f"set {ref.base_env_var} in ENVIRONMENT_VARIABLES of {config_file}"
+                )
+    configuration = Configuration(
+        variants=dict(flow.variants),
+        params={},
+        source=f"migrated flow {rel(flow.folder, root)}",
+    )
+
+    def materialise_with(uc_: UseCase, _config: Configuration, dest: Path, test_file: str | None) -> Bundle:
+        sample = sample_request_path(uc_, test_file)
+        return materialise_migrated(flow, dest, target=target, uc=uc_, sample=sample)
+
+    opts = DeployOptions(
+        use_case=uc.name,
+        env=env,
+        target=target,
+        dry_run=dry_run,
+        out=Path(out)
+        if out is not None
+        else safe_join(root / ".llmops" / "deploy", uc.name, env, f"{ENV_NAME}-{target}"),
+        image=image,
+        timeout=timeout,
+    )
+    result = deploy(root, opts, configuration=configuration, materialise_with=materialise_with, **clients)
+    result.target = f"{ENV_NAME}-{target}"
+    result.notes.extend(notes)
     return result

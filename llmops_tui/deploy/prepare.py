@@ -12,6 +12,11 @@ A bundle is the same for every target::
 
 The version of a deployment is the content hash of ``flow/``: the same hash the approval record binds
 (core.approval.approved_flow_hash), so a deployed version can be traced to its approval.
+
+Bundles have a ``kind``: ``promptflow`` (above; DAG and flex flows) or ``migrated`` (a flow written by
+``llmops migrate --to agent-framework``, served by ``serve_migrated.py``: see llmops_tui.deploy.migrated).
+The target writers (container, kubernetes, azureml, webapp) take either; where the two differ (the
+image's entry, how Azure ML hands over connection keys, traffic capture) they read ``bundle.kind``.
 """
 
 from __future__ import annotations
@@ -295,6 +300,14 @@ class Bundle:
     version: str
     connections: list[ConnectionRef]
     outputs: list[str]
+    kind: str = "promptflow"  # promptflow | migrated (see the module docstring)
+    # Settings the served process reads that are not secrets (a migrated flow's <NAME>_API_VERSION, ...):
+    # the writers pass them as plain environment variables / app settings.
+    plain_env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def migrated(self) -> bool:
+        return self.kind == "migrated"
 
     @property
     def sample_request(self) -> Path | None:

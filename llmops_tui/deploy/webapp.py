@@ -47,6 +47,7 @@ def az_commands(ctx: DeployContext) -> list[dict[str, Any]]:
     rg, app, plan = e.WEB_APP_RG_NAME, e.WEB_APP_NAME, e.APP_PLAN_NAME
     settings = [f"WEBSITES_PORT={SERVING_PORT}", f"LLMOPS_FLOW_VERSION={ctx.bundle.version}"]
     settings += [f"{k}={v}" for k, v in sorted(e.ENVIRONMENT_VARIABLES.items())]
+    settings += [f"{k}={v}" for k, v in sorted(ctx.bundle.plain_env.items())]
     wanted = set(e.CONNECTION_NAMES) if e.CONNECTION_NAMES else None
     for ref in ctx.bundle.connections:
         if wanted is not None and ref.name not in wanted:
