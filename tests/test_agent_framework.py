@@ -90,6 +90,178 @@ def test_a_difference_is_reported_line_by_line(tmp_path, sandbox, monkeypatch):
         == first["promptflow-dag"]["outputs"]["category"].upper()
     )
     assert not cell.verdict.startswith("equivalent")
+    # the command says so with exit code 1, its JSON the same verdict
+    from llmops_tui.cli import _main
+
+    rc = _main(
+        [
+            "compare-backends",
+            "support_ticket_classification",
+            "--workspace",
+            str(ws.root),
+            "--llm-endpoint",
+            sandbox.url,
+            "--limit",
+            "3",
+            "--variants",
+            "defaults",
+            "--json",
+        ]
+    )
+    assert rc == 1
+
+
+def _runs(root: Path) -> list:
+    from llmops_tui.core.store import RunStore
+
+    if not (root / ".llmops").exists():
+        return []
+    with RunStore.for_workspace(root) as store:
+        return store.list_runs()
+
+
+def test_both_plans_are_checked_before_anything_runs(tmp_path):
+    """Prompt flow plans a cloud sweep, Agent Framework refuses it: refused before Prompt flow runs."""
+    from llmops_tui.core.equivalence import compare_backends
+    from llmops_tui.core.errors import LlmopsError
+    from llmops_tui.core.sweep import SweepOptions, plan_sweep
+    from llmops_tui.core.workspace import load_workspace
+
+    ws = load_workspace(_ws(tmp_path, "support_ticket_classification"))
+    uc = ws.get("support_ticket_classification")
+    options = SweepOptions(target="azureml", limit=2)
+    assert plan_sweep(uc, options).lines_total  # the first plan alone is fine
+    with pytest.raises(LlmopsError, match="cloud sweeps run on Prompt flow") as exc:
+        compare_backends(ws.root, uc, options)
+    assert "\n" not in str(exc.value) and exc.value.problem.field == "--backend"
+    assert _runs(ws.root) == []
+
+
+@needs_af
+def test_the_command_refuses_bad_input_with_exit_code_2(tmp_path, capfd):
+    from llmops_tui.cli import _main
+
+    root = _ws(tmp_path, "support_ticket_classification")
+    rc = _main(
+        ["compare-backends", "support_ticket_classification", "--workspace", str(root), "--dataset", "nope"]
+    )
+    out, err = capfd.readouterr()
+    assert rc == 2
+    assert "nope" in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert _runs(root) == []
+
+
+@needs_af
+@pytest.mark.integration
+def test_progress_arrives_for_both_backends(tmp_path, sandbox, capfd):
+    from llmops_tui.cli import _main
+    from llmops_tui.core import events as ev
+    from llmops_tui.core.equivalence import compare_backends
+    from llmops_tui.core.sweep import SweepOptions
+    from llmops_tui.core.workspace import load_workspace
+
+    ws = load_workspace(_ws(tmp_path, "support_ticket_classification"))
+    uc = ws.get("support_ticket_classification")
+    seen: list[tuple[str, str]] = []
+    result = compare_backends(
+        ws.root,
+        uc,
+        SweepOptions(llm_endpoint=sandbox.url, limit=2, variants="defaults"),
+        on_event=lambda backend, event: seen.append((backend, type(event).__name__)),
+    )
+    assert result.status == "compared" and result.equivalent, result.verdict
+    for backend in ("promptflow-dag", "agent-framework"):
+        kinds = [k for b, k in seen if b == backend]
+        assert kinds[0] == "SweepStarted" and kinds[-1] == "SweepFinished"
+        assert "Progress" in kinds and "MetricsReady" in kinds
+    # one after the other: every Prompt flow event before the first Agent Framework one
+    backends = [b for b, _ in seen]
+    assert backends == sorted(backends, key=("promptflow-dag", "agent-framework").index)
+    assert ev.SweepFinished  # the events are the engine's own
+    # the command: the same progress on stderr, the verdict on stdout, exit code 0
+    capfd.readouterr()
+    args = ["compare-backends", uc.name, "--workspace", str(ws.root), "--llm-endpoint", sandbox.url]
+    rc = _main([*args, "--limit", "2", "--variants", "defaults"])
+    out, err = capfd.readouterr()
+    assert rc == 0, out + err
+    total = sum(c.lines for c in result.cells)
+    assert "promptflow-dag" in err and "agent-framework" in err and f"{total}/{total}" in err
+    assert out.strip().splitlines()[-1].startswith(f"equivalent: {total}/{total} lines identical")
+    rc = _main([*args, "--limit", "2", "--variants", "defaults", "--json"])
+    out, err = capfd.readouterr()
+    assert rc == 0 and json.loads(out)["status"] == "compared" and json.loads(out)["equivalent"]
+
+
+@needs_af
+@pytest.mark.integration
+def test_cancel_gives_cancelled_never_equivalent(tmp_path, sandbox):
+    from llmops_tui.core import events as ev
+    from llmops_tui.core.equivalence import compare_backends
+    from llmops_tui.core.sweep import SweepOptions
+    from llmops_tui.core.workspace import load_workspace
+
+    ws = load_workspace(_ws(tmp_path, "support_ticket_classification"))
+    uc = ws.get("support_ticket_classification")
+    cancel = threading.Event()
+    seen: list[str] = []
+
+    def on_event(backend, event):
+        seen.append(backend)
+        if isinstance(event, ev.SweepStarted):
+            cancel.set()  # as soon as the first sweep starts
+
+    result = compare_backends(
+        ws.root, uc, SweepOptions(llm_endpoint=sandbox.url, limit=4), cancel=cancel, on_event=on_event
+    )
+    assert result.status == "cancelled" and not result.equivalent
+    assert result.verdict == "cancelled on promptflow-dag: nothing compared"
+    assert result.runs[1] is None and set(seen) == {"promptflow-dag"}  # the second never started
+    runs = _runs(ws.root)
+    assert [r.status for r in runs] == ["cancelled"]
+    assert result.to_dict()["status"] == "cancelled" and not result.to_dict()["equivalent"]
+
+
+@needs_af
+@pytest.mark.integration
+def test_every_line_failing_is_failed_not_equivalent(tmp_path, sandbox):
+    from llmops_tui.core.equivalence import compare_backends
+    from llmops_tui.core.sweep import SweepOptions
+    from llmops_tui.core.workspace import load_workspace
+
+    root = _ws(tmp_path, "support_ticket_classification")
+    tool = root / "use_cases" / "support_ticket_classification" / "flows" / "standard" / "prepare_ticket.py"
+    tool.write_text(
+        tool.read_text().replace("    title = ", "    raise ValueError('broken on purpose')\n    title = ", 1)
+    )
+    ws = load_workspace(root)
+    uc = ws.get("support_ticket_classification")
+    result = compare_backends(
+        ws.root, uc, SweepOptions(llm_endpoint=sandbox.url, limit=2, variants="defaults")
+    )
+    assert result.status == "failed" and not result.equivalent
+    assert result.stopped_on == "promptflow-dag" and "every line failed" in (result.error or "")
+    assert result.verdict.startswith("failed: the sweep on promptflow-dag failed")
+    assert "equivalent" not in result.verdict
+
+
+def test_lines_that_failed_on_both_sides_prove_nothing():
+    from llmops_tui.core.equivalence import BackendComparison, LineView, compare_cell
+
+    pair = ("a", "b")
+    failed = {n: LineView("failed", None, "boom") for n in range(2)}
+    comp = compare_cell("cell", pair, failed, dict(failed))
+    assert not comp.equivalent and comp.verdict == "failed: all 2 lines failed on both backends"
+    assert comp.identical == 0 and comp.failed == 2 and not comp.differing
+    ok = {0: LineView("ok", {"x": 1}), 1: LineView("failed", None, "boom")}
+    comp = compare_cell("cell", pair, ok, dict(ok))
+    assert not comp.equivalent and comp.verdict == "inconclusive: 1/2 lines failed on both backends"
+    empty = compare_cell("cell", pair, {}, {})
+    assert not empty.equivalent and empty.verdict == "nothing compared: no lines"
+    assert not BackendComparison("uc", pair, ("r1", "r2"), []).equivalent
+    whole = BackendComparison("uc", pair, ("r1", "r2"), [empty])
+    assert not whole.equivalent and not whole.verdict.startswith("equivalent")
+    same = compare_cell("cell", pair, {0: LineView("ok", {"x": 1})}, {0: LineView("ok", {"x": 1})})
+    assert same.equivalent and same.verdict == "equivalent: 1/1 lines identical"
 
 
 DIAMOND = """\

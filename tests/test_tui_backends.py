@@ -167,7 +167,10 @@ async def test_verdicts_per_cell_for_a_bundled_use_case(tmp_path):
         stats = _plain(screen.query_one("#bk-stats"))
         assert f"Prompt flow: {screen.plan.lines_total}/{screen.plan.lines_total} lines" in stats
         assert f"Agent Framework: {screen.plan.lines_total}/{screen.plan.lines_total} lines" in stats
-        assert "all 2 lines identical" in _plain(screen.query_one("#bk-caption"))
+        caption = _plain(screen.query_one("#bk-caption"))
+        assert "all 2 lines identical" in caption
+        # what the verdict rests on: the paired test of each per-line score
+        assert "paired tests:" in caption and "identical on 2 lines" in caption
         # both runs are ordinary runs of the use case
         runs = {r.run_id for r in app.store().list_runs("support_ticket_classification")}
         assert set(screen.result.runs) <= runs
@@ -284,3 +287,45 @@ async def test_cancel_stops_the_comparison(tmp_path):
         assert screen.status == "cancelled"
         assert "cancelled" in _plain(screen.query_one("#bk-head"))
         assert screen.result is None
+
+
+@needs_af
+async def test_an_error_in_the_second_plan_runs_nothing(tmp_path):
+    """Prompt flow plans a cloud sweep, Agent Framework refuses it: refused before Prompt flow runs."""
+    from llmops_tui.core.sweep import SweepOptions
+
+    root = copy_workspace(tmp_path)
+    app = make_app(root)
+    async with app.run_test(size=SIZE) as pilot:
+        app.open_screen("backends", use_case="ner", options=SweepOptions(target="azureml", limit=2))
+        await _settle(app, pilot)
+        screen = app.screen
+        assert screen.status == "ready"  # the cells (Prompt flow's plan) are shown
+        await pilot.press("ctrl+g")
+        await _settle(app, pilot)
+        assert screen.status == "failed"
+        assert "cloud sweeps run on Prompt flow" in _plain(screen.query_one("#bk-head"))
+        store = app.store()
+        assert not (store.list_runs("ner") if store else [])
+
+
+@needs_af
+@pytest.mark.integration
+async def test_every_line_failing_is_a_failure_not_a_verdict(tmp_path):
+    root = _bundled(tmp_path, "support_ticket_classification")
+    tool = root / "use_cases" / "support_ticket_classification" / "flows" / "standard" / "prepare_ticket.py"
+    tool.write_text(
+        tool.read_text().replace("    title = ", "    raise ValueError('broken on purpose')\n    title = ", 1)
+    )
+    app = make_app(root, limit=2)
+    async with app.run_test(size=SIZE) as pilot:
+        app.open_screen("backends", use_case="support_ticket_classification")
+        await _settle(app, pilot)
+        screen = app.screen
+        await pilot.press("ctrl+g")
+        await _settle(app, pilot)
+        assert screen.status == "failed" and screen.result is None
+        head = _plain(screen.query_one("#bk-head"))
+        assert "the sweep on Prompt flow failed: every line failed" in head
+        assert "equivalent" not in head
+        assert "not compared" in str(screen.query_one("#bk-cells").get_row_at(0)[1])

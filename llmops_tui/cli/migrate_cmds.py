@@ -3,14 +3,16 @@ and `llmops migrate` (a use case's DAG flows as Agent Framework code that runs w
 
 from __future__ import annotations
 
+import signal
+import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
 from llmops_tui.cli.common import JsonOpt, WorkspaceOpt, console, err_console, print_json
-from llmops_tui.core.errors import LlmopsError
+from llmops_tui.core.errors import LlmopsError, RunFailed
 
 if TYPE_CHECKING:
     from llmops_tui.core.migrate import MigrationPlan
@@ -48,9 +50,15 @@ def compare_backends_cmd(
     """Run the same cells on the promptflow-dag and agent-framework backends (cache off) and compare them
     line by line: outputs identical or not, metric deltas, paired tests, a verdict per cell.
 
-    Exit code 0 when every cell is equivalent (identical lines and metrics), 1 otherwise."""
+    Both sweeps are planned before anything runs (bad input for either: exit code 2, nothing run); their
+    progress is shown on stderr. Ctrl-C cancels (lines in flight finish; a second Ctrl-C stops now).
+
+    Exit code 0 when every cell is equivalent (identical lines and metrics), 1 otherwise (a cell differs,
+    or a sweep failed), 130 when cancelled with Ctrl-C."""
+    from llmops_tui.cli.common import stdout_for_json
+    from llmops_tui.cli.sweep_cmds import SweepProgressView
     from llmops_tui.core.backends.agent_framework import available
-    from llmops_tui.core.equivalence import compare_backends
+    from llmops_tui.core.equivalence import BackendComparison, BackendEvent, plan_backends, run_backends
     from llmops_tui.core.sweep import SweepOptions
     from llmops_tui.core.workspace import load_workspace
 
@@ -62,9 +70,41 @@ def compare_backends_cmd(
     options = SweepOptions(
         variants=variants, datasets=dataset or None, limit=limit, llm_endpoint=llm_endpoint, env=env
     )
-    result = compare_backends(ws.root, uc, options)
+    plans = plan_backends(uc, options)  # both, before anything runs
+    if llm_endpoint is None:
+        from llmops_tui.core.connections import build_connections
+
+        build_connections(uc, ws.root, None)  # fail fast with the fix when a key is missing
+    cancel = threading.Event()
+    interrupts = {"n": 0}
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        interrupts["n"] += 1
+        if interrupts["n"] > 1:
+            raise KeyboardInterrupt
+        cancel.set()
+        err_console.print("[yellow]cancelling: finishing lines in flight (Ctrl-C again to stop now)[/yellow]")
+
+    result: BackendComparison | None = None
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        with stdout_for_json(json_out), SweepProgressView(json_out) as view:
+            for item in run_backends(ws.root, uc, plans, cancel=cancel):
+                if isinstance(item, BackendEvent):
+                    view.show(item.event, item.backend)
+                else:
+                    result = item
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if result is None:
+        raise RunFailed("the comparison ended without a result")
     if json_out:
         print_json(result.to_dict())
+    elif result.status != "compared":
+        err_console.print(result.verdict, markup=False, soft_wrap=True)
+        ran = [r for r in result.runs if r]
+        if ran:
+            err_console.print(f"runs so far: {', '.join(ran)} (llmops runs {uc.name})", markup=False)
     else:
         a, b = result.backends
         table = Table(title=f"{uc.name}: {a} (run {result.runs[0]}) vs {b} (run {result.runs[1]})")
@@ -87,6 +127,8 @@ def compare_backends_cmd(
                 console.print(f"  {a}: {d[a]}", markup=False)
                 console.print(f"  {b}: {d[b]}", markup=False)
         console.print(result.verdict, markup=False)
+    if result.status == "cancelled" and interrupts["n"]:
+        raise typer.Exit(130)
     if not result.equivalent:
         raise typer.Exit(1)
 

@@ -268,59 +268,81 @@ def _why(status: str, summary: dict[str, Any], max_error_rate: float) -> str:
 
 def _consume(events: Any, quiet: bool, uc_name: str | None) -> ev.SweepFinished | None:
     final = None
-    progress = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[info]}"),
-        TimeElapsedColumn(),
-        console=err_console,
-        disable=quiet,
-        transient=False,
-    )
-    task = None
-    with progress:
+    with SweepProgressView(quiet) as view:
         for event in events:
-            if isinstance(event, ev.SweepStarted):
-                name = f"sweep {event.run_id}" if err_console.width >= 150 else "sweep"
-                task = progress.add_task(name, total=event.lines_total, info="")
-                progress.update(task, completed=event.lines_already_done)
-                if not quiet and event.resumed:
-                    err_console.print(
-                        f"resuming: {event.lines_already_done} of {event.lines_total} lines already done"
-                    )
-            elif isinstance(event, ev.Progress) and task is not None:
-                # The same figures, under the same names, as the summary below and the app's run monitor.
-                cost = _fmt_cost(event.cost, event.cost_free)
-                if err_console.width >= 150:
-                    info = (
-                        f"{event.lines_per_s:5.1f} lines/s  LLM calls {event.llm_calls}  requests {event.requests}  "
-                        f"cached {event.cache_hits}  retries {event.retries}  errors {event.errors}  "
-                        f"tokens {event.tokens}  {cost}"
-                    )
-                else:  # 80 columns: what a person watches; the summary has the rest
-                    info = f"calls {event.llm_calls} retries {event.retries} errors {event.errors}"
-                progress.update(task, completed=event.done, info=info)
-            elif isinstance(event, ev.LineFailed) and not quiet:
-                progress.console.print(
-                    f"[red]line {event.line} of {event.cell_id} failed[/red]: {escape(event.error[:200])}"
-                )
-            elif isinstance(event, ev.CellFailed) and not quiet:
-                progress.console.print(
-                    f"[red]cell {event.cell_id} cannot run[/red]: {event.error}", markup=False
-                )
-            elif isinstance(event, ev.EvaluationFailed) and not quiet:
-                progress.console.print(
-                    f"[red]evaluator {event.evaluator} failed on {event.cell_id}[/red]: {escape(event.error)}"
-                )
-            elif isinstance(event, ev.MetricsReady) and not quiet:
-                shown = ", ".join(
-                    f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in event.metrics.items()
-                )
-                progress.console.print(f"[green]{event.cell_id}[/green] {event.evaluator}: {shown}")
-            elif isinstance(event, ev.SweepFinished):
+            view.show(event)
+            if isinstance(event, ev.SweepFinished):
                 final = event
     return final
+
+
+class SweepProgressView:
+    """Live progress of one or more sweeps on stderr: a bar per sweep, failures and metrics as they come.
+    ``llmops sweep`` shows one sweep; ``llmops compare-backends`` one per backend (``name`` says which,
+    and prefixes its messages). ``quiet`` (``--json``) shows nothing."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(),
+            console=err_console,
+            disable=quiet,
+            transient=False,
+        )
+        self.tasks: dict[str, Any] = {}  # name -> rich task id
+
+    def __enter__(self) -> SweepProgressView:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.progress.__exit__(*exc)
+
+    def show(self, event: ev.Event, name: str = "sweep") -> None:
+        """Render one engine event of the sweep called ``name``."""
+        quiet, progress = self.quiet, self.progress
+        task = self.tasks.get(name)
+        who = "" if name == "sweep" else f"{name}: "
+        if isinstance(event, ev.SweepStarted):
+            title = f"{name} {event.run_id}" if err_console.width >= 150 else name
+            task = self.tasks[name] = progress.add_task(title, total=event.lines_total, info="")
+            progress.update(task, completed=event.lines_already_done)
+            if not quiet and event.resumed:
+                err_console.print(
+                    f"resuming: {event.lines_already_done} of {event.lines_total} lines already done"
+                )
+        elif isinstance(event, ev.Progress) and task is not None:
+            # The same figures, under the same names, as the summary below and the app's run monitor.
+            cost = _fmt_cost(event.cost, event.cost_free)
+            if err_console.width >= 150:
+                info = (
+                    f"{event.lines_per_s:5.1f} lines/s  LLM calls {event.llm_calls}  requests {event.requests}  "
+                    f"cached {event.cache_hits}  retries {event.retries}  errors {event.errors}  "
+                    f"tokens {event.tokens}  {cost}"
+                )
+            else:  # 80 columns: what a person watches; the summary has the rest
+                info = f"calls {event.llm_calls} retries {event.retries} errors {event.errors}"
+            progress.update(task, completed=event.done, info=info)
+        elif isinstance(event, ev.LineFailed) and not quiet:
+            progress.console.print(
+                f"{escape(who)}[red]line {event.line} of {event.cell_id} failed[/red]: {escape(event.error[:200])}"
+            )
+        elif isinstance(event, ev.CellFailed) and not quiet:
+            progress.console.print(f"{who}cell {event.cell_id} cannot run: {event.error}", markup=False)
+        elif isinstance(event, ev.EvaluationFailed) and not quiet:
+            progress.console.print(
+                f"{escape(who)}[red]evaluator {event.evaluator} failed on {event.cell_id}[/red]: "
+                f"{escape(event.error)}"
+            )
+        elif isinstance(event, ev.MetricsReady) and not quiet:
+            shown = ", ".join(
+                f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in event.metrics.items()
+            )
+            progress.console.print(f"{escape(who)}[green]{event.cell_id}[/green] {event.evaluator}: {shown}")
 
 
 def _print_plan(uc_name: str, plan: Any, est: Any, json_out: bool, *, wide: bool = False) -> None:

@@ -1,22 +1,33 @@
 """Proof of equivalence between two backends: the same cells run on both, compared line by line.
 
-``compare_backends`` plans one sweep, runs it once per backend through the ordinary engine (cache off,
-so each backend really runs every line; both runs land in the run store like any sweep), then pairs the
-cells (same variants, parameters, dataset and repetition) and reports for each:
+:func:`plan_backends` plans the sweep once per backend (cache off, so each backend really runs every
+line) before anything runs: bad input for either backend raises :class:`LlmopsError` and nothing runs.
+:func:`run_backends` runs the two plans one after the other through the ordinary dispatcher (both runs
+land in the run store like any sweep) and yields every engine event as a :class:`BackendEvent` (the
+backend that produced it, and the event: the CLI and the app show progress from them), then, last, the
+:class:`BackendComparison`. :func:`compare_backends` does both for callers that only want the result.
+
+The comparison pairs the cells (same variants, parameters, dataset and repetition) and reports for each:
 
 - lines identical or not: the same status and the same outputs (JSON-equal), the differing lines listed;
 - evaluator metrics of both runs and their difference;
 - a paired test (:func:`llmops_tui.core.stats.paired_test`) per numeric per-line evaluator score;
-- a verdict: ``equivalent: 64/64 lines identical`` when every line and every metric is identical,
-  ``no significant difference (N/M lines differ)`` when lines differ but no paired test finds a
-  significant difference, else ``differs on N lines``.
+- a verdict: ``equivalent: 64/64 lines identical`` when every line succeeded on both backends and every
+  line and every metric is identical, ``no significant difference (N/M lines differ)`` when lines differ
+  but no paired test finds a significant difference, else ``differs on N lines``. Lines that failed on
+  both backends prove nothing: such a cell is ``inconclusive`` (or ``failed`` when every line failed),
+  and a cell without lines is never equivalent.
+
+A comparison that did not get to compare says so in its ``status``: ``cancelled`` (the cancellation
+event stops the running sweep, and the second never starts) or ``failed`` (a sweep failed: the backend
+and the first cause are named); neither is ever ``equivalent``.
 """
 
 from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -24,7 +35,7 @@ from typing import Any
 from llmops_tui.core import events as ev
 from llmops_tui.core.errors import RunFailed
 from llmops_tui.core.store import RunStore
-from llmops_tui.core.sweep import SweepOptions, plan_sweep
+from llmops_tui.core.sweep import SweepOptions, SweepPlan, plan_sweep
 from llmops_tui.core.workspace import UseCase
 
 DEFAULT_PAIR = ("promptflow-dag", "agent-framework")
@@ -39,6 +50,7 @@ class CellComparison:
     metrics: dict[str, dict[str, Any]] = field(default_factory=dict)  # "evaluator.metric" -> a, b, delta
     tests: dict[str, dict[str, Any]] = field(default_factory=dict)  # "evaluator.score" -> n, delta, p, note
     verdict: str = ""
+    failed: int = 0  # lines that failed on both sides (the same way): not counted as identical
 
     @property
     def equivalent(self) -> bool:
@@ -49,6 +61,7 @@ class CellComparison:
             "cell": self.label,
             "lines": self.lines,
             "identical": self.identical,
+            "failed_on_both": self.failed,
             "equivalent": self.equivalent,
             "verdict": self.verdict,
             "differing_lines": self.differing,
@@ -61,15 +74,24 @@ class CellComparison:
 class BackendComparison:
     use_case: str
     backends: tuple[str, str]
-    runs: tuple[str, str]
+    runs: tuple[str | None, str | None]  # None: that backend's sweep never started
     cells: list[CellComparison]
+    status: str = "compared"  # compared | cancelled | failed (nothing compared: see stopped_on, error)
+    stopped_on: str | None = None  # the backend whose sweep was cancelled or failed
+    error: str | None = None  # why it failed, one line (the sweep's first cause)
 
     @property
     def equivalent(self) -> bool:
-        return bool(self.cells) and all(c.equivalent for c in self.cells)
+        return self.status == "compared" and bool(self.cells) and all(c.equivalent for c in self.cells)
 
     @property
     def verdict(self) -> str:
+        if self.status == "cancelled":
+            return f"cancelled on {self.stopped_on}: nothing compared"
+        if self.status != "compared":
+            return f"{self.status}: the sweep on {self.stopped_on} {self.status}: {self.error or 'no cause given'}"
+        if not self.cells:
+            return "nothing compared: no cells"
         lines = sum(c.lines for c in self.cells)
         same = sum(c.identical for c in self.cells)
         if self.equivalent:
@@ -82,6 +104,9 @@ class BackendComparison:
             "use_case": self.use_case,
             "backends": list(self.backends),
             "runs": list(self.runs),
+            "status": self.status,
+            "stopped_on": self.stopped_on,
+            "error": self.error,
             "equivalent": self.equivalent,
             "verdict": self.verdict,
             "cells": [c.to_dict() for c in self.cells],
@@ -97,12 +122,12 @@ def run_sweep_to_end(
 ) -> str:
     """Plan and run ``options`` through the ordinary engine; the run's id. A sweep that failed or was
     cancelled raises RunFailed. ``on_event`` sees every engine event (progress)."""
-    from llmops_tui.core.engine import run_sweep
+    from llmops_tui.core.dispatch import start_sweep
 
     plan = plan_sweep(uc, options)
     run_id = None
     finished: ev.SweepFinished | None = None
-    for event in run_sweep(ws_root, uc, plan, cancel=cancel):
+    for event in start_sweep(ws_root, uc, plan, cancel=cancel):
         if on_event is not None:
             on_event(event)
         if isinstance(event, ev.SweepStarted):
@@ -126,6 +151,74 @@ def _cell_key(cell: Any) -> str:
     return json.dumps([cell.variants, cell.params, cell.dataset, cell.repeat], sort_keys=True, default=str)
 
 
+@dataclass
+class BackendEvent:
+    """One engine event of one backend's sweep while :func:`run_backends` runs (progress of a comparison)."""
+
+    backend: str
+    event: ev.Event
+
+
+def plan_backends(
+    uc: UseCase, options: SweepOptions, backends: tuple[str, str] = DEFAULT_PAIR
+) -> tuple[SweepPlan, SweepPlan]:
+    """The sweep ``options`` describe, planned for each backend with the cache off, both before anything
+    runs: bad input for either raises :class:`LlmopsError` (one line) and nothing has run."""
+    a, b = (plan_sweep(uc, replace(options, backend=backend, no_cache=True)) for backend in backends)
+    return a, b
+
+
+def run_backends(
+    ws_root: Path,
+    uc: UseCase,
+    plans: tuple[SweepPlan, SweepPlan],
+    *,
+    cancel: threading.Event | None = None,
+    progress_interval: float = 0.25,
+) -> Iterator[BackendEvent | BackendComparison]:
+    """Run the two plans of :func:`plan_backends` one after the other through the dispatcher; yields each
+    sweep's events as :class:`BackendEvent` and, last, the :class:`BackendComparison` (its ``status`` says
+    ``cancelled`` or ``failed`` when it could not compare). ``cancel`` stops the running sweep (lines in
+    flight finish) and the next one never starts."""
+    from llmops_tui.core.dispatch import start_sweep
+
+    backends = (plans[0].options.backend or DEFAULT_PAIR[0], plans[1].options.backend or DEFAULT_PAIR[1])
+    cancel = cancel or threading.Event()
+    runs: list[str | None] = [None, None]
+    for i, (backend, plan) in enumerate(zip(backends, plans, strict=True)):
+        finished: ev.SweepFinished | None = None
+        events = start_sweep(ws_root, uc, plan, cancel=cancel, progress_interval=progress_interval)
+        try:
+            for event in events:
+                if isinstance(event, ev.SweepStarted):
+                    runs[i] = event.run_id
+                elif isinstance(event, ev.SweepFinished):
+                    finished = event
+                yield BackendEvent(backend, event)
+        finally:
+            close = getattr(events, "close", None)
+            if close is not None:  # a consumer that stops early ends the sweep too (it is marked cancelled)
+                close()
+        pair = (runs[0], runs[1])
+        if cancel.is_set() or (finished is not None and finished.status == "cancelled"):
+            yield BackendComparison(uc.name, backends, pair, [], status="cancelled", stopped_on=backend)
+            return
+        if finished is None or runs[i] is None:
+            yield BackendComparison(
+                uc.name, backends, pair, [], status="failed", stopped_on=backend, error="it did not finish"
+            )
+            return
+        if finished.status not in ("completed", "completed_with_errors"):
+            why = finished.error or f"it ended {finished.status}"
+            yield BackendComparison(
+                uc.name, backends, pair, [], status="failed", stopped_on=backend, error=why
+            )
+            return
+    with RunStore.for_workspace(ws_root) as store:
+        result = compare_runs(store, uc.name, (str(runs[0]), str(runs[1])), backends)
+    yield result
+
+
 def compare_backends(
     ws_root: Path,
     uc: UseCase,
@@ -133,13 +226,21 @@ def compare_backends(
     *,
     backends: tuple[str, str] = DEFAULT_PAIR,
     cancel: threading.Event | None = None,
+    on_event: Callable[[str, ev.Event], None] | None = None,
 ) -> BackendComparison:
-    """Run the sweep ``options`` describe on both backends (cache off) and compare the cells."""
-    runs = tuple(
-        run_sweep_to_end(ws_root, uc, replace(options, backend=b, no_cache=True), cancel) for b in backends
-    )
-    with RunStore.for_workspace(ws_root) as store:
-        return compare_runs(store, uc.name, (runs[0], runs[1]), backends)
+    """Plan the sweep ``options`` describe on both backends (cache off; bad input raises before anything
+    runs), run both and compare the cells. ``on_event(backend, event)`` sees every engine event."""
+    plans = plan_backends(uc, options, backends)
+    result: BackendComparison | None = None
+    for item in run_backends(ws_root, uc, plans, cancel=cancel):
+        if isinstance(item, BackendEvent):
+            if on_event is not None:
+                on_event(item.backend, item.event)
+        else:
+            result = item
+    if result is None:  # run_backends always ends with the comparison
+        raise RunFailed("the comparison ended without a result")
+    return result
 
 
 def compare_runs(
@@ -209,7 +310,9 @@ def compare_cell(
         ra, rb = a_lines.get(n), b_lines.get(n)
         sa = (ra.status, ra.outputs) if ra else ("missing", None)
         sb = (rb.status, rb.outputs) if rb else ("missing", None)
-        if _same(sa, sb):
+        if _same(sa, sb) and sa[0] != "ok":
+            comp.failed += 1  # failed the same way on both: proves nothing
+        elif _same(sa, sb):
             comp.identical += 1
         else:
             comp.differing.append(
@@ -247,8 +350,14 @@ def compare_cell(
                 "significant": res.significant,
                 "note": res.note,
             }
-    differ = comp.lines - comp.identical
-    if differ == 0 and metrics_same:
+    differ = len(comp.differing)
+    if comp.lines == 0:
+        comp.verdict = "nothing compared: no lines"
+    elif comp.failed == comp.lines:
+        comp.verdict = f"failed: all {comp.lines} lines failed on both backends"
+    elif differ == 0 and metrics_same and comp.failed:
+        comp.verdict = f"inconclusive: {comp.failed}/{comp.lines} lines failed on both backends"
+    elif differ == 0 and metrics_same:
         comp.verdict = f"equivalent: {comp.identical}/{comp.lines} lines identical"
     elif not significant:
         what = f"{differ}/{comp.lines} lines differ" if differ else "metrics differ"

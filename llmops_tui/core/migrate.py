@@ -640,9 +640,11 @@ class FlowVerification:
         if comp.equivalent:
             same = f", {len(comp.metrics)} metric(s) identical" if comp.metrics else ""
             return f"{comp.verdict}{same}"
-        differ = comp.lines - comp.identical
+        differ = len(comp.differing)  # lines that failed on both sides are neither identical nor differing
         if differ:
             return f"differs on {differ} line(s) of {comp.lines}"
+        if comp.failed or not comp.lines:
+            return str(comp.verdict)
         changed = [k for k, v in comp.metrics.items() if v[REFERENCE] != v[MIGRATED]]
         return f"metrics differ: {', '.join(changed)}"
 

@@ -2,11 +2,12 @@
 view of ``llmops compare-backends``).
 
 The cells are the use case's sweep from llmops.yaml (opened from the home screen with ``b``) or the ones
-built in the sweep builder (``ctrl+b`` there). ``ctrl+g`` plans both sweeps first (so bad input is
-refused before anything runs), then runs them one after the other through the ordinary dispatcher with
-the cache off, in a thread worker that only posts messages: progress per backend and per cell is live,
-``c`` cancels (the runs stay in Runs, resumable). Then :func:`llmops_tui.core.equivalence.compare_runs`
-pairs the cells and gives a verdict per cell, named by its label, never by its hash. The lines that
+built in the sweep builder (``ctrl+b`` there). ``ctrl+g`` runs :mod:`llmops_tui.core.equivalence` (the
+core of ``llmops compare-backends``) in a thread worker that only posts messages: both sweeps are
+planned first (so bad input is refused before anything runs), then run one after the other through the
+ordinary dispatcher with the cache off, their events (progress per backend and per cell) becoming
+messages; ``c`` cancels (the runs stay in Runs, resumable). The comparison pairs the cells and gives a
+verdict per cell, named by its label, never by its hash. The lines that
 differ are listed under the cells; ``enter`` opens one side by side in the line view.
 """
 
@@ -360,48 +361,43 @@ class BackendsScreen(BaseScreen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="backends", name="compare backends")
     def run_both(self, options: SweepOptions) -> None:
-        """Both sweeps (cache off) through the dispatcher, then the comparison; only posts messages."""
+        """Both sweeps (cache off) and the comparison, through :mod:`llmops_tui.core.equivalence` (the same
+        as ``llmops compare-backends``); only posts messages."""
         cancel = get_current_worker().cancelled_event
         root = self.llmops.workspace_root
         try:
-            from llmops_tui.core import dispatch
-            from llmops_tui.core.equivalence import compare_runs
+            from llmops_tui.core.equivalence import BackendEvent, plan_backends, run_backends
             from llmops_tui.core.store import RunStore
-            from llmops_tui.core.sweep import plan_sweep
 
             missing = agent_framework_missing()
             if missing:
                 raise LlmopsError(missing)
             uc = self.llmops.use_case(self.use_case_name)
             # both plans first: bad input for either backend is refused before anything runs
-            plans = [plan_sweep(uc, replace(options, backend=b, no_cache=True)) for b in PAIR]
-            runs: list[str] = []
-            for backend, plan in zip(PAIR, plans, strict=True):
-                run_id: str | None = None
-                finished: ev.SweepFinished | None = None
-                for event in dispatch.start_sweep(root, uc, plan, cancel=cancel):
-                    if isinstance(event, ev.Progress):
-                        self.post_message(BackendProgressed(backend, event))
-                    elif isinstance(event, ev.SweepStarted):
-                        run_id = event.run_id
-                        self.post_message(BackendSweepStarted(backend, run_id, plan))
-                    elif isinstance(event, ev.SweepFinished):
-                        finished = event
-                        self.post_message(BackendSweepFinished(backend, event))
-                if cancel.is_set() or (finished is not None and finished.status == "cancelled"):
-                    self.post_message(BackendsStopped(None, cancelled=True))
-                    return
-                if run_id is None or finished is None:
-                    raise LlmopsError(f"the sweep on {backend_name(backend)} did not finish")
-                if finished.status in ("failed", "interrupted"):
-                    raise LlmopsError(
-                        f"the sweep on {backend_name(backend)} {finished.status}: {finished.error or ''}".rstrip(
-                            ": "
-                        )
-                    )
-                runs.append(run_id)
+            plans = plan_backends(uc, options, PAIR)
+            by_backend = dict(zip(PAIR, plans, strict=True))
+            result = None
+            for item in run_backends(root, uc, plans, cancel=cancel):
+                if not isinstance(item, BackendEvent):
+                    result = item  # the last item
+                    continue
+                backend, event = item.backend, item.event
+                if isinstance(event, ev.Progress):
+                    self.post_message(BackendProgressed(backend, event))
+                elif isinstance(event, ev.SweepStarted):
+                    self.post_message(BackendSweepStarted(backend, event.run_id, by_backend[backend]))
+                elif isinstance(event, ev.SweepFinished):
+                    self.post_message(BackendSweepFinished(backend, event))
+            if result is None:
+                raise LlmopsError("the comparison ended without a result")
+            if result.status == "cancelled":
+                self.post_message(BackendsStopped(None, cancelled=True))
+                return
+            if result.status != "compared":
+                why = f"the sweep on {backend_name(result.stopped_on)} {result.status}: {result.error or ''}"
+                self.post_message(BackendsStopped(why.rstrip(": ")))
+                return
             with RunStore.for_workspace(root) as store:
-                result = compare_runs(store, uc.name, (runs[0], runs[1]), PAIR)
                 pairs = pair_cells(store, result)
             self.post_message(BackendsCompared(result, pairs))
         except LlmopsError as exc:
@@ -588,17 +584,21 @@ class BackendsScreen(BaseScreen):
                     cells.append(Text(short(output_text(side.get("outputs")), width)))
             lines.add_row(str(d["line"]), *cells)
         caption = Text(pair.key, style="bold")  # every choice of the cell, its dataset too
-        differ = comp.lines - comp.identical
+        differ = len(comp.differing)
         if differ:
             more = f" (the first {len(self.listed)} listed)" if len(comp.differing) > len(self.listed) else ""
             caption.append(
                 f"\n{differ} of {comp.lines} lines differ{more}: enter or l opens one side by side",
                 style="yellow",
             )
-        elif comp.lines:
+        elif comp.equivalent:
             caption.append(f"\nall {comp.lines} lines identical", style="green")
         else:
             caption.append(f"\n{comp.verdict}", style="red")
+        tests = _tests_text(comp.tests)
+        if tests:
+            caption.append("\n")
+            caption.append_text(tests)
         self._caption(caption)
 
     def action_open_line(self) -> None:
@@ -668,6 +668,32 @@ def _metrics_text(metrics: dict[str, dict[str, Any]]) -> Text:
     if not moved:
         return Text(f"all {len(metrics)} equal", style="green")
     return Text(", ".join(moved), style="yellow")
+
+
+def _tests_text(tests: dict[str, dict[str, Any]]) -> Text | None:
+    """The paired test of each per-line score (B against A), one short phrase each: what the verdict rests on."""
+    if not tests:
+        return None
+    names = [k.split(".", 1)[-1] for k in tests]
+    unique = len(set(names)) == len(names)
+    text = Text("paired tests: ", style="dim")
+    for i, (key, t) in enumerate(tests.items()):
+        if i:
+            text.append(" · ", style="dim")
+        name = key.split(".", 1)[-1] if unique else key
+        if t.get("p_value") is None:
+            text.append(f"{name} {t.get('note') or 'not tested'}", style="dim")
+            continue
+        if t.get("delta") == 0 and not t.get("significant"):
+            text.append(f"{name} identical on {t.get('n')} lines", style="green")
+            continue
+        verdict = "significant" if t.get("significant") else "not significant"
+        few = ", too few lines" if "too few" in str(t.get("note")) else ""
+        text.append(
+            f"{name} Δ {t['delta']:+.3g}, p {t['p_value']:.2g} {verdict} (n {t.get('n')}{few})",
+            style="bold red" if t.get("significant") else "yellow",
+        )
+    return text
 
 
 @dataclass
