@@ -267,3 +267,32 @@ def test_evaluator_flow_defaults_to_its_name_under_flows(tmp_path):
     uc = load_use_case(uc_dir, root=tmp_path)
     assert uc.ok, [str(p) for p in uc.problems]
     assert uc.evaluators[0].flow is not None and uc.evaluators[0].flow.path.name == "label_match"
+
+
+# ------------------------------------------------------------------------ mappings: one grammar
+
+
+def test_run_inputs_and_inputs_alias_mappings_are_validated(tmp_path):
+    uc_dir = make_use_case(tmp_path)
+    exp = uc_dir / "experiment.yaml"
+    text = exp.read_text().replace("label: ${data.label}", "label: ${inputs.nope}")
+    exp.write_text(text.replace("category: ${run.outputs.category}", "category: ${run.inputs.missing}"))
+    uc = load_use_case(uc_dir, root=tmp_path)
+    by_field = {p.field: p.message for p in uc.problems}
+    assert (
+        "the standard flow has no input 'missing'" in by_field["evaluators[0].datasets[0].mappings.category"]
+    )
+    assert "column 'nope' is not in dataset" in by_field["evaluators[0].datasets[0].mappings.label"]
+
+
+def test_line_view_reads_target_and_inputs_mappings_like_the_engine(tmp_path):
+    from llmops_tui.tui.lineview import review_for
+
+    uc_dir = make_use_case(tmp_path)
+    exp = uc_dir / "experiment.yaml"
+    text = exp.read_text().replace("${run.outputs.category}", "${target.category}")
+    exp.write_text(text.replace("${data.label}", "${inputs.label}"))
+    uc = load_use_case(uc_dir, root=tmp_path)
+    review = review_for(uc, "tickets_train")
+    assert review.answer_keys == ["category"]
+    assert [(name, column) for name, _, column in review.truth] == [("label", "label")]

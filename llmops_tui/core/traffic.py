@@ -35,7 +35,7 @@ import numpy as np
 from llmops_tui.core import stats
 from llmops_tui.core.capture import CaptureSettings, clean_inputs, secrets_from_env
 from llmops_tui.core.errors import LlmopsError
-from llmops_tui.core.mappings import MAPPING_RE
+from llmops_tui.core.mappings import mapping_ref
 from llmops_tui.core.store import STORE_DIR, CellRecord, LineRecord, RunRecord, RunStore
 from llmops_tui.core.summary import new_run_id
 
@@ -476,9 +476,9 @@ def _data_columns(mappings: dict[str, str]) -> dict[str, str]:
     """evaluator input -> dataset column, for every ``${data.X}`` mapping."""
     out = {}
     for key, value in mappings.items():
-        match = MAPPING_RE.match(str(value).strip())
-        if match and match.group(1) in {"data", "inputs"}:
-            out[key] = match.group(2)
+        ref = mapping_ref(value)
+        if ref is not None and ref[0] == "data":
+            out[key] = ref[1]
     return out
 
 

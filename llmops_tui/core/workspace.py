@@ -29,7 +29,7 @@ from llmops_tui.core.files import (
 )
 from llmops_tui.core.flowcheck import check_mapping_value
 from llmops_tui.core.flows import Flow, add_init_sets, flow_kind, load_flow
-from llmops_tui.core.mappings import MAPPING_RE
+from llmops_tui.core.mappings import mapping_ref
 
 OLD_CONFIG_FILE = "llmops_config.json"
 SKIP_DIRS = {
@@ -775,10 +775,10 @@ def _check_mappings(uc: UseCase, root: Path) -> None:
             if mapping_problem:
                 uc.problems.append(Problem(config, field_name, *mapping_problem))
                 continue
-            match = MAPPING_RE.match(value.strip())
-            if not match:
+            ref = mapping_ref(value)
+            if ref is None:
                 continue  # a literal value
-            kind, name = match.groups()
+            kind, name = ref
             if kind == "data" and ds.columns and name not in ds.columns:
                 uc.problems.append(
                     Problem(
@@ -797,7 +797,7 @@ def _check_mappings(uc: UseCase, root: Path) -> None:
                         "map an existing flow input",
                     )
                 )
-            if kind in ("run.outputs", "target") and flow and outputs and name not in outputs:
+            if kind == "run.outputs" and flow and outputs and name not in outputs:
                 uc.problems.append(
                     Problem(
                         config,
