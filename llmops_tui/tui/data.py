@@ -78,10 +78,8 @@ def status_text(status: str) -> Text:
 def approval_states(uc: UseCase) -> dict[str, str]:
     """env -> decision of the current approval record ("approved", "rejected"). Read as plain data: the
     Approval screen and ``llmops verify-approval`` do the (slower) signature and hash verification."""
-    try:
-        from llmops_tui.core.approval import approval_envs, current_path
-    except ImportError:
-        return {}
+    from llmops_tui.core.approval import approval_envs, current_path
+
     out: dict[str, str] = {}
     for env in approval_envs(uc):
         path = current_path(uc, env)
