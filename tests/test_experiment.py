@@ -213,6 +213,14 @@ def test_evaluator_dataset_problem_names_its_full_place():
     assert [d.name for d in exp.evaluators[0].dataset_specs] == ["ok"]
 
 
+def test_a_value_in_the_wrong_place_is_never_repeated():
+    exp = parse(BASE + "connections: sk-abc123secret\n")
+    (problem,) = exp.problems
+    assert problem.field == "connections" and problem.message == "must be a list, not text"
+    assert "sk-abc123secret" not in str(problem)
+    assert [d.name for d in exp.datasets] == ["train"]
+
+
 def test_a_file_that_is_not_a_mapping_is_one_problem():
     exp = parse("- name: uc\n- flow: flows/standard\n")
     (problem,) = exp.problems

@@ -260,7 +260,8 @@ def _kind(value: Any) -> str:
         return "a list"
     if value is None:
         return "empty"
-    return f"'{value}'" if isinstance(value, str) else type(value).__name__
+    # never the value itself: it may be a key written into the wrong place
+    return "text" if isinstance(value, str) else type(value).__name__
 
 
 def _hint(model: type[_Block], loc: list[str], kind: str, given: Any) -> str:
@@ -282,7 +283,7 @@ def _hint(model: type[_Block], loc: list[str], kind: str, given: Any) -> str:
         what = {ConnectionSpec: "connection", DatasetSpec: "dataset", EvaluatorSpec: "evaluator"}.get(model)
         if what == "evaluator":
             return "give the evaluator a name (its flow defaults to a folder of that name under flows/)"
-        return f"give the {what} a name" if what else "use the use case's name"
+        return f"give the {what} a name" if what else "write the use case's name as text"
     if kind == "string_type":
         return "write a single value (quote it if it has ':' or '#')"
     return ""
