@@ -12,6 +12,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
 from synthetic_run import make_run, write_workspace  # noqa: E402
 
+from llmops_tui.core import stats  # noqa: E402
 from llmops_tui.core.compare import build_comparison  # noqa: E402
 from llmops_tui.core.errors import LlmopsError  # noqa: E402
 from llmops_tui.core.linediff import line_diff, word_diff  # noqa: E402
@@ -222,3 +223,35 @@ def test_word_diff_round_trips():
     assert "".join(t for k, t in ops if k != "insert") == a
     assert "".join(t for k, t in ops if k != "delete") == b
     assert ("delete", "quick") in ops and ("insert", "slow") in ops
+
+
+def test_latency_token_and_call_rows_match_the_store(ws):
+    _, store, cells = ws
+    comp = build_comparison(store, "run-0001")
+    for cid in cells[:2]:
+        lines = store.lines("run-0001", cid)
+        ok_latency = [ln.latency_ms for ln in lines if ln.status == "ok"]
+        p95 = comp.row("latency_p95_ms").values[cid]
+        assert p95.value == pytest.approx(stats.percentile(ok_latency, 95)) and p95.n == len(ok_latency)
+        assert comp.row("total_tokens").values[cid].value == sum(ln.total_tokens for ln in lines)
+        assert comp.row("completion_tokens").values[cid].value == sum(ln.completion_tokens for ln in lines)
+        assert comp.row("cache_hits").values[cid].value == sum(1 for ln in lines if ln.cache_hit)
+    base, other = (comp.row("latency_p50_ms").values[c] for c in cells[:2])
+    assert base.delta is None and other.delta == pytest.approx(other.value - base.value)
+    assert comp.row("cache_hits").higher_is_better is None and comp.row("cache_hits").best_cell() is None
+    assert sum(comp.latency_hist["counts"][cells[0]]) == comp.row("latency_p50_ms").values[cells[0]].n
+
+
+def test_warnings_name_cells_by_their_label_never_by_id(tmp_path):
+    with RunStore(tmp_path / "s.sqlite") as store:
+        make_run(store, run_id="run-a", n_cells=3, n_lines=10, datasets=("main",))
+        make_run(store, run_id="run-b", n_cells=2, n_lines=10, datasets=("hard",), seed=9)
+        comp = build_comparison(store, ["run-a", "run-b"], baseline="run-a:c0000002")
+    # run-b has no cell with the baseline's configuration on its dataset
+    no_base = [w for w in comp.warnings if "no baseline configuration on dataset 'hard'" in w]
+    assert len(no_base) == 2
+    assert any("fewer than 20" in w for w in comp.warnings)
+    for col in comp.cells:
+        assert not any(col.cell_id in w or col.cell_id.split(":")[1] in w for w in comp.warnings)
+    for col in comp.cells[3:]:
+        assert any(f"cell '{col.label}'" in w for w in no_base)

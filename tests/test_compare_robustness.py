@@ -48,7 +48,7 @@ def test_evaluator_failures_warn_and_fail_gates_on_its_metrics(ws):
         ],
     )
     comp = build_comparison(store, RUN, workspace_root=root)
-    assert any(cells[1] in w and "failed on 5 line(s)" in w for w in comp.warnings)
+    assert any(comp.cell(cells[1]).label in w and "failed on 5 line(s)" in w for w in comp.warnings)
     assert comp.cell(cells[1]).eval_failures == {"matcher": 5}
     assert comp.row("matcher.f1").values[cells[1]].n == 25
     assert "evaluator failed on 5 line(s)" in comp.row("matcher.f1").values[cells[1]].note

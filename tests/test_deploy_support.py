@@ -91,9 +91,9 @@ def write_approval(root: Path, env: str, variants: dict, params: dict, *, decisi
     """A signed approval record for ``env`` (as the Approval screen would write it) using APPROVAL_KEY."""
     from llmops_tui.core import approval as ap
     from llmops_tui.core.hashing import hash_folder
-    from llmops_tui.deploy.prepare import use_case_for_env
+    from llmops_tui.deploy.prepare import deployable_use_case
 
-    uc = use_case_for_env(root, USE_CASE, env)
+    uc = deployable_use_case(root, USE_CASE, env)
     flow = uc.standard_flow.path
     fields = dict(
         use_case=uc.name,

@@ -67,10 +67,6 @@ WideOpt = Annotated[
 ]
 
 
-def _fmt_cost(cost: float | None, free: bool = False) -> str:
-    return fmt_cost(cost, free=free)
-
-
 def sweep_cmd(
     use_case: Annotated[
         str | None, typer.Argument(help="Use case to sweep (not needed with --resume).")
@@ -317,7 +313,7 @@ class SweepProgressView:
                 )
         elif isinstance(event, ev.Progress) and task is not None:
             # The same figures, under the same names, as the summary below and the app's run monitor.
-            cost = _fmt_cost(event.cost, event.cost_free)
+            cost = fmt_cost(event.cost, free=event.cost_free)
             if err_console.width >= 150:
                 info = (
                     f"{event.lines_per_s:5.1f} lines/s  LLM calls {event.llm_calls}  requests {event.requests}  "
@@ -395,7 +391,7 @@ def _print_plan(uc_name: str, plan: Any, est: Any, json_out: bool, *, wide: bool
     console.print(table, soft_wrap=False)
     console.print(
         f"{est.cells} cells, {est.lines} lines, {est.llm_calls} LLM calls, ~{est.prompt_tokens + est.completion_tokens:,} "
-        f"tokens, cost {_fmt_cost(est.cost, est.cost_free)}, ~{est.wall_s:.0f} s at concurrency {est.concurrency}",
+        f"tokens, cost {fmt_cost(est.cost, free=est.cost_free)}, ~{est.wall_s:.0f} s at concurrency {est.concurrency}",
         soft_wrap=False,
     )
 

@@ -51,6 +51,8 @@ def _num(value: Any, fmt: str = ".3g") -> str:
 def print_comparison(data: dict[str, Any]) -> None:
     from rich.table import Table
 
+    from llmops_tui.core.format import fmt_money
+
     console.print(
         f"[bold]A/B[/bold] {data['use_case']} env {data['env']} (traffic run {data['run_id']})", markup=True
     )
@@ -64,7 +66,7 @@ def print_comparison(data: dict[str, Any]) -> None:
     for q in ("p50", "p95", "p99"):
         table.add_row(f"latency {q} ms", *[_num(a["latency_ms"][q], ".0f") for a in arms])
     table.add_row("tokens", *[str(a["tokens"]) if a["tokens"] else "-" for a in arms])
-    table.add_row("cost (USD)", *[_num(a["cost"], ".4f") for a in arms])
+    table.add_row("cost", *[fmt_money(a["cost"]) for a in arms])
     keys = sorted({k for a in arms for k in a["metrics"]})
     for key in keys:
         cells = []

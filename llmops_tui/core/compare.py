@@ -387,6 +387,59 @@ def build_comparison(
     gates and prices. Raises LlmopsError for unknown runs or cells.
     """
     runs = _resolve_runs(store, run_ids)
+    warnings = _run_warnings(runs)
+    uc = _load_use_case(workspace_root, runs[0].use_case, runs[0].env, warnings)
+    cells = _load_cells(store, runs)
+    if not cells:
+        raise LlmopsError(f"run '{runs[0].run_id}' has no cells", field="RUN_ID")
+    # People read cells by what differs between them (variant, parameter, dataset), not by hash.
+    labels = short_labels([c.col for c in cells])
+    for c in cells:
+        c.col.label = labels[c.col.cell_id]
+        for evaluator, failed in sorted(c.col.eval_failures.items()):
+            warnings.append(
+                f"cell '{c.col.label}': evaluator '{evaluator}' failed on {failed} line(s): its metrics "
+                "leave those lines out, and gates on them fail"
+            )
+    base = _pick_baseline(runs, cells, baseline)
+    base.col.is_baseline = True
+    ctx = _Context(cells, _baseline_for(cells, base, warnings), warnings)
+    sandboxed = {r.run_id for r in runs if r.uses_sandbox}
+    latency = _latencies(cells)
+    sums = _line_sums(cells)
+    rows = [
+        *_metric_rows(ctx),
+        *_quality_rows(ctx),
+        *_latency_rows(ctx, latency),
+        *_token_rows(ctx, sums),
+        *_cost_rows(ctx, sums, uc, sandboxed),
+        *_call_rows(ctx, sums),
+    ]
+    comparison = Comparison(
+        use_case=runs[0].use_case,
+        run_ids=[r.run_id for r in runs],
+        cells=[c.col for c in cells],
+        rows=rows,
+        baseline=base.col.cell_id,
+        gates=[],
+        warnings=warnings,
+        latency_hist=_latency_hist(latency),
+        references={
+            cid: (None if b is None or b.col.cell_id == cid else b.col.cell_id)
+            for cid, b in ctx.base_for.items()
+        },
+        run_status={r.run_id: r.status for r in runs},
+    )
+    if uc is not None:
+        from llmops_tui.core.gates import evaluate_gates
+
+        comparison.gates = evaluate_gates(comparison, uc.extras.gates)
+    comparison.gates += _run_status_gates(comparison, runs)
+    return comparison
+
+
+def _run_warnings(runs: list[RunRecord]) -> list[str]:
+    """What holds for whole runs: answers from the sandbox, runs that did not complete."""
     warnings: list[str] = []
     sandboxed = [r.run_id for r in runs if r.uses_sandbox]
     if sandboxed:
@@ -397,7 +450,6 @@ def build_comparison(
             + " come from the offline sandbox model, a deterministic stand-in; they say nothing about a real"
             " model's quality"
         )
-    multi = len(runs) > 1
     for r in runs:
         if r.status != "completed":
             warnings.append(
@@ -406,20 +458,22 @@ def build_comparison(
                 + "; its cells fail the "
                 f"'{RUN_COMPLETED_GATE}' gate"
             )
-    uc = _load_use_case(workspace_root, runs[0].use_case, runs[0].env, warnings)
+    return warnings
 
+
+def _load_cells(store: RunStore, runs: list[RunRecord]) -> list[_CellData]:
+    """Every cell of the runs with its lines, per-line scores and aggregate metrics. With several runs a
+    cell's id is ``<run_id>:<cell_id>``."""
+    multi = len(runs) > 1
     cells: list[_CellData] = []
     for run in runs:
-        records = store.cells(run.run_id)
         metrics = store.metrics(run.run_id)
-        all_lines = store.lines(run.run_id)
         by_cell: dict[str, dict[int, LineRecord]] = {}
-        for ln in all_lines:
+        for ln in store.lines(run.run_id):
             by_cell.setdefault(ln.cell_id, {})[ln.line] = ln
-        for rec in records:
-            cid = f"{run.run_id}:{rec.cell_id}" if multi else rec.cell_id
+        for rec in store.cells(run.run_id):
             col = CellColumn(
-                cell_id=cid,
+                cell_id=f"{run.run_id}:{rec.cell_id}" if multi else rec.cell_id,
                 label=cell_label(rec.variants, rec.params, rec.dataset, rec.repeat),
                 variants=dict(rec.variants),
                 params=dict(rec.params),
@@ -447,21 +501,14 @@ def build_comparison(
                 if value is not None
             }
             cells.append(_CellData(col, rec, lines, scores, aggregates))
-            for evaluator, failed in sorted(col.eval_failures.items()):
-                warnings.append(
-                    f"cell {cid}: evaluator '{evaluator}' failed on {failed} line(s): its metrics leave "
-                    "those lines out, and gates on them fail"
-                )
-    if not cells:
-        raise LlmopsError(f"run '{runs[0].run_id}' has no cells", field="RUN_ID")
-    # People read cells by what differs between them (variant, parameter, dataset), not by hash.
-    for cid, label in short_labels([c.col for c in cells]).items():
-        next(c.col for c in cells if c.col.cell_id == cid).label = label
+    return cells
 
-    base = _pick_baseline(runs, cells, baseline)
-    base.col.is_baseline = True
-    # Each cell is compared with the baseline's configuration on the cell's own dataset (line numbers
-    # only pair up within one dataset).
+
+def _baseline_for(
+    cells: list[_CellData], base: _CellData, warnings: list[str]
+) -> dict[str, _CellData | None]:
+    """The cell each cell is compared with: the baseline's configuration on the cell's own dataset (line
+    numbers only pair up within one dataset), the same repetition as the baseline when there is one."""
     base_for: dict[str, _CellData | None] = {}
     for c in cells:
         if c.rec.dataset == base.rec.dataset:
@@ -474,54 +521,74 @@ def build_comparison(
             and o.rec.variants == base.rec.variants
             and o.rec.params == base.rec.params
         ]
-        # The same repetition as the baseline when there is one, else the first repetition.
         twin = next((o for o in twins if o.rec.repeat == base.rec.repeat), None) or next(
             (o for o in twins if o.rec.repeat == 0), None
         )
         base_for[c.col.cell_id] = twin
         if twin is None:
             warnings.append(
-                f"cell {c.col.cell_id}: no baseline configuration on dataset '{c.rec.dataset}', no deltas"
+                f"cell '{c.col.label}': no baseline configuration on dataset '{c.rec.dataset}', no deltas"
             )
+    return base_for
 
-    rows: list[Row] = []
-    few_warned: set[str] = set()
 
-    # ---- evaluation metrics
+@dataclass
+class _Context:
+    """What every row builder needs: the cells, whom each is compared with, and the warnings so far."""
+
+    cells: list[_CellData]
+    base_for: dict[str, _CellData | None]
+    warnings: list[str]
+    few_warned: set[str] = field(default_factory=set)  # cells already warned about too few pairs
+
+    def deltas(self, row: Row) -> Row:
+        _add_deltas(row, self.cells, self.base_for)
+        return row
+
+    def tests(self, row: Row, per_line: Any) -> Row:
+        _add_tests(row, self.cells, self.base_for, per_line, self.few_warned, self.warnings)
+        return row
+
+
+def _metric_rows(ctx: _Context) -> list[Row]:
+    """One row per evaluation metric (``<evaluator>.<metric>``), in the order the cells report them."""
     keys: list[str] = []
-    for c in cells:
+    for c in ctx.cells:
         for k in list(c.aggregates) + list(c.scores):
             if k not in keys:
                 keys.append(k)
+    rows = []
     for key in keys:
         metric_name = key.split(".", 1)[1] if "." in key else key
         row = Row(key, "metric", key, metric_direction(metric_name), {})
         evaluator = key.split(".", 1)[0]
-        for c in cells:
+        for c in ctx.cells:
             mv = _metric_value(c, key)
             eval_failed = c.col.eval_failures.get(evaluator)
             if eval_failed:
                 mv.note = "; ".join(x for x in (f"evaluator failed on {eval_failed} line(s)", mv.note) if x)
             row.values[c.col.cell_id] = mv
-        _add_tests(row, cells, base_for, lambda c, k=key: c.scores.get(k), few_warned, warnings)
-        rows.append(row)
+        rows.append(ctx.tests(row, lambda c, k=key: c.scores.get(k)))
+    return rows
 
-    # ---- quality (line-level success)
-    ok_rows = Row("success_rate", "quality", "success rate", True, {})
-    err_rows = Row("error_rate", "quality", "error rate", False, {})
-    for c in cells:
+
+def _quality_rows(ctx: _Context) -> list[Row]:
+    """Line-level success and error rates, with intervals and paired tests."""
+    ok_row = Row("success_rate", "quality", "success rate", True, {})
+    err_row = Row("error_rate", "quality", "error rate", False, {})
+    for c in ctx.cells:
         total = max(c.rec.lines_total, len(c.lines))
         done = len(c.lines)
         ok = sum(1 for ln in c.lines.values() if ln.status == "ok")
         note = "" if done >= total else f"{done} of {total} lines done"
         if done == 0:
-            ok_rows.values[c.col.cell_id] = MetricValue(None, note="no lines")
-            err_rows.values[c.col.cell_id] = MetricValue(None, note="no lines")
+            ok_row.values[c.col.cell_id] = MetricValue(None, note="no lines")
+            err_row.values[c.col.cell_id] = MetricValue(None, note="no lines")
             continue
         flags = np.fromiter((1.0 if ln.status == "ok" else 0.0 for ln in c.lines.values()), float, done)
         lo, hi = stats.mean_ci(flags)
-        ok_rows.values[c.col.cell_id] = MetricValue(ok / done, lo, hi, done, per_line=True, note=note)
-        err_rows.values[c.col.cell_id] = MetricValue(
+        ok_row.values[c.col.cell_id] = MetricValue(ok / done, lo, hi, done, per_line=True, note=note)
+        err_row.values[c.col.cell_id] = MetricValue(
             (done - ok) / done,
             None if hi is None else 1 - hi,
             None if lo is None else 1 - lo,
@@ -536,28 +603,35 @@ def build_comparison(
     def err_flags(c: _CellData) -> dict[int, float]:
         return {n: (0.0 if ln.status == "ok" else 1.0) for n, ln in c.lines.items()}
 
-    _add_tests(ok_rows, cells, base_for, ok_flags, few_warned, warnings)
-    _add_tests(err_rows, cells, base_for, err_flags, few_warned, warnings)
-    rows += [ok_rows, err_rows]
+    return [ctx.tests(ok_row, ok_flags), ctx.tests(err_row, err_flags)]
 
-    # ---- latency
-    lat: dict[str, np.ndarray] = {}
-    for c in cells:
-        arr = np.fromiter(
+
+def _latencies(cells: list[_CellData]) -> dict[str, np.ndarray]:
+    """Latencies (ms) of each cell's successful lines."""
+    return {
+        c.col.cell_id: np.fromiter(
             (ln.latency_ms for ln in c.lines.values() if ln.latency_ms is not None and ln.status == "ok"),
             float,
         )
-        lat[c.col.cell_id] = arr
+        for c in cells
+    }
+
+
+def _latency_rows(ctx: _Context, latency: dict[str, np.ndarray]) -> list[Row]:
+    """Latency p50, p95 and p99 of successful lines."""
+    rows = []
     for q in (50, 95, 99):
         row = Row(f"latency_p{q}_ms", "latency", f"latency p{q} (ms)", False, {})
-        for c in cells:
-            arr = lat[c.col.cell_id]
+        for c in ctx.cells:
+            arr = latency[c.col.cell_id]
             val = stats.percentile(arr, q) if arr.size else None
             row.values[c.col.cell_id] = MetricValue(val, n=int(arr.size), note="successful lines only")
-        _add_deltas(row, cells, base_for)
-        rows.append(row)
+        rows.append(ctx.deltas(row))
+    return rows
 
-    # ---- tokens, cost, calls
+
+def _line_sums(cells: list[_CellData]) -> dict[str, dict[str, int]]:
+    """Per cell: tokens, LLM calls and cache hits summed over its lines."""
     sums: dict[str, dict[str, int]] = {}
     for c in cells:
         s = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0, "llm_calls": 0, "cache_hits": 0}
@@ -568,55 +642,54 @@ def build_comparison(
             s["llm_calls"] += ln.llm_calls or 0
             s["cache_hits"] += 1 if ln.cache_hit else 0
         sums[c.col.cell_id] = s
-    for key, label, group, hib in (
-        ("prompt_tokens", "prompt tokens", "tokens", False),
-        ("completion_tokens", "completion tokens", "tokens", False),
-        ("total_tokens", "total tokens", "tokens", False),
-    ):
-        row = Row(key, group, label, hib, {})
-        for c in cells:
+    return sums
+
+
+def _sum_rows(
+    ctx: _Context,
+    sums: dict[str, dict[str, int]],
+    group: str,
+    specs: tuple[tuple[str, str, bool | None], ...],
+) -> list[Row]:
+    rows = []
+    for key, label, direction in specs:
+        row = Row(key, group, label, direction, {})
+        for c in ctx.cells:
             row.values[c.col.cell_id] = MetricValue(float(sums[c.col.cell_id][key]), n=len(c.lines))
-        _add_deltas(row, cells, base_for)
-        rows.append(row)
-    cost_row = Row("cost_usd", "cost", "estimated cost (USD)", False, {})
-    for c in cells:
+        rows.append(ctx.deltas(row))
+    return rows
+
+
+def _token_rows(ctx: _Context, sums: dict[str, dict[str, int]]) -> list[Row]:
+    """Prompt, completion and total tokens."""
+    return _sum_rows(
+        ctx,
+        sums,
+        "tokens",
+        (
+            ("prompt_tokens", "prompt tokens", False),
+            ("completion_tokens", "completion tokens", False),
+            ("total_tokens", "total tokens", False),
+        ),
+    )
+
+
+def _cost_rows(ctx: _Context, sums: dict[str, dict[str, int]], uc: Any, sandboxed: set[str]) -> list[Row]:
+    """The estimated cost from the tokens and llmops.yaml's prices (free for sandbox runs)."""
+    row = Row("cost_usd", "cost", "estimated cost (USD)", False, {})
+    for c in ctx.cells:
         s = sums[c.col.cell_id]
         mv = _cost(uc, c.rec, s["prompt_tokens"], s["completion_tokens"], c.col.run_id in sandboxed)
         mv.n = len(c.lines)
-        cost_row.values[c.col.cell_id] = mv
-    _add_deltas(cost_row, cells, base_for)
-    rows.append(cost_row)
-    calls_rows: tuple[tuple[str, str, bool | None], ...] = (
-        ("llm_calls", "LLM calls", False),
-        ("cache_hits", "cache hits", None),
-    )
-    for key, label, direction in calls_rows:
-        row = Row(key, "calls", label, direction, {})
-        for c in cells:
-            row.values[c.col.cell_id] = MetricValue(float(sums[c.col.cell_id][key]), n=len(c.lines))
-        _add_deltas(row, cells, base_for)
-        rows.append(row)
+        row.values[c.col.cell_id] = mv
+    return [ctx.deltas(row)]
 
-    comparison = Comparison(
-        use_case=runs[0].use_case,
-        run_ids=[r.run_id for r in runs],
-        cells=[c.col for c in cells],
-        rows=rows,
-        baseline=base.col.cell_id,
-        gates=[],
-        warnings=warnings,
-        latency_hist=_latency_hist(lat),
-        references={
-            cid: (None if b is None or b.col.cell_id == cid else b.col.cell_id) for cid, b in base_for.items()
-        },
-        run_status={r.run_id: r.status for r in runs},
-    )
-    if uc is not None:
-        from llmops_tui.core.gates import evaluate_gates
 
-        comparison.gates = evaluate_gates(comparison, uc.extras.gates)
-    comparison.gates += _run_status_gates(comparison, runs)
-    return comparison
+def _call_rows(ctx: _Context, sums: dict[str, dict[str, int]]) -> list[Row]:
+    """LLM calls, and cache hits (no better direction)."""
+    return _sum_rows(
+        ctx, sums, "calls", (("llm_calls", "LLM calls", False), ("cache_hits", "cache hits", None))
+    )
 
 
 RUN_COMPLETED_GATE = "run completed"
@@ -718,7 +791,7 @@ def _add_tests(
         if res.too_few and c.col.cell_id not in few_warned:
             few_warned.add(c.col.cell_id)
             warnings.append(
-                f"cell {c.col.cell_id}: only {res.n} lines pair with the baseline "
+                f"cell '{c.col.label}': only {res.n} lines pair with the baseline "
                 f"(fewer than {stats.MIN_PAIRED_LINES}): differences are hard to tell"
             )
 
@@ -728,9 +801,8 @@ def _latency_hist(lat: dict[str, np.ndarray]) -> dict[str, Any]:
     if not arrays:
         return {}
     allv = np.concatenate(arrays)
-    lo, hi = float(allv.min()), float(np.percentile(allv, 99.5))
-    if hi <= lo:
-        hi = lo + 1.0
+    lo, top = float(allv.min()), stats.percentile(allv, 99.5)
+    hi = top if top is not None and top > lo else lo + 1.0
     edges = np.linspace(lo, hi, LATENCY_BINS + 1)
     counts = {}
     for cid, arr in lat.items():

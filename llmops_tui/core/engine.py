@@ -1108,3 +1108,37 @@ def resume_sweep(
     return SweepRunner(
         ws_root, uc, plan, run_id=run.run_id, cancel=cancel, progress_interval=progress_interval, resumed=True
     ).events()
+
+
+EvaluationJob = tuple[Evaluator, dict[str, str], list[dict[str, Any]], dict[int, LineRecord]]
+
+
+def evaluate_stored_lines(
+    ws_root: Path, uc: UseCase, plan: SweepPlan, *, run_id: str, store: RunStore, jobs: list[EvaluationJob]
+) -> list[tuple[dict[str, float], list[tuple[int, str, Any, str | None]]]]:
+    """Run evaluators over lines already in the store, outside a sweep (``llmops traffic evaluate``), with
+    the engine's own evaluation step: mappings, cache, connections, sandbox, worker processes, aggregation.
+
+    Each job is (evaluator, its mappings, the dataset rows indexed by line number, the stored lines to
+    evaluate by line number). The engine is set up once for all jobs (``plan.options`` decide the endpoint
+    and the cache) and torn down after, whatever happens. Returns, per job in order, the evaluator's
+    aggregate metrics and its evaluation lines ``(line, status, outputs, error)``, ready for
+    ``RunStore.record_metrics`` and ``RunStore.record_eval_lines``."""
+    if not jobs:
+        return []
+    runner = SweepRunner(ws_root, uc, plan, run_id=run_id, store=store)
+    runner._eval_pool = LinePool(max(1, min(8, plan.concurrency)), name="llmops-traffic-eval")
+    try:
+        runner._setup()
+        return [runner._run_evaluator(*job) for job in jobs]
+    finally:
+        runner._eval_pool.shutdown()
+        if runner._pool is not None:
+            runner._pool.close()
+        for backend in runner._backends.values():
+            try:
+                backend.close()
+            except Exception:  # closing must not hide the evaluation's outcome
+                log.debug("closing a backend failed", exc_info=True)
+        if runner._sandbox is not None:
+            runner._sandbox.stop()

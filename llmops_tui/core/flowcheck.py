@@ -32,6 +32,7 @@ import yaml
 
 from llmops_tui.core.errors import LlmopsError, Problem
 from llmops_tui.core.files import rel
+from llmops_tui.core.mappings import mapping_ref
 
 # The node types Prompt flow's Python executor resolves (``ToolResolver.resolve_tool_by_node``).
 TOOL_TYPES = ("llm", "python", "prompt", "custom_llm")
@@ -123,9 +124,6 @@ def unclosed_mapping(value: Any) -> bool:
     return isinstance(value, str) and value.strip().startswith("${") and "}" not in value
 
 
-_MAPPING_SOURCES = ("data", "run.outputs", "run.inputs", "inputs", "target")  # target: ${target.output}
-
-
 def check_mapping_value(value: Any) -> tuple[str, str] | None:
     """(message, hint) when a dataset mapping cannot work: an unclosed ``${`` (the engine would pass the
     text itself on every line) or a ``${...}`` whose source is not data, run.outputs or run.inputs."""
@@ -135,8 +133,7 @@ def check_mapping_value(value: Any) -> tuple[str, str] | None:
     if unclosed_mapping(text):
         return f"'{text}' opens '${{' but never closes it", "write ${data.COLUMN} with the closing '}'"
     if text.startswith("${") and text.endswith("}"):
-        inner = text[2:-1]
-        if not any(inner.startswith(p + ".") and len(inner) > len(p) + 1 for p in _MAPPING_SOURCES):
+        if mapping_ref(text) is None:
             return (
                 f"'{text}' reads from no known source",
                 "use ${data.COLUMN}, ${run.outputs.NAME} or ${run.inputs.NAME}",

@@ -1,7 +1,7 @@
 """Dataset and evaluator mappings: ``${data.col}``, ``${run.outputs.x}``, ``${run.inputs.y}``, ``${inputs.z}``.
 
 One grammar for the whole tool: the workspace model validates mappings with it, the engine resolves them
-per line with it.
+per line with it, traffic evaluation and the line view read them with it.
 """
 
 from __future__ import annotations
@@ -9,9 +9,22 @@ from __future__ import annotations
 import re
 from typing import Any
 
-#: ``${KIND.NAME}`` where KIND is data, run.outputs, run.inputs, inputs (an alias of data) or target (an
-#: alias of run.outputs: the template's form for flex flows, ``${target.output}``).
-MAPPING_RE = re.compile(r"^\$\{(data|run\.outputs|run\.inputs|inputs|target)\.([^}]+)\}$")
+#: The sources a mapping reads from. ``inputs`` is an alias of ``data`` and ``target`` of ``run.outputs``
+#: (the template's form for flex flows, ``${target.output}``).
+MAPPING_SOURCES = ("data", "run.outputs", "run.inputs", "inputs", "target")
+_ALIASES = {"inputs": "data", "target": "run.outputs"}
+#: ``${SOURCE.NAME}``: the one grammar of a mapping (see :func:`mapping_ref`).
+MAPPING_RE = re.compile(r"^\$\{(" + "|".join(re.escape(k) for k in MAPPING_SOURCES) + r")\.([^}]+)\}$")
+
+
+def mapping_ref(value: Any) -> tuple[str, str] | None:
+    """``(source, name)`` of a mapping such as ``${data.question}``, with the aliases folded in: source is
+    ``data``, ``run.outputs`` or ``run.inputs``. None for a literal value."""
+    match = MAPPING_RE.match(str(value).strip())
+    if match is None:
+        return None
+    kind, name = match.groups()
+    return _ALIASES.get(kind, kind), name
 
 
 def map_inputs(
@@ -29,20 +42,19 @@ def map_inputs(
         if name in row:
             out[name] = row[name]
     for key, value in mappings.items():
-        match = MAPPING_RE.match(str(value).strip())
-        if not match:
+        ref = mapping_ref(value)
+        if ref is None:
             out[key] = value
             continue
-        kind, name = match.groups()
-        if kind in {"data", "inputs"}:
+        kind, name = ref
+        if kind == "data":
             if name in row:
                 out[key] = row[name]
-        elif kind in {"run.outputs", "target"}:
+        elif kind == "run.outputs":
             if outputs is not None and name in outputs:
                 out[key] = outputs[name]
-        elif kind == "run.inputs":
-            if run_inputs is not None and name in run_inputs:
-                out[key] = run_inputs[name]
+        elif run_inputs is not None and name in run_inputs:
+            out[key] = run_inputs[name]
     return out
 
 
@@ -54,8 +66,8 @@ def missing_columns(
     Mappings to inputs the flow does not have are ignored, as Prompt flow ignores them."""
     missing = []
     for key, value in mappings.items():
-        match = MAPPING_RE.match(str(value).strip())
-        if match and match.group(1) in {"data", "inputs"} and match.group(2) not in row:
+        ref = mapping_ref(value)
+        if ref is not None and ref[0] == "data" and ref[1] not in row:
             if flow_inputs is None or key in flow_inputs:
-                missing.append((key, match.group(2)))
+                missing.append((key, ref[1]))
     return missing

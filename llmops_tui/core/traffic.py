@@ -35,7 +35,7 @@ import numpy as np
 from llmops_tui.core import stats
 from llmops_tui.core.capture import CaptureSettings, clean_inputs, secrets_from_env
 from llmops_tui.core.errors import LlmopsError
-from llmops_tui.core.mappings import MAPPING_RE
+from llmops_tui.core.mappings import mapping_ref
 from llmops_tui.core.store import STORE_DIR, CellRecord, LineRecord, RunRecord, RunStore
 from llmops_tui.core.summary import new_run_id
 
@@ -476,9 +476,9 @@ def _data_columns(mappings: dict[str, str]) -> dict[str, str]:
     """evaluator input -> dataset column, for every ``${data.X}`` mapping."""
     out = {}
     for key, value in mappings.items():
-        match = MAPPING_RE.match(str(value).strip())
-        if match and match.group(1) in {"data", "inputs"}:
-            out[key] = match.group(2)
+        ref = mapping_ref(value)
+        if ref is not None and ref[0] == "data":
+            out[key] = ref[1]
     return out
 
 
@@ -509,8 +509,7 @@ def evaluate_traffic(
     """Run the use case's evaluators over the captured lines of each arm, through the sweep engine's own
     evaluation step (see module docstring). Results are stored as the traffic run's evaluation lines and
     metrics, so ``compare`` and gates read them. Returns what ran, per evaluator and arm."""
-    from llmops_tui.core.engine import SweepRunner
-    from llmops_tui.core.linepool import LinePool
+    from llmops_tui.core.engine import EvaluationJob, evaluate_stored_lines
     from llmops_tui.core.sweep import SweepOptions, SweepPlan
 
     root = Path(root).resolve()
@@ -529,66 +528,53 @@ def evaluate_traffic(
         plan = SweepPlan(uc.name, env, options, [], {}, 8, 1)
         if not evaluators:
             report["notes"].append("the use case has no evaluators: only feedback scores are compared")
-        runner = SweepRunner(root, uc, plan, run_id=run.run_id, store=store)
-        need_engine = bool(evaluators)
-        try:
-            if need_engine:
-                runner._setup()
-                runner._eval_pool = LinePool(8, name="llmops-traffic-eval")
-            for ev in evaluators:
-                mappings = ev.datasets[0].mappings if ev.datasets else {}
-                columns = _data_columns(mappings)
-                entry: dict[str, Any] = {"arms": {}, "needs": sorted(set(columns.values()))}
-                report["evaluators"][ev.name] = entry
-                for cell in cells:
-                    lines = [
-                        ln
-                        for ln in store.lines(run.run_id, cell.cell_id)
-                        if ln.status == "ok" and (since is None or (ln.finished_at or 0) >= since)
-                    ]
-                    rows: dict[int, dict[str, Any]] = {}
-                    for ln in lines:
-                        row = traffic_row(
-                            ln.inputs or {}, feedback.get((cell.cell_id, ln.line)), columns.values()
-                        )
-                        if all(col in row for col in columns.values()):
-                            rows[ln.line] = row
-                    usable = {ln.line: ln for ln in lines if ln.line in rows}
-                    if not usable:
-                        entry["arms"][cell.cell_id] = {"lines": 0, "skipped": len(lines), "metrics": {}}
-                        continue
-                    # The engine's evaluation step takes rows indexed by line number.
-                    size = max(rows) + 1
-                    dense = [rows.get(i, {}) for i in range(size)]
-                    metrics, eval_rows = runner._run_evaluator(ev, mappings, dense, usable)
-                    store.record_eval_lines(run.run_id, cell.cell_id, ev.name, eval_rows)
-                    store.record_metrics(run.run_id, cell.cell_id, ev.name, metrics)
-                    failed = sum(1 for r in eval_rows if r[1] != "ok")
-                    entry["arms"][cell.cell_id] = {
-                        "lines": len(usable),
-                        "skipped": len(lines) - len(usable),
-                        "failed": failed,
-                        "metrics": metrics,
-                    }
-                if all(a["lines"] == 0 for a in entry["arms"].values()):
-                    report["notes"].append(
-                        f"evaluator {ev.name} needs {', '.join(entry['needs'])}: no captured request carries it "
-                        "and no feedback supplies it"
+        jobs: list[EvaluationJob] = []
+        placed: list[tuple[dict[str, Any], str, int]] = []  # (report entry, cell id, skipped lines) per job
+        for ev in evaluators:
+            mappings = ev.datasets[0].mappings if ev.datasets else {}
+            columns = _data_columns(mappings)
+            entry: dict[str, Any] = {"arms": {}, "needs": sorted(set(columns.values()))}
+            report["evaluators"][ev.name] = entry
+            for cell in cells:
+                lines = [
+                    ln
+                    for ln in store.lines(run.run_id, cell.cell_id)
+                    if ln.status == "ok" and (since is None or (ln.finished_at or 0) >= since)
+                ]
+                rows: dict[int, dict[str, Any]] = {}
+                for ln in lines:
+                    row = traffic_row(
+                        ln.inputs or {}, feedback.get((cell.cell_id, ln.line)), columns.values()
                     )
-        finally:
-            if need_engine:
-                pool = getattr(runner, "_eval_pool", None)
-                if pool is not None:
-                    pool.shutdown()
-                for backend in runner._backends.values():
-                    try:
-                        backend.close()
-                    except Exception:  # closing must not hide the evaluation's outcome
-                        pass
-                if runner._sandbox is not None:
-                    runner._sandbox.stop()
-                if runner._pool is not None:
-                    runner._pool.close()
+                    if all(col in row for col in columns.values()):
+                        rows[ln.line] = row
+                usable = {ln.line: ln for ln in lines if ln.line in rows}
+                if not usable:
+                    entry["arms"][cell.cell_id] = {"lines": 0, "skipped": len(lines), "metrics": {}}
+                    continue
+                entry["arms"][cell.cell_id] = None  # filled in below, in the arms' order
+                # The engine's evaluation step takes rows indexed by line number.
+                dense = [rows.get(i, {}) for i in range(max(rows) + 1)]
+                jobs.append((ev, mappings, dense, usable))
+                placed.append((entry, cell.cell_id, len(lines) - len(usable)))
+        results = evaluate_stored_lines(root, uc, plan, run_id=run.run_id, store=store, jobs=jobs)
+        for (ev, _, _, usable), (entry, cell_id, skipped), (metrics, eval_rows) in zip(
+            jobs, placed, results, strict=True
+        ):
+            store.record_eval_lines(run.run_id, cell_id, ev.name, eval_rows)
+            store.record_metrics(run.run_id, cell_id, ev.name, metrics)
+            entry["arms"][cell_id] = {
+                "lines": len(usable),
+                "skipped": skipped,
+                "failed": sum(1 for r in eval_rows if r[1] != "ok"),
+                "metrics": metrics,
+            }
+        for name, entry in report["evaluators"].items():
+            if all(a["lines"] == 0 for a in entry["arms"].values()):
+                report["notes"].append(
+                    f"evaluator {name} needs {', '.join(entry['needs'])}: no captured request carries it "
+                    "and no feedback supplies it"
+                )
         # Feedback scores are a metric of their own (per line, so they get intervals and tests).
         fb_rows: dict[str, list[tuple[int, str, Any, str | None]]] = {}
         for (cell_id, line), fb in feedback.items():

@@ -11,12 +11,12 @@ use case (``UseCase.problems``) so healthy use cases stay visible.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from llmops_tui.core.errors import LlmopsError, Problem
+from llmops_tui.core.experiment import EXPERIMENT_FILE, DatasetSpec, key_env_var, parse_experiment
 from llmops_tui.core.extras import EXTRAS_FILE, Extras, parse_extras
 from llmops_tui.core.files import (
     NAME_HINT,
@@ -29,9 +29,8 @@ from llmops_tui.core.files import (
 )
 from llmops_tui.core.flowcheck import check_mapping_value
 from llmops_tui.core.flows import Flow, add_init_sets, flow_kind, load_flow
-from llmops_tui.core.mappings import MAPPING_RE
+from llmops_tui.core.mappings import mapping_ref
 
-EXPERIMENT_FILE = "experiment.yaml"
 OLD_CONFIG_FILE = "llmops_config.json"
 SKIP_DIRS = {
     ".git",
@@ -61,7 +60,7 @@ class Connection:
     @property
     def key_env_var(self) -> str:
         """The environment variable that holds this connection's key: ``<NAME>_API_KEY``."""
-        return re.sub(r"[^A-Za-z0-9]", "_", self.name).upper() + "_API_KEY"
+        return key_env_var(self.name)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -90,6 +89,9 @@ class Dataset:
     rows: int | None = None
     columns: list[str] = field(default_factory=list)
     remote: bool = False
+    # where it is declared, for problems: the file (relative to the workspace) and the field
+    config_file: str = ""
+    where: str = "datasets"
 
     def to_dict(self, root: Path | None = None) -> dict[str, Any]:
         return {
@@ -409,7 +411,11 @@ def _flow(
 # ------------------------------------------------------------------------------------- experiment.yaml
 
 
-def _overlay(uc: UseCase, root: Path, base: dict[str, Any], env: str | None) -> dict[str, Any]:
+def _overlay(
+    uc: UseCase, root: Path, base: dict[str, Any], env: str | None
+) -> tuple[dict[str, Any], dict[str, Path]]:
+    """The blocks of ``experiment.yaml`` with the overlay of ``env`` in place, and the overlay file of each
+    top-level key it replaced (for problems)."""
     envs = sorted(
         p.name[len("experiment.") : -len(".yaml")]
         for p in uc.path.glob("experiment.*.yaml")
@@ -417,7 +423,7 @@ def _overlay(uc: UseCase, root: Path, base: dict[str, Any], env: str | None) -> 
     )
     uc.environments = sorted(set(envs) | set(uc.extras.environments) | set(_deployment_envs(uc)))
     if not env:
-        return base
+        return base, {}
     if name_problem(env):
         raise ConfigError(Problem(rel(uc.config_file, root), "--env", f"{name_problem(env)}", NAME_HINT))
     path = uc.path / f"experiment.{env}.yaml"
@@ -425,7 +431,7 @@ def _overlay(uc: UseCase, root: Path, base: dict[str, Any], env: str | None) -> 
         # The template uses experiment.yaml as it is when an environment has no overlay; an env name
         # nothing declares is more likely a typo, so that one is refused.
         if env in uc.environments:
-            return base
+            return base, {}
         raise ConfigError(
             Problem(
                 rel(uc.config_file, root),
@@ -439,7 +445,7 @@ def _overlay(uc: UseCase, root: Path, base: dict[str, Any], env: str | None) -> 
         raise ConfigError(Problem(rel(path, root), "", "must be a mapping of top-level blocks"))
     merged = dict(base)
     merged.update(overlay)  # whole top-level blocks are replaced
-    return merged
+    return merged, {str(key): path for key in overlay}
 
 
 def _deployment_envs(uc: UseCase) -> list[str]:
@@ -461,93 +467,81 @@ def _deployment_envs(uc: UseCase) -> list[str]:
     return out
 
 
-def _as_list(value: Any, config: Path, root: Path, field_name: str) -> list[Any]:
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise ConfigError(Problem(rel(config, root), field_name, "must be a list"))
-    return value
-
-
 def _load_experiment_yaml(uc: UseCase, root: Path, env: str | None) -> None:
     config = uc.config_file
     data = load_yaml(config, root)
-    if not isinstance(data, dict):
-        raise ConfigError(Problem(rel(config, root), "", "must be a mapping with name, flow, datasets"))
-    base_name = data.get("name")
-    data = _overlay(uc, root, data, env)
     # an overlay's name: (the template's files carry one) never renames the use case
-    uc.name = str(base_name or uc.path.name)
-    uc.runtime = data.get("runtime")
-    uc.flow_source = str(data.get("flow") or uc.name)
-    uc.standard_flow = _flow(uc, uc.flow_source, root, "flow", config)
-    for i, raw in enumerate(_as_list(data.get("connections"), config, root, "connections")):
-        if not isinstance(raw, dict) or not raw.get("name"):
-            uc.problems.append(Problem(rel(config, root), f"connections[{i}]", "a connection needs a name"))
-            continue
-        known = {
-            "name",
-            "connection_type",
-            "api_base",
-            "api_endpoint",
-            "base_url",
-            "api_version",
-            "api_type",
-            "api_key",
-        }
+    base_name = data.get("name") if isinstance(data, dict) else None
+    if not isinstance(data, dict):
+        raise ConfigError(parse_experiment(data, lambda key: rel(config, root)).problems[0])
+    data, origin = _overlay(uc, root, data, env)
+    exp = parse_experiment(data, lambda key: rel(origin.get(key, config), root))
+    uc.problems.extend(exp.problems)
+    uc.warnings.extend(exp.warnings)
+    spec = exp.spec
+    uc.name = str(base_name) if base_name not in (None, "") else uc.path.name
+    uc.runtime = spec.runtime
+    uc.flow_source = spec.flow or uc.name
+    uc.standard_flow = _flow(uc, uc.flow_source, root, "flow", origin.get("flow", config))
+    for conn in exp.connections:
         uc.connections.append(
             Connection(
-                name=str(raw["name"]),
-                connection_type=str(raw.get("connection_type", "AzureOpenAIConnection")),
-                api_base=raw.get("api_base") or raw.get("api_endpoint") or raw.get("base_url"),
-                api_version=str(raw["api_version"]) if raw.get("api_version") is not None else None,
-                api_type=raw.get("api_type"),
-                api_key_ref=raw.get("api_key"),
-                extra={k: v for k, v in raw.items() if k not in known},
+                name=conn.name,
+                connection_type=conn.connection_type,
+                api_base=conn.endpoint,
+                api_version=conn.api_version,
+                api_type=conn.api_type,
+                api_key_ref=conn.api_key,
+                extra=conn.extra,
             )
         )
-    for i, raw in enumerate(_as_list(data.get("datasets"), config, root, "datasets")):
-        ds = _dataset(uc, raw, root, config, f"datasets[{i}]", role="experiment")
-        if ds:
-            uc.datasets.append(ds)
+    uc.datasets = [_dataset_from_spec(uc, d, root, "experiment") for d in exp.datasets]
     names = [d.name for d in uc.datasets]
-    for i, raw in enumerate(_as_list(data.get("evaluators"), config, root, "evaluators")):
-        where = f"evaluators[{i}]"
-        if not isinstance(raw, dict) or not raw.get("name"):
-            uc.problems.append(Problem(rel(config, root), where, "an evaluator needs a name and a flow"))
-            continue
-        source = str(raw.get("flow") or raw["name"])
+    for ev_spec in exp.evaluators:
+        source = ev_spec.flow or ev_spec.name
+        ev_file = origin.get("evaluators", config)
         ev = Evaluator(
-            name=str(raw["name"]),
-            flow=_flow(uc, source, root, f"{where}.flow", config, name=raw["name"]),
+            name=ev_spec.name,
+            flow=_flow(uc, source, root, f"{ev_spec.where}.flow", ev_file, name=ev_spec.name),
             flow_source=source,
         )
-        for j, draw in enumerate(_as_list(raw.get("datasets"), config, root, f"{where}.datasets")):
-            ds = _dataset(
-                uc, draw, root, config, f"{where}.datasets[{j}]", role="evaluation", evaluator=ev.name
-            )
-            if not ds:
-                continue
+        for d in ev_spec.dataset_specs:
+            ds = _dataset_from_spec(uc, d, root, "evaluation", evaluator=ev.name)
             if ds.reference is None:
                 uc.problems.append(
-                    Problem(
-                        rel(config, root),
-                        f"{where}.datasets[{j}].reference",
-                        "missing",
-                        f"name one of: {', '.join(names)}",
-                    )
+                    Problem(d.file, f"{d.where}.reference", "missing", f"name one of: {', '.join(names)}")
                 )
             elif ds.reference not in names:
                 uc.problems.append(
                     Problem(
-                        rel(config, root),
-                        f"{where}.datasets[{j}].reference",
+                        d.file,
+                        f"{d.where}.reference",
                         f"'{ds.reference}' is not an experiment dataset",
                         f"use one of: {', '.join(names) or 'none'}",
                     )
                 )
             ev.datasets.append(ds)
         uc.evaluators.append(ev)
+
+
+def _dataset_from_spec(
+    uc: UseCase, spec: DatasetSpec, root: Path, role: str, *, evaluator: str | None = None
+) -> Dataset:
+    source = spec.location
+    remote = source.startswith("azureml:")
+    return Dataset(
+        name=spec.name,
+        source=source,
+        path=None if remote or not source else (uc.path / source),
+        role=role,
+        description=spec.description or "",
+        mappings=dict(spec.mappings),
+        reference=spec.reference,
+        evaluator=evaluator,
+        remote=remote,
+        config_file=spec.file,
+        where=spec.where,
+    )
 
 
 def _dataset(
@@ -574,9 +568,9 @@ def _dataset(
         reference=raw.get("reference"),
         evaluator=evaluator,
         remote=remote,
+        config_file=rel(config, root),
+        where=where,
     )
-    ds._where = where  # type: ignore[attr-defined]
-    ds._config = config  # type: ignore[attr-defined]
     if not source:
         uc.problems.append(
             Problem(rel(config, root), f"{where}.source", "missing", "give the path of a .jsonl file")
@@ -652,8 +646,7 @@ def _load_old_layout(uc: UseCase, root: Path, env: str | None) -> None:
             raw["mappings"] = exp_mapping
             ds = _dataset(uc, raw, root, data_file, f"datasets[{i}]", role="experiment")
             if ds:
-                ds._config = data_file  # type: ignore[attr-defined]
-                ds._where = f"datasets[{i}].DATA_PATH"  # type: ignore[attr-defined]
+                ds.where = f"datasets[{i}].DATA_PATH"
                 uc.datasets.append(ds)
         elif purpose == "test_data":
             test_rows.append((i, row, raw))
@@ -681,8 +674,7 @@ def _load_old_layout(uc: UseCase, root: Path, env: str | None) -> None:
             raw["reference"] = reference
             ds = _dataset(uc, raw, root, data_file, f"datasets[{i}]", role="evaluation", evaluator=ev.name)
             if ds:
-                ds._config = data_file  # type: ignore[attr-defined]
-                ds._where = f"datasets[{i}].DATA_PATH"  # type: ignore[attr-defined]
+                ds.where = f"datasets[{i}].DATA_PATH"
                 if reference not in exp_names:
                     uc.problems.append(
                         Problem(
@@ -746,12 +738,11 @@ def _inspect_datasets(uc: UseCase, root: Path) -> None:
     for ds in uc.all_datasets:
         if ds.remote or ds.path is None:
             continue
-        config = getattr(ds, "_config", uc.config_file)
-        where = getattr(ds, "_where", "datasets")
         if not ds.path.exists():
+            where = ds.where
             uc.problems.append(
                 Problem(
-                    rel(config, root),
+                    ds.config_file or rel(uc.config_file, root),
                     f"{where}.source" if not where.endswith("DATA_PATH") else where,
                     f"dataset file '{ds.source}' not found",
                     "fix the path or add the file",
@@ -770,27 +761,28 @@ def _check_mappings(uc: UseCase, root: Path) -> None:
     flow = uc.standard_flow
     outputs = set(flow.outputs) if flow else set()
     for ds in uc.all_datasets:
-        config = getattr(ds, "_config", uc.config_file)
-        where = getattr(ds, "_where", "datasets").replace(".DATA_PATH", "")
+        config = ds.config_file or rel(uc.config_file, root)
+        where = ds.where.replace(".DATA_PATH", "")
         target = (
             flow
             if ds.role == "experiment"
             else next((e.flow for e in uc.evaluators if e.name == ds.evaluator), None)
         )
         for key, value in ds.mappings.items():
-            field_name = f"{where}.mappings.{key}" if config == uc.config_file else f"mappings.{key}"
+            # the older layout keeps mappings apart from the datasets, in configs/mapping_config.json
+            field_name = f"{where}.mappings.{key}" if uc.format == "experiment_yaml" else f"mappings.{key}"
             mapping_problem = check_mapping_value(value)
             if mapping_problem:
-                uc.problems.append(Problem(rel(config, root), field_name, *mapping_problem))
+                uc.problems.append(Problem(config, field_name, *mapping_problem))
                 continue
-            match = MAPPING_RE.match(value.strip())
-            if not match:
+            ref = mapping_ref(value)
+            if ref is None:
                 continue  # a literal value
-            kind, name = match.groups()
+            kind, name = ref
             if kind == "data" and ds.columns and name not in ds.columns:
                 uc.problems.append(
                     Problem(
-                        rel(config, root),
+                        config,
                         field_name,
                         f"column '{name}' is not in dataset '{ds.name}' ({', '.join(ds.columns)})",
                         "map an existing column",
@@ -799,16 +791,16 @@ def _check_mappings(uc: UseCase, root: Path) -> None:
             if kind == "run.inputs" and flow and flow.inputs and name not in flow.inputs:
                 uc.problems.append(
                     Problem(
-                        rel(config, root),
+                        config,
                         field_name,
                         f"the standard flow has no input '{name}' ({', '.join(flow.inputs)})",
                         "map an existing flow input",
                     )
                 )
-            if kind in ("run.outputs", "target") and flow and outputs and name not in outputs:
+            if kind == "run.outputs" and flow and outputs and name not in outputs:
                 uc.problems.append(
                     Problem(
-                        rel(config, root),
+                        config,
                         field_name,
                         f"the standard flow has no output '{name}' ({', '.join(sorted(outputs))})",
                         "map an existing flow output",
@@ -818,7 +810,7 @@ def _check_mappings(uc: UseCase, root: Path) -> None:
                 # Prompt flow ignores a mapping to an input the flow does not have: so do we, loudly
                 uc.warnings.append(
                     Problem(
-                        rel(config, root),
+                        config,
                         field_name,
                         f"flow '{target.name}' has no input '{key}' ({', '.join(target.inputs)}); ignored",
                         "map to an existing flow input or remove it",

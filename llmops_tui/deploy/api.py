@@ -34,9 +34,9 @@ from llmops_tui.deploy.plan import DeployResult
 from llmops_tui.deploy.prepare import (
     Bundle,
     Configuration,
+    deployable_use_case,
     materialise,
     resolve_configuration,
-    use_case_for_env,
 )
 
 META_FILE = "llmops-deployment.json"
@@ -148,7 +148,7 @@ def deploy(
         )
     _check_target_options(opts)
     check_name(opts.env, field="--env")
-    uc = use_case_for_env(root, opts.use_case, opts.env)
+    uc = deployable_use_case(root, opts.use_case, opts.env)
     config_path = uc.path / CONFIG_REL
     entry = entry_for(config_path, opts.target, opts.env, root=root, required=opts.target != "local")
     config = configuration or resolve_configuration(

@@ -31,7 +31,7 @@ from typing import Any
 
 import yaml
 
-from llmops_tui.core.approval import use_case_for_env as core_use_case_for_env
+from llmops_tui.core.approval import VerifyResult, use_case_for_env, verify_approval
 from llmops_tui.core.errors import LlmopsError
 from llmops_tui.core.files import check_name, rel, safe_join
 from llmops_tui.core.workspace import UseCase
@@ -43,11 +43,11 @@ HEALTH_ROUTE = "/health"
 SCORE_ROUTE = "/score"
 
 
-def use_case_for_env(root: Path, name: str, env: str) -> UseCase:
-    """The use case as deployed to ``env``: with its ``experiment.<env>.yaml`` overlay when there is one,
-    else the base configuration. Raises LlmopsError for an unknown or broken use case."""
+def deployable_use_case(root: Path, name: str, env: str) -> UseCase:
+    """``core.approval.use_case_for_env`` for a deploy: an environment nothing declares is refused (unless
+    approved), and so are a broken use case and a flow kind that cannot be served."""
     check_name(env, field="--env")
-    uc = core_use_case_for_env(root, name, env, refuse_unknown=True)
+    uc = use_case_for_env(root, name, env, refuse_unknown=True)
     if uc.problems:
         raise LlmopsError.from_problem(uc.problems[0])
     if uc.standard_flow is None or uc.standard_flow.kind not in ("dag", "flex"):
@@ -124,15 +124,6 @@ def _approval_summary(result: Any) -> dict[str, Any]:
     return out
 
 
-def _verify(root: Path, uc: UseCase, env: str) -> Any:
-    """core.approval.verify_approval, imported lazily; None when that module is not available."""
-    try:
-        from llmops_tui.core.approval import verify_approval
-    except ImportError:
-        return None
-    return verify_approval(root, uc, env)
-
-
 def resolve_configuration(
     root: Path, uc: UseCase, env: str, *, require_approval: bool, variants_text: str | None = None
 ) -> Configuration:
@@ -153,13 +144,7 @@ def resolve_configuration(
                 field="--variants",
                 hint="the approved record decides the variants",
             )
-        result = _verify(root, uc, env)
-        if result is None:
-            raise LlmopsError(
-                "cannot verify approvals: llmops_tui.core.approval is not available",
-                field="--require-approval",
-                hint="install the complete llmops-tui package; deploying without a verified approval is refused",
-            )
+        result = verify_approval(root, uc, env)
         if not result.ok:
             reasons = "; ".join(result.reasons) or "unknown reason"
             raise LlmopsError(
@@ -180,21 +165,22 @@ def resolve_configuration(
         return Configuration(variants=chosen, params=init_set_params(uc, chosen), source="--variants")
     record_path = uc.path / "approvals" / f"{env}.json"
     if record_path.is_file():
+        found: VerifyResult | None
         try:
-            result = _verify(root, uc, env)
+            found = verify_approval(root, uc, env)
         except Exception:  # a broken record must not stop an unenforced deploy; it is reported
-            result = None
-        if result is not None and result.record:
-            record = result.record
+            found = None
+        if found is not None and found.record:
+            record = found.record
             config = Configuration(
                 variants=dict(record.get("variants") or {}),
                 params=dict(record.get("params") or {}),
-                source=f"approval record {result.path} ({'verified' if result.ok else 'NOT verified'})",
-                approval=_approval_summary(result),
+                source=f"approval record {found.path} ({'verified' if found.ok else 'NOT verified'})",
+                approval=_approval_summary(found),
             )
-            if not result.ok:
+            if not found.ok:
                 config.warnings.append(
-                    "the approval record does not verify (" + "; ".join(result.reasons) + "); "
+                    "the approval record does not verify (" + "; ".join(found.reasons) + "); "
                     "use --require-approval to refuse such deployments"
                 )
             return config

@@ -14,7 +14,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader
 
 from llmops_tui.core.compare import Comparison, Row
-from llmops_tui.exporters._format import fmt_ci, fmt_delta, fmt_value, sig_mark
+from llmops_tui.core.format import fmt_ci, fmt_delta, fmt_value, sig_mark
 
 TEMPLATES = Path(__file__).parent / "templates"
 MAX_LINES = 300

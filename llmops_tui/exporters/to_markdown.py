@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from llmops_tui.core.compare import Comparison
-from llmops_tui.exporters._format import fmt_delta, fmt_value, sig_mark
+from llmops_tui.core.format import fmt_delta, fmt_value, sig_mark
 
 _GROUPS = ("metric", "quality", "latency", "cost")
 

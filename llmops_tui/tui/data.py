@@ -47,14 +47,6 @@ def fmt_num(value: Any, digits: int = 3) -> str:
     return str(value)
 
 
-def fmt_cost(value: float | None, *, sandbox: bool = False) -> str:
-    """Money as money: ``$0.0049``, ``$12.30``; "free (sandbox)" for the sandbox model; the CLI's and the
-    reports' words, from ``core.cost``."""
-    from llmops_tui.core.cost import fmt_cost as core_fmt_cost
-
-    return core_fmt_cost(value, free=sandbox)
-
-
 #: How each run status looks: a mark, the words and a colour. The five end states stay distinct, so
 #: nothing that was cancelled, interrupted or failed can read as "completed".
 RUN_STATUSES: dict[str, tuple[str, str, str]] = {
@@ -86,10 +78,8 @@ def status_text(status: str) -> Text:
 def approval_states(uc: UseCase) -> dict[str, str]:
     """env -> decision of the current approval record ("approved", "rejected"). Read as plain data: the
     Approval screen and ``llmops verify-approval`` do the (slower) signature and hash verification."""
-    try:
-        from llmops_tui.core.approval import approval_envs, current_path
-    except ImportError:
-        return {}
+    from llmops_tui.core.approval import approval_envs, current_path
+
     out: dict[str, str] = {}
     for env in approval_envs(uc):
         path = current_path(uc, env)

@@ -5,15 +5,12 @@ chat flow the conversation (the history turns, then the current question)."""
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from llmops_tui.core.mappings import mapping_ref
 from llmops_tui.core.workspace import UseCase
-
-_DATA = re.compile(r"^\$\{data\.([^}]+)\}$")
-_OUTPUT = re.compile(r"^\$\{run\.outputs\.([^}]+)\}$")
 
 
 @dataclass
@@ -125,12 +122,13 @@ def review_for(uc: UseCase | None, dataset: str) -> Review:
         _chat_keys(review, flow.inputs, flow.outputs)
     for evaluator in uc.evaluators:
         for ds in evaluator.datasets_for(dataset):
-            for name, ref in ds.mappings.items():
-                if m := _OUTPUT.match(str(ref).strip()):
-                    if m.group(1) not in review.answer_keys:
-                        review.answer_keys.append(m.group(1))
-                elif (m := _DATA.match(str(ref).strip())) and ds.path is not None:
-                    review.truth.append((name, ds.path, m.group(1)))
+            for name, value in ds.mappings.items():
+                ref = mapping_ref(value)
+                if ref is not None and ref[0] == "run.outputs":
+                    if ref[1] not in review.answer_keys:
+                        review.answer_keys.append(ref[1])
+                elif ref is not None and ref[0] == "data" and ds.path is not None:
+                    review.truth.append((name, ds.path, ref[1]))
     return review
 
 

@@ -248,9 +248,9 @@ class DeployScreen(BaseScreen):
 
         root = self.llmops.workspace_root
         try:
-            from llmops_tui.deploy.prepare import use_case_for_env
+            from llmops_tui.deploy.prepare import deployable_use_case
 
-            uc = use_case_for_env(root, opts.use_case, opts.env)
+            uc = deployable_use_case(root, opts.use_case, opts.env)
         except LlmopsError:
             uc = None
         approval: VerifyResult | str  # the result, or why it could not be checked

@@ -15,9 +15,10 @@ from textual.worker import Worker, WorkerState, get_current_worker
 
 from llmops_tui.core import events as ev
 from llmops_tui.core.compare import short_labels
+from llmops_tui.core.cost import fmt_cost
 from llmops_tui.core.errors import LlmopsError
 from llmops_tui.core.sweep import SweepPlan
-from llmops_tui.tui.data import RUN_STATUSES, fmt_cost, status_text, status_words
+from llmops_tui.tui.data import RUN_STATUSES, status_text, status_words
 from llmops_tui.tui.messages import SweepCrashed, SweepEventPosted, SweepProgressed
 from llmops_tui.tui.screens.base import BaseScreen
 
@@ -176,7 +177,7 @@ class RunMonitorScreen(BaseScreen):
         bar = self.query_one(ProgressBar)
         bar.update(total=max(p.total, 1), progress=p.done)
         tokens = f"{p.tokens:,}"
-        cost = fmt_cost(p.cost, sandbox=p.cost_free)
+        cost = fmt_cost(p.cost, free=p.cost_free)
         self.query_one("#run-stats", Static).update(
             f"{p.done:,}/{p.total:,} lines · {p.lines_per_s:.1f} lines/s · {p.llm_calls:,} LLM calls"
             f" ({p.cache_hits:,} cached) · {tokens} tokens · cost {cost} · {p.retries} retries · "

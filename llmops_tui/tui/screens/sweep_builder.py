@@ -26,6 +26,7 @@ from textual.widgets import Button, Checkbox, Input, Label, RadioButton, RadioSe
 from textual.worker import get_current_worker
 
 from llmops_tui.core.compare import short_labels
+from llmops_tui.core.cost import fmt_cost
 from llmops_tui.core.errors import LlmopsError
 from llmops_tui.core.sweep import (
     Estimate,
@@ -36,7 +37,7 @@ from llmops_tui.core.sweep import (
     plan_sweep,
 )
 from llmops_tui.core.workspace import UseCase
-from llmops_tui.tui.data import any_key_missing, fmt_cost
+from llmops_tui.tui.data import any_key_missing
 from llmops_tui.tui.screens.backends import BACKEND_NAMES, agent_framework_missing
 from llmops_tui.tui.screens.base import BaseScreen
 
@@ -487,7 +488,7 @@ class SweepBuilderScreen(BaseScreen):
             "tokens",
             f"~{est.prompt_tokens + est.completion_tokens:,} ({est.prompt_tokens:,} in / {est.completion_tokens:,} out)",
         )
-        cost = fmt_cost(est.cost, sandbox=est.cost_free)
+        cost = fmt_cost(est.cost, free=est.cost_free)
         t.add_row("cost", cost)
         t.add_row("time", f"~{fmt_duration(est.wall_s)} at concurrency {est.concurrency}")
         t.add_row("", Text(self._latency(options)[1], style="dim"))

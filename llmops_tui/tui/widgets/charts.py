@@ -15,11 +15,10 @@ WHISKER_OFFSET = 0.3
 
 def quintuple(values: list[float]) -> list[float] | None:
     """min, 25th, 50th, 75th percentile and max of a cell's latencies (None without data)."""
-    import numpy as np
+    from llmops_tui.core.stats import percentile
 
-    if not values:
-        return None
-    return [float(x) for x in np.percentile(np.asarray(values, dtype=float), [0, 25, 50, 75, 100])]
+    five = [percentile(values, q) for q in (0, 25, 50, 75, 100)]
+    return None if any(q is None for q in five) else [float(q) for q in five if q is not None]
 
 
 def legend(labels: list[str]) -> str:
