@@ -23,7 +23,7 @@ def _print_result(result: Any) -> None:
     head = "plan (dry run: nothing was changed)" if result.dry_run else "deployment"
     console.print(f"[bold]{head}[/bold]: {data['use_case']} env {data['env']} -> {data['target']}")
     console.print(f"  version        {data['version'][:12]} ({data['version']})")
-    console.print(f"  configuration  {data['configuration']['source']}")
+    console.print(f"  configuration  {data['configuration']['source']}", markup=False)
     variants = data["configuration"]["variants"]
     params = data["configuration"]["params"]
     if variants or params:
@@ -155,7 +155,10 @@ def register(app: typer.Typer) -> None:
         env: Annotated[
             str | None,
             typer.Option(
-                "--env", "-e", help="kubernetes, azureml, webapp: ENV_NAME in the deployment config."
+                "--env",
+                "-e",
+                help="kubernetes, azureml, webapp: ENV_NAME in the deployment config; with"
+                " --require-approval (any target): whose approval to match.",
             ),
         ] = None,
         use_case: Annotated[
@@ -165,6 +168,22 @@ def register(app: typer.Typer) -> None:
                 help="Whose deploy settings to use (default: the one flow.py was migrated from).",
             ),
         ] = None,
+        require_approval: Annotated[
+            bool,
+            typer.Option(
+                "--require-approval",
+                help="Deploy only code migrated from the configuration approved for --env, unedited"
+                " (fail closed).",
+            ),
+        ] = False,
+        allow_edited: Annotated[
+            bool,
+            typer.Option(
+                "--allow-edited",
+                help="With --require-approval: deploy migrated files edited since migrate (an override"
+                " named in the plan).",
+            ),
+        ] = False,
         dry_run: Annotated[
             bool, typer.Option("--dry-run", help="Print every file, object and command; change nothing.")
         ] = False,
@@ -193,7 +212,11 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Serve a flow migrated to Agent Framework with the /score contract of our Prompt flow deployments
         (local: started on 127.0.0.1 and tested; container: a Docker build context; kubernetes, azureml,
-        webapp: as llmops deploy, with --env). Stop a local one with `llmops undeploy NAME --env migrated`."""
+        webapp: as llmops deploy, with --env). Stop a local one with `llmops undeploy NAME --env migrated`.
+
+        --require-approval --env ENV deploys nothing unless the code was migrated from the configuration
+        approved for ENV, its Prompt flow source is unchanged since approval and no migrated file was edited
+        (see llmops-migration.json, written by llmops migrate)."""
         from llmops_tui.deploy.migrated import deploy_migrated
 
         result = deploy_migrated(
@@ -209,6 +232,8 @@ def register(app: typer.Typer) -> None:
             use_case=use_case,
             dry_run=dry_run,
             image=image,
+            require_approval=require_approval,
+            allow_edited=allow_edited,
         )
         if as_json:
             print_json(result.to_dict())

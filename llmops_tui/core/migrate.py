@@ -11,6 +11,13 @@ For each DAG flow of the use case (the standard flow and each evaluator) it writ
   parsing, request building, activate and bypass rules), copied verbatim;
 - ``requirements.txt``, a ``README.md`` and, for the standard flow, the use case's ``sample-request.json``.
 
+Beside the flow folders, ``llmops-migration.json`` (:data:`MANIFEST_FILE`) records where the code came
+from: the use case, each flow's source folder, the variants and parameter overrides migrated, the source
+files' sha256 and, for the standard flow, the hash an approval binds (``core.approval.approved_flow_hash``
+of the source with those variants), and the sha256 of every file written. ``llmops deploy-migrated
+--require-approval`` checks the approval and the written files against it (llmops_tui.deploy.migrated).
+No secret is in it: connections are names.
+
 :func:`verify_migration` then runs what was written as its user would (``python -I``, llmops_tui and
 promptflow unimportable) on the first lines of the dataset and compares every flow, line by line and
 metric by metric, with Prompt flow on the same lines (:func:`llmops_tui.core.equivalence.compare_cell`).
@@ -33,7 +40,7 @@ from pprint import pformat
 from typing import Any
 
 from llmops_tui.core.errors import LlmopsError
-from llmops_tui.core.files import load_yaml, rel
+from llmops_tui.core.files import load_yaml, rel, walk_files
 from llmops_tui.core.flows import flow_kind
 from llmops_tui.core.workspace import UseCase
 
@@ -41,6 +48,12 @@ AF_REQUIREMENTS = ["agent-framework-core==1.23.0", "agent-framework-openai==1.17
 _PF_IMPORT = re.compile(r"^(\s*)from\s+promptflow(?:\.core)?\s+import\s+(.+)$", re.MULTILINE)
 _PF_ANY = re.compile(r"^\s*(?:from|import)\s+promptflow\b.*$", re.MULTILINE)
 _STAND_INS = {"tool", "log_metric"}
+MANIFEST_FILE = "llmops-migration.json"
+MANIFEST_KIND = "llmops-tui/migration"
+# What is never part of a migrated flow folder as written and shipped: bytecode, a virtual environment
+# made to run it (its README says how), .env files with keys. Hashed and deployed alike without them.
+NOT_SHIPPED_NAMES = frozenset({"__pycache__", ".venv", ".env"})
+NOT_SHIPPED_SUFFIXES = frozenset({".pyc", ".pyo", ".env"})
 
 
 @dataclass
@@ -237,7 +250,77 @@ def write_migration(ws_root: Path, uc: UseCase, out_dir: Path, plan: MigrationPl
         if flow.role == "standard" and sample.is_file():
             shutil.copy2(sample, dest / "sample-request.json")  # what `llmops deploy-migrated` tests with
         written.append(dest)
+    write_manifest(ws_root, uc, Path(out_dir), plan)
     return written
+
+
+def migrated_file_hashes(folder: Path) -> dict[str, str]:
+    """Relative POSIX path -> sha256 of every file of a migrated flow folder that ships (see
+    :data:`NOT_SHIPPED_NAMES`)."""
+    from llmops_tui.core.hashing import hash_file
+
+    return {
+        rel_path: hash_file(path)
+        for rel_path, path in walk_files(
+            folder, ignore_dirs=NOT_SHIPPED_NAMES, ignore_suffixes=NOT_SHIPPED_SUFFIXES
+        )
+    }
+
+
+def write_manifest(ws_root: Path, uc: UseCase, out_dir: Path, plan: MigrationPlan) -> Path:
+    """``out_dir/llmops-migration.json``: the provenance of what :func:`write_migration` wrote (see the
+    module docstring). Written last, from the files as they are on disk."""
+    from datetime import UTC, datetime
+
+    from llmops_tui.core.approval import approved_flow_hash, source_file_hashes
+
+    flows = []
+    for flow in plan.flows:
+        entry: dict[str, Any] = {
+            "role": flow.role,
+            "folder": flow.folder,
+            "source": Path(rel(flow.flow_dir, ws_root)).as_posix(),
+            "variants": dict(flow.variants),
+            "params": {},  # migrate carries no parameter overrides: the flow's own values are written
+            "source_files": source_file_hashes(flow.flow_dir),
+            "files": migrated_file_hashes(Path(out_dir) / flow.folder),
+        }
+        if flow.role == "standard":
+            entry["flow_hash"] = approved_flow_hash(uc, flow.variants, {})
+        flows.append(entry)
+    manifest = {
+        "kind": MANIFEST_KIND,
+        "schema_version": 1,
+        "to": "agent-framework",
+        "use_case": uc.name,
+        "migrated_at": datetime.now(UTC).replace(microsecond=0).isoformat(),
+        "flows": flows,
+    }
+    path = Path(out_dir) / MANIFEST_FILE
+    path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def read_manifest(path: Path) -> dict[str, Any]:
+    """The manifest at ``path``; anything unreadable or of another kind is one line naming the file."""
+    hint = "run llmops migrate again: it writes this file"
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise LlmopsError("no migration manifest", file=path, field="", hint=hint) from None
+    except (OSError, ValueError) as exc:
+        raise LlmopsError(
+            f"cannot read the migration manifest: {exc}", file=path, field="", hint=hint
+        ) from None
+    if (
+        not isinstance(data, dict)
+        or data.get("kind") != MANIFEST_KIND
+        or not isinstance(data.get("flows"), list)
+    ):
+        raise LlmopsError(
+            "not a migration manifest written by llmops migrate", file=path, field="kind", hint=hint
+        )
+    return data
 
 
 def _env_prefix(conn: str) -> str:

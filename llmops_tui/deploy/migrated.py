@@ -29,6 +29,22 @@ Targets:
   plan and writes nothing. Not built for migrated flows: A/B splits (a traffic allocation below 100 or
   mirrored traffic is refused) and traffic capture (noted in the plan: nothing is recorded).
 
+With ``--require-approval --env E`` (every target; as for ``llmops deploy``, off unless asked) nothing is
+deployed unless, checked against the migration manifest ``llmops-migration.json`` that migrate writes
+beside the flow folders (llmops_tui.core.migrate):
+
+- the approval of the use case for ``E`` verifies, with deploy's own rule and words
+  (``prepare.resolve_configuration`` -> ``core.approval.verify_approval``: signature, policy, history, and
+  the Prompt flow source still hashing to the approved ``flow_hash``);
+- the migrated variants and parameters are the approved ones, and the source they were migrated from
+  hashed to the approved ``flow_hash`` (the manifest's ``flow_hash``);
+- every file of the migrated folder still has the sha256 migrate wrote, and no file was added
+  (``--allow-edited`` deploys edited code anyway; the plan, the output and ``llmops-deployment.json`` name
+  it as an override).
+
+A refusal is one line naming the file and field and the fix, exit code 2. The plan names the approval
+record (path, sequence, approver, time, decision id) the deployment rests on.
+
 The flow's facts (inputs, outputs, connections, variants) are read from ``flow.py``'s literals with
 ``ast``: this process never imports the migrated code (nor Agent Framework).
 """
@@ -49,8 +65,8 @@ from llmops_tui.core.errors import LlmopsError, RunFailed
 from llmops_tui.core.files import check_name, rel, safe_join
 from llmops_tui.core.hashing import hash_folder
 from llmops_tui.deploy import registry
-from llmops_tui.deploy.plan import DeployResult
-from llmops_tui.deploy.prepare import Bundle, ConnectionRef
+from llmops_tui.deploy.plan import DeployResult, Step
+from llmops_tui.deploy.prepare import Bundle, Configuration, ConnectionRef
 
 if TYPE_CHECKING:
     from llmops_tui.core.workspace import UseCase
@@ -134,6 +150,159 @@ def load_migrated(folder: Path) -> MigratedFlow:
     )
 
 
+# ---------------------------------------------------------------------------------------------- approval
+
+
+@dataclass
+class ApprovedMigration:
+    """What ``--require-approval`` established: the use case, the configuration (its ``approval`` names the
+    record), and the overrides people asked for (``--allow-edited``)."""
+
+    uc: UseCase
+    configuration: Configuration
+    manifest: str  # the manifest's path, for people
+    overrides: list[str] = field(default_factory=list)
+    checked: str = ""  # one line for the plan: what was compared
+
+    @property
+    def approval(self) -> dict[str, Any]:
+        return dict(self.configuration.approval or {})
+
+    def step(self) -> Step:
+        a = self.approval
+        seq = f" #{a['sequence']}" if a.get("sequence") else ""
+        who = f"{a.get('decision')} by {a.get('approver')} at {a.get('decided_at')}"
+        short_id = str(a.get("id"))[:19]  # "sha256:" and 12 hex digits; --json has it whole
+        return Step(
+            "note", f"approval {a.get('path')}{seq} ({who}; id {short_id}): {self.checked}", done=True
+        )
+
+    def apply(self, result: DeployResult) -> None:
+        """Name the approval (and any override) first in the plan."""
+        result.steps.insert(0, self.step())
+        for i, text in enumerate(self.overrides, 1):
+            result.steps.insert(i, Step("note", f"override {text}", done=True))
+        result.configuration["overrides"] = list(self.overrides)
+
+
+def _effective(variants: dict[str, Any], defaults: dict[str, str]) -> dict[str, str]:
+    """Every node with variants -> the variant used (a node not named takes its default)."""
+    out = {str(k): str(v) for k, v in defaults.items()}
+    out.update({str(k): str(v) for k, v in variants.items()})
+    return out
+
+
+def _file_changes(before: dict[str, str], now: dict[str, str]) -> list[tuple[str, str]]:
+    out = [(p, "changed") for p in sorted(before) if p in now and now[p] != before[p]]
+    out += [(p, "removed") for p in sorted(before) if p not in now]
+    out += [(p, "added, not written by llmops migrate") for p in sorted(now) if p not in before]
+    return out
+
+
+def check_approval(
+    root: Path, flow: MigratedFlow, env: str, *, use_case: str | None = None, allow_edited: bool = False
+) -> ApprovedMigration:
+    """``--require-approval`` for a migrated flow (see the module docstring); raises LlmopsError (exit 2)
+    naming the file, the field and the fix for anything that does not hold."""
+    from llmops_tui.core.approval import decision_id
+    from llmops_tui.core.migrate import MANIFEST_FILE, migrated_file_hashes, read_manifest
+    from llmops_tui.deploy.prepare import resolve_configuration, use_case_for_env
+
+    root = Path(root).resolve()
+    manifest_path = flow.folder.parent / MANIFEST_FILE
+    shown_manifest = rel(manifest_path, root)
+    manifest = read_manifest(manifest_path)
+    entry = next(
+        (f for f in manifest["flows"] if isinstance(f, dict) and f.get("folder") == flow.folder.name), None
+    )
+    if entry is None or entry.get("role") != "standard" or not entry.get("flow_hash"):
+        raise LlmopsError(
+            f"{flow.folder.name}/ is not the standard flow of this migration: only the standard flow is approved",
+            file=shown_manifest,
+            field="flows",
+            hint="deploy the folder llmops migrate wrote (its standard/)",
+        )
+    migrated_from = str(manifest.get("use_case") or "")
+    if use_case and use_case != migrated_from:
+        raise LlmopsError(
+            f"--use-case {use_case} with --require-approval, but the code was migrated from {migrated_from}",
+            file=shown_manifest,
+            field="use_case",
+            hint="drop --use-case: the approval checked is that of the use case migrated",
+        )
+    uc = use_case_for_env(root, migrated_from, env)
+    # deploy's own rule and words: signature, policy, history, flow and dataset hashes
+    approved = resolve_configuration(root, uc, env, require_approval=True)
+    approval = dict(approved.approval or {})
+    record_file = str(approval.get("path") or "")
+    record = _record(uc, env)
+    approval["id"] = decision_id(record)
+    flow_def = uc.standard_flow
+    defaults = {n.name: n.default_variant for n in (flow_def.nodes if flow_def else []) if n.default_variant}
+    want = _effective(approved.variants, defaults)
+    have = _effective(dict(entry.get("variants") or {}), defaults)
+    migrate_cmd = f"llmops migrate {uc.name}" + "".join(f" --variant {k}={v}" for k, v in want.items())
+    shown_dir = rel(flow.folder.parent, root)
+    if Path(shown_dir) != Path("migrated") / uc.name:
+        migrate_cmd += f" --out {shown_dir}"
+    if want != have:
+        show = lambda v: ", ".join(f"{k}.{x}" for k, x in v.items()) or "none"  # noqa: E731
+        raise LlmopsError(
+            f"the migrated variants ({show(have)}, {shown_manifest}) are not the ones approved for {env} ({show(want)})",
+            file=record_file,
+            field="variants",
+            hint=f"migrate the approved configuration: {migrate_cmd}",
+        )
+    if dict(approved.params) != dict(entry.get("params") or {}):
+        raise LlmopsError(
+            f"the approval overrides parameters ({', '.join(sorted(approved.params))}), which llmops migrate "
+            "does not carry into migrated code",
+            file=record_file,
+            field="params",
+            hint="approve a configuration without parameter overrides, or deploy it with llmops deploy",
+        )
+    if entry.get("flow_hash") != approval.get("flow_hash"):
+        raise LlmopsError(
+            f"the code was migrated from a Prompt flow source that hashed to {str(entry.get('flow_hash'))[:12]}, "
+            f"not the approved {str(approval.get('flow_hash'))[:12]}",
+            file=shown_manifest,
+            field="flows[standard].flow_hash",
+            hint=f"migrate the approved flow again: {migrate_cmd}",
+        )
+    changes = _file_changes(dict(entry.get("files") or {}), migrated_file_hashes(flow.folder))
+    overrides = []
+    if changes:
+        listed = ", ".join(f"{p} ({how})" for p, how in changes[:4])
+        more = f" and {len(changes) - 4} more" if len(changes) > 4 else ""
+        if not allow_edited:
+            first, how = changes[0]
+            raise LlmopsError(
+                f"{how} since llmops migrate wrote it (sha256 in {shown_manifest})"
+                + (f"; {len(changes) - 1} more file(s) too" if len(changes) > 1 else ""),
+                file=rel(flow.folder / first, root),
+                field="",
+                hint=f"re-run {migrate_cmd}, or pass --allow-edited to deploy the edited code (recorded as an override)",
+            )
+        overrides.append(
+            f"--allow-edited: deployed code differs from what llmops migrate wrote: {listed}{more}"
+        )
+    approved.approval = approval
+    approved.variants = have  # what is deployed: the migrated variants, equal to the approved ones
+    approved.source = f"migrated flow {rel(flow.folder, root)}, {approved.source}"
+    checked = f"migrated variants and source {str(entry.get('flow_hash'))[:12]} are the approved ones; " + (
+        "migrated files EDITED (--allow-edited)" if changes else "migrated files unchanged"
+    )
+    return ApprovedMigration(uc, approved, shown_manifest, overrides, checked)
+
+
+def _record(uc: UseCase, env: str) -> dict[str, Any]:
+    """The current approval record (already verified by the caller)."""
+    from llmops_tui.core.approval import current_path
+
+    data = json.loads(current_path(uc, env).read_text(encoding="utf-8"))
+    return data if isinstance(data, dict) else {}
+
+
 def env_prefix(connection: str) -> str:
     """The prefix of a connection's variables in migrated code: ``aoai`` -> ``AOAI``."""
     return "".join(c if c.isalnum() else "_" for c in connection).upper()
@@ -193,10 +362,13 @@ def materialise_migrated(
     target: str,
     uc: UseCase | None = None,
     sample: Path | None = None,
+    approved: ApprovedMigration | None = None,
 ) -> Bundle:
     """Write the migrated flow's bundle into ``dest`` (see the module docstring; no Dockerfile: the target
     writers add theirs) and return it. ``sample``: the endpoint test's request (default: the one migrate
-    copied beside flow.py)."""
+    copied beside flow.py). ``approved``: the approval it rests on, recorded in llmops-deployment.json."""
+    from llmops_tui.core.migrate import NOT_SHIPPED_NAMES, NOT_SHIPPED_SUFFIXES
+
     dest = Path(dest)
     if (dest / "flow").exists():
         shutil.rmtree(dest / "flow")
@@ -204,7 +376,7 @@ def materialise_migrated(
     shutil.copytree(
         flow.folder,
         dest / "flow",
-        ignore=shutil.ignore_patterns("__pycache__", ".venv", "*.pyc", ".env", "*.env"),
+        ignore=shutil.ignore_patterns(*NOT_SHIPPED_NAMES, *(f"*{x}" for x in NOT_SHIPPED_SUFFIXES)),
     )
     refs, plain = connection_refs(flow, uc)
     files: dict[str, str] = {
@@ -222,6 +394,8 @@ def materialise_migrated(
                 "target": target,
                 "variants": flow.variants,
                 "connections": [r.to_dict() for r in refs],
+                "approval": approved.approval if approved is not None else None,
+                "overrides": approved.overrides if approved is not None else [],
             },
             indent=2,
         ),
@@ -240,7 +414,9 @@ def materialise_migrated(
     )
 
 
-def prepare(flow: MigratedFlow, out: Path, target: str) -> list[Path]:
+def prepare(
+    flow: MigratedFlow, out: Path, target: str, approved: ApprovedMigration | None = None
+) -> list[Path]:
     """Write the deployment folder (see the module docstring); the files written."""
     out = Path(out)
     meta = out / META_FILE
@@ -251,7 +427,7 @@ def prepare(flow: MigratedFlow, out: Path, target: str) -> list[Path]:
             field="--out",
             hint="choose an empty or new folder",
         )
-    bundle = materialise_migrated(flow, out, target=target)
+    bundle = materialise_migrated(flow, out, target=target, approved=approved)
     written = [out / "flow", *(out / p for p in ("serve_migrated.py", "requirements.txt", META_FILE))]
     if bundle.sample_request is not None:
         written.append(bundle.sample_request)
@@ -327,11 +503,14 @@ def deploy_migrated(
     use_case: str | None = None,
     dry_run: bool = False,
     image: str | None = None,
+    require_approval: bool = False,
+    allow_edited: bool = False,
     **clients: Any,
 ) -> DeployResult:
     """Prepare (and for ``local``, start and test) a deployment of a migrated flow; for the cloud targets
     hand it to ``llmops deploy``'s pipeline (``clients``: its ``ml_client``, ``kubectl_context`` and
-    ``az_signed_in`` stand-ins, for tests)."""
+    ``az_signed_in`` stand-ins, for tests). ``require_approval``: nothing is deployed unless
+    :func:`check_approval` holds for ``env``."""
     from llmops_tui.deploy import local
     from llmops_tui.deploy.endpoint_test import run_endpoint_test, wait_healthy
 
@@ -346,9 +525,21 @@ def deploy_migrated(
             field=option,
             hint="a deployed container reads its connections from its environment",
         )
+    if allow_edited and not require_approval:
+        raise LlmopsError(
+            "--allow-edited only applies with --require-approval",
+            field="--allow-edited",
+            hint="without --require-approval the migrated files are not compared with what migrate wrote",
+        )
+    if require_approval and not env:
+        raise LlmopsError(
+            "--require-approval needs --env",
+            field="--env",
+            hint="the environment whose approval the migrated flow must match",
+        )
     cloud_only = {"--env": env, "--use-case": use_case}
     for option, value in cloud_only.items():
-        if value is not None and target not in CLOUD_TARGETS:
+        if value is not None and target not in CLOUD_TARGETS and not require_approval:
             raise LlmopsError(
                 f"{option} only applies to --target {', '.join(CLOUD_TARGETS)}",
                 field=option,
@@ -374,11 +565,17 @@ def deploy_migrated(
             field="--llm-endpoint",
             hint="use --llm-endpoint sandbox, or the base URL of a server",
         )
+    root = Path(root).resolve()
+    flow = load_migrated(folder)
+    approved = None
+    if require_approval:  # before anything is written or started
+        assert env is not None
+        approved = check_approval(root, flow, env, use_case=use_case, allow_edited=allow_edited)
     if target in CLOUD_TARGETS:
         assert env is not None
         return _deploy_cloud(
-            Path(root).resolve(),
-            load_migrated(folder),
+            root,
+            flow,
             target,
             env=env,
             use_case=use_case,
@@ -387,9 +584,8 @@ def deploy_migrated(
             image=image,
             timeout=timeout,
             clients=clients,
+            approved=approved,
         )
-    root = Path(root).resolve()
-    flow = load_migrated(folder)
     dest = Path(out) if out is not None else default_out(root, flow, target)
     result = DeployResult(
         target=f"migrated-{target}",
@@ -399,6 +595,9 @@ def deploy_migrated(
         configuration={"source": f"migrated flow {flow.folder}", "variants": flow.variants, "params": {}},
         dry_run=False,
     )
+    if approved is not None:
+        result.configuration = approved.configuration.to_dict()
+        approved.apply(result)
     if target == "local":
         running = [
             d
@@ -426,7 +625,7 @@ def deploy_migrated(
         result.dry_run = True
         tmp = Path(tempfile.mkdtemp(prefix="llmops-migrated-"))
         try:
-            prepare(flow, tmp / "ctx", target)
+            prepare(flow, tmp / "ctx", target, approved)
             for path in sorted(p for p in (tmp / "ctx").rglob("*") if p.is_file()):
                 shown_path = dest / path.relative_to(tmp / "ctx")
                 shown_text = path.name in {"Dockerfile", ".dockerignore", "requirements.txt"}
@@ -437,7 +636,7 @@ def deploy_migrated(
             shutil.rmtree(tmp, ignore_errors=True)
         result.add("note", f"build it: docker build -t {flow.name}:{flow.version[:12]} {dest}")
         return result
-    for path in prepare(flow, dest, target):
+    for path in prepare(flow, dest, target, approved):
         result.add("write", f"write {path}", done=True)
         result.add_artifact(path, root)
     if target == "container":
@@ -554,15 +753,17 @@ def _deploy_cloud(
     image: str | None,
     timeout: float,
     clients: dict[str, Any],
+    approved: ApprovedMigration | None = None,
 ) -> DeployResult:
-    """The migrated flow as a bundle through llmops deploy's pipeline to ``target``."""
+    """The migrated flow as a bundle through llmops deploy's pipeline to ``target`` (with ``approved``:
+    the configuration it rests on, already checked by :func:`check_approval`)."""
     from llmops_tui.core.traffic import capture_settings
     from llmops_tui.deploy.api import DeployOptions, deploy
     from llmops_tui.deploy.config import CONFIG_REL, entry_for
-    from llmops_tui.deploy.prepare import Configuration, sample_request_path, use_case_for_env
+    from llmops_tui.deploy.prepare import sample_request_path, use_case_for_env
 
     name = use_case or flow.use_case
-    if not name:
+    if not name and approved is None:
         raise LlmopsError(
             "flow.py does not name the use case it was migrated from",
             file=flow.folder / "flow.py",
@@ -570,7 +771,7 @@ def _deploy_cloud(
             hint="give --use-case UC: its configs/deployment_config.json says where to deploy",
         )
     check_name(env, field="--env")
-    uc = use_case_for_env(root, name, env)
+    uc = approved.uc if approved is not None else use_case_for_env(root, name, env)
     config_path = uc.path / CONFIG_REL
     entry = entry_for(config_path, target, env, root=root, required=True)
     assert entry is not None  # required=True raises instead
@@ -592,15 +793,19 @@ def _deploy_cloud(
                     f"connection {ref.name} has no usable api_base in {uc.name}'s configuration: "
                     f"set {ref.base_env_var} in ENVIRONMENT_VARIABLES of {config_file}"
                 )
-    configuration = Configuration(
-        variants=dict(flow.variants),
-        params={},
-        source=f"migrated flow {rel(flow.folder, root)}",
+    configuration = (
+        approved.configuration
+        if approved is not None
+        else Configuration(
+            variants=dict(flow.variants),
+            params={},
+            source=f"migrated flow {rel(flow.folder, root)}",
+        )
     )
 
     def materialise_with(uc_: UseCase, _config: Configuration, dest: Path, test_file: str | None) -> Bundle:
         sample = sample_request_path(uc_, test_file)
-        return materialise_migrated(flow, dest, target=target, uc=uc_, sample=sample)
+        return materialise_migrated(flow, dest, target=target, uc=uc_, sample=sample, approved=approved)
 
     opts = DeployOptions(
         use_case=uc.name,
@@ -616,4 +821,25 @@ def _deploy_cloud(
     result = deploy(root, opts, configuration=configuration, materialise_with=materialise_with, **clients)
     result.target = f"{ENV_NAME}-{target}"
     result.notes.extend(notes)
+    if approved is not None:
+        approved.apply(result)
+    else:
+        result.notes.extend(_unenforced_note(root, flow, uc, env))
     return result
+
+
+def _unenforced_note(root: Path, flow: MigratedFlow, uc: UseCase, env: str) -> list[str]:
+    """Without ``--require-approval``, as ``llmops deploy`` does with a record it does not enforce: say
+    whether the migrated flow matches the approval for ``env`` (nothing when there is no record)."""
+    from llmops_tui.core.approval import current_path
+
+    if not current_path(uc, env).is_file():
+        return []
+    try:
+        check_approval(root, flow, env, use_case=uc.name)
+    except LlmopsError as exc:
+        return [
+            f"not the configuration approved for {env} ({exc}); "
+            "use --require-approval to refuse such deployments"
+        ]
+    return [f"matches the configuration approved for {env} (not enforced: use --require-approval)"]
