@@ -303,29 +303,31 @@ class AgentFrameworkBackend(FlowBackend):
         return workflow
 
     def _workflow(self) -> Any:
-        """A start executor, one executor per node, an output executor; edges from the references."""
+        """One executor per node, an edge per reference. The node that depends on no other node is the
+        start executor, and the node nothing depends on yields the flow's outputs; only a flow with
+        several such nodes gets a start executor that fans out to them, or an output executor that fans
+        in from them (each executor is a superstep of Agent Framework's runner, its main cost per line)."""
         from agent_framework import WorkflowBuilder
 
-        start_cls, node_cls, outputs_cls = _executor_classes()
-        start = start_cls("inputs")
-        executors = {n.name: node_cls(self, n) for n in self.nodes}
-        end = outputs_cls(self)
-        builder = WorkflowBuilder(start_executor=start, output_executors=[end])
+        start_cls, node_cls, last_cls, outputs_cls = _executor_classes()
+        last = self._sinks[0] if len(self._sinks) == 1 else None
+        executors = {
+            n.name: (last_cls(self, n) if n.name == last else node_cls(self, n)) for n in self.nodes
+        }
         roots = [executors[n.name] for n in self.nodes if not n.deps]
+        sinks = [executors[s] for s in self._sinks]
+        end = executors[last] if last is not None else outputs_cls(self)
+        start = roots[0] if len(roots) == 1 else (start_cls("inputs") if roots else end)
+        builder = WorkflowBuilder(start_executor=start, output_executors=[end])
         if len(roots) > 1:
             builder.add_fan_out_edges(start, roots)
-        elif roots:
-            builder.add_edge(start, roots[0])
         for n in self.nodes:
             sources = [executors[d] for d in n.deps]
             if len(sources) == 1:
                 builder.add_edge(sources[0], executors[n.name])
             elif len(sources) > 1:
                 builder.add_fan_in_edges(sources, executors[n.name])
-        sinks = [executors[s] for s in self._sinks] or [start]
-        if len(sinks) == 1:
-            builder.add_edge(sinks[0], end)
-        else:
+        if last is None and sinks:
             builder.add_fan_in_edges(sinks, end)
         return builder.build()
 
@@ -349,7 +351,7 @@ class AgentFrameworkBackend(FlowBackend):
             return LineOutcome(ok=False, error=redact(" ".join(str(exc).split()), self._secrets))
         token = _line.set(line)
         try:
-            _loop().run_until_complete(self._thread_workflow().run(line.inputs))
+            _loop().run_until_complete(self._thread_workflow().run("line"))  # executors read _line
         except Exception as exc:  # noqa: BLE001 - the workflow itself failed: the line fails
             log.debug("workflow failed", exc_info=True)
             if line.error is None:
@@ -466,11 +468,11 @@ def _loop_run_nested(awaitable: Any) -> Any:
     return result.get("value")
 
 
-_CLASSES: tuple[Any, Any, Any] | None = None
+_CLASSES: tuple[Any, Any, Any, Any] | None = None
 
 
-def _executor_classes() -> tuple[Any, Any, Any]:
-    """The three executor classes, defined once on first use (Agent Framework is imported only then).
+def _executor_classes() -> tuple[Any, Any, Any, Any]:
+    """The four executor classes, defined once on first use (Agent Framework is imported only then).
     Handler types are given to ``@handler`` explicitly: this module's annotations are strings."""
     global _CLASSES
     if _CLASSES is not None:
@@ -483,9 +485,9 @@ def _executor_classes() -> tuple[Any, Any, Any]:
         return fn
 
     class Start(Executor):
-        """Takes the line's inputs and starts the nodes that depend on no other node."""
+        """Starts the nodes that depend on no other node, when the flow has several."""
 
-        @handler(input=dict, output=str)
+        @handler(input=object, output=str)
         @typed
         async def on_inputs(self, message: Any, ctx: Any) -> None:
             await ctx.send_message("inputs")
@@ -504,8 +506,24 @@ def _executor_classes() -> tuple[Any, Any, Any]:
             self.backend._run_node(self.node, _line.get())
             await ctx.send_message(self.node.name)
 
+    class LastNodeExecutor(Executor):
+        """The node nothing depends on, when the flow has one: runs, then yields the flow's outputs."""
+
+        def __init__(self, backend: AgentFrameworkBackend, node: pf.NodeSpec):
+            super().__init__(id=f"node:{node.name}")
+            self.backend = backend
+            self.node = node
+
+        @handler(input=object, workflow_output=dict)
+        @typed
+        async def on_ready(self, message: Any, ctx: Any) -> None:
+            line = _line.get()
+            self.backend._run_node(self.node, line)
+            self.backend._finish(line)
+            await ctx.yield_output(line.result or {})
+
     class Outputs(Executor):
-        """Joins the last nodes and yields the flow's declared outputs."""
+        """Joins the nodes nothing depends on, when the flow has several, and yields the flow's outputs."""
 
         def __init__(self, backend: AgentFrameworkBackend):
             super().__init__(id="outputs")
@@ -518,5 +536,5 @@ def _executor_classes() -> tuple[Any, Any, Any]:
             self.backend._finish(line)
             await ctx.yield_output(line.result or {})
 
-    _CLASSES = (Start, NodeExecutor, Outputs)
+    _CLASSES = (Start, NodeExecutor, LastNodeExecutor, Outputs)
     return _CLASSES
