@@ -33,6 +33,7 @@ flow order, with ``log_metric`` collecting metrics as Prompt flow's executor doe
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextvars
 import inspect
 import io
@@ -62,6 +63,9 @@ _loops = threading.local()
 _line: contextvars.ContextVar[_Line] = contextvars.ContextVar("llmops_af_line")
 _metrics_lock = threading.Lock()
 _metric_sink: list[dict[str, Any]] = []  # the aggregation running now (one at a time)
+#: idle workflows by flow shape (node names and references, last nodes), shared by the flows of that shape
+_idle: dict[tuple[Any, ...], collections.deque[Any]] = {}
+_idle_lock = threading.Lock()
 
 
 def available() -> str | None:
@@ -93,7 +97,8 @@ _BYPASSED = object()  # a span's output marker: the node was bypassed by an acti
 class _Line:
     """What one line's executors share: inputs, node outputs, bypassed nodes, logs, the first error."""
 
-    def __init__(self, inputs: dict[str, Any]):
+    def __init__(self, backend: AgentFrameworkBackend, inputs: dict[str, Any]):
+        self.backend = backend  # the executors run the nodes of this backend (variants, templates...)
         self.inputs = inputs
         self.outputs: dict[str, Any] = {}
         self.bypassed: set[str] = set()
@@ -132,7 +137,6 @@ class AgentFrameworkBackend(FlowBackend):
         self._templates: dict[str, str] = {}
         self._clients: dict[str, Any] = {}
         self._escape: dict[str, list[str]] = {}
-        self._workflows: dict[int, Any] = {}  # thread id -> that thread's workflow
         names = {n.name for n in nodes}
         for node in nodes:
             where = f"{shown}: node {node.name}"
@@ -144,6 +148,11 @@ class AgentFrameworkBackend(FlowBackend):
             self._load_node(node, where)
         self._order = self._topological(where=shown)
         self._sinks = [n.name for n in self.nodes if not any(n.name in m.deps for m in self.nodes)]
+        self._by_name = {n.name: n for n in self.nodes}
+        # What a workflow depends on: node names and references only (see _take_workflow)
+        shape = (tuple((n.name, tuple(n.deps)) for n in self.nodes), tuple(self._sinks))
+        with _idle_lock:
+            self._idle = _idle.setdefault(shape, collections.deque())
         # What the aggregation nodes need from each line: the outputs of the line nodes they refer to.
         line_nodes = {n.name for n in self.nodes}
         self._aggr_refs = sorted({d for n in self.aggregation_nodes for d in n.deps if d in line_nodes})
@@ -292,15 +301,18 @@ class AgentFrameworkBackend(FlowBackend):
 
     # ------------------------------------------------------------------------------------ workflow
 
-    def _thread_workflow(self) -> Any:
-        """This thread's workflow, built on first use. A workflow cannot run two lines at once, but runs
-        one line after another: each thread (one line at a time) keeps its own, and the executors read
-        the running line from a context variable. Building one costs more than running a short line."""
-        key = threading.get_ident()
-        workflow = self._workflows.get(key)
-        if workflow is None:
-            workflow = self._workflows[key] = self._workflow()
-        return workflow
+    def _take_workflow(self) -> Any:
+        """A workflow no line is running, built when there is none. A workflow cannot run two lines at
+        once but runs one line after another, on whichever thread's loop (Agent Framework re-creates its
+        loop-bound locks and queues when the loop changes). Its executors hold only node names: they run
+        the nodes of the backend of the line in the context variable ``_line``. So flows of the same
+        shape (the variants and grid cells of one flow) share their idle workflows, and a sweep builds
+        about as many as it runs lines of that shape at once. Building one costs more than running a
+        short line."""
+        try:
+            return self._idle.pop()
+        except IndexError:
+            return self._workflow()
 
     def _workflow(self) -> Any:
         """One executor per node, an edge per reference. The node that depends on no other node is the
@@ -311,12 +323,10 @@ class AgentFrameworkBackend(FlowBackend):
 
         start_cls, node_cls, last_cls, outputs_cls = _executor_classes()
         last = self._sinks[0] if len(self._sinks) == 1 else None
-        executors = {
-            n.name: (last_cls(self, n) if n.name == last else node_cls(self, n)) for n in self.nodes
-        }
+        executors = {n.name: (last_cls(n.name) if n.name == last else node_cls(n.name)) for n in self.nodes}
         roots = [executors[n.name] for n in self.nodes if not n.deps]
         sinks = [executors[s] for s in self._sinks]
-        end = executors[last] if last is not None else outputs_cls(self)
+        end = executors[last] if last is not None else outputs_cls("outputs")
         start = roots[0] if len(roots) == 1 else (start_cls("inputs") if roots else end)
         builder = WorkflowBuilder(start_executor=start, output_executors=[end])
         if len(roots) > 1:
@@ -346,17 +356,19 @@ class AgentFrameworkBackend(FlowBackend):
 
     def run_line(self, inputs: dict[str, Any], index: int, run_id: str) -> LineOutcome:
         try:
-            line = _Line(pf.flow_inputs(self.input_defs, inputs))
+            line = _Line(self, pf.flow_inputs(self.input_defs, inputs))
         except pf.NodeError as exc:
             return LineOutcome(ok=False, error=redact(" ".join(str(exc).split()), self._secrets))
         token = _line.set(line)
+        workflow = self._take_workflow()
         try:
-            _loop().run_until_complete(self._thread_workflow().run("line"))  # executors read _line
+            _loop().run_until_complete(workflow.run("line"))  # the executors read the line from _line
         except Exception as exc:  # noqa: BLE001 - the workflow itself failed: the line fails
             log.debug("workflow failed", exc_info=True)
             if line.error is None:
                 line.error = f"{type(exc).__name__}: {exc}"
-            self._workflows.pop(threading.get_ident(), None)  # a failed workflow is not reused
+        else:
+            self._idle.append(workflow)  # a failed workflow is not reused
         finally:
             _line.reset(token)
         logs = {k: redact("\n".join(v)[-_MAX_LOG_CHARS:], self._secrets) for k, v in line.logs.items() if v}
@@ -495,45 +507,40 @@ def _executor_classes() -> tuple[Any, Any, Any, Any]:
     class NodeExecutor(Executor):
         """One node of the flow: runs (or is bypassed) once its upstream nodes are done."""
 
-        def __init__(self, backend: AgentFrameworkBackend, node: pf.NodeSpec):
-            super().__init__(id=f"node:{node.name}")
-            self.backend = backend
-            self.node = node
+        def __init__(self, name: str):
+            super().__init__(id=f"node:{name}")
+            self.node_name = name
 
         @handler(input=object, output=str)
         @typed
         async def on_ready(self, message: Any, ctx: Any) -> None:
-            self.backend._run_node(self.node, _line.get())
-            await ctx.send_message(self.node.name)
+            line = _line.get()
+            line.backend._run_node(line.backend._by_name[self.node_name], line)
+            await ctx.send_message(self.node_name)
 
     class LastNodeExecutor(Executor):
         """The node nothing depends on, when the flow has one: runs, then yields the flow's outputs."""
 
-        def __init__(self, backend: AgentFrameworkBackend, node: pf.NodeSpec):
-            super().__init__(id=f"node:{node.name}")
-            self.backend = backend
-            self.node = node
+        def __init__(self, name: str):
+            super().__init__(id=f"node:{name}")
+            self.node_name = name
 
         @handler(input=object, workflow_output=dict)
         @typed
         async def on_ready(self, message: Any, ctx: Any) -> None:
             line = _line.get()
-            self.backend._run_node(self.node, line)
-            self.backend._finish(line)
+            line.backend._run_node(line.backend._by_name[self.node_name], line)
+            line.backend._finish(line)
             await ctx.yield_output(line.result or {})
 
     class Outputs(Executor):
         """Joins the nodes nothing depends on, when the flow has several, and yields the flow's outputs."""
 
-        def __init__(self, backend: AgentFrameworkBackend):
-            super().__init__(id="outputs")
-            self.backend = backend
-
         @handler(input=object, workflow_output=dict)
         @typed
         async def on_done(self, message: Any, ctx: Any) -> None:
             line = _line.get()
-            self.backend._finish(line)
+            line.backend._finish(line)
             await ctx.yield_output(line.result or {})
 
     _CLASSES = (Start, NodeExecutor, LastNodeExecutor, Outputs)
