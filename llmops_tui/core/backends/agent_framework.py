@@ -66,6 +66,8 @@ _metric_sink: list[dict[str, Any]] = []  # the aggregation running now (one at a
 #: idle workflows by flow shape (node names and references, last nodes), shared by the flows of that shape
 _idle: dict[tuple[Any, ...], collections.deque[Any]] = {}
 _idle_lock = threading.Lock()
+_clients: dict[tuple[str, str, str, str | None], Any] = {}  # see _client
+_clients_lock = threading.Lock()
 
 
 def available() -> str | None:
@@ -200,11 +202,8 @@ class AgentFrameworkBackend(FlowBackend):
                         f"{where}: connection '{node.connection}' is not a connection of this run "
                         f"({', '.join(self.options.connections) or 'none'})"
                     )
-                key = conn.name
-                if key not in self._clients:
-                    self._clients[key] = pf.make_client(
-                        conn.kind, conn.api_base, conn.api_key, conn.api_version
-                    )
+                if conn.name not in self._clients:
+                    self._clients[conn.name] = _client(conn)
                 self._escape[node.name] = [
                     k for k, v in node.inputs.items() if (r := pf.parse_ref(v)) is not None and not r.is_node
                 ]
@@ -457,6 +456,18 @@ class AgentFrameworkBackend(FlowBackend):
             finally:
                 _metric_sink.pop()
         return dict(metrics)
+
+
+def _client(conn: Any) -> Any:
+    """The ``openai`` client of a connection, one per process for equal settings: the variants and grid
+    cells of a sweep each open their flow, and building a client (its TLS context) costs tens of
+    milliseconds. The client is thread-safe; the call policy wraps its calls, not the client."""
+    key = (conn.kind, conn.api_base, conn.api_key, conn.api_version)
+    with _clients_lock:
+        client = _clients.get(key)
+        if client is None:
+            client = _clients[key] = pf.make_client(conn.kind, conn.api_base, conn.api_key, conn.api_version)
+        return client
 
 
 def _loop_run_nested(awaitable: Any) -> Any:
