@@ -7,13 +7,19 @@ module (an import-linter contract keeps it so), and it is imported only when a f
 without the ``agent-framework-core`` wheel installed, everything else works and opening a flow here says
 how to install it (``llmops deps --backend agent-framework --install``).
 
-How a flow maps (one workflow per line: a workflow instance cannot run twice at once, and building one
-costs about 0.14 ms):
+How a flow maps:
 
-- a start executor takes the line's inputs and fans out to the nodes that depend on no other node;
 - each node is an ``Executor``; each ``${node.output}`` reference is an edge, and a node with several
   upstream nodes waits for all of them through a fan-in edge group (diamonds included);
-- a final executor fans in from the nodes nothing depends on and yields the flow's declared outputs.
+- the node that depends on no other node is the start executor (with several, a start executor fans out
+  to them); the node nothing depends on yields the flow's declared outputs (with several, an output
+  executor fans in from them). Each executor is a superstep of Agent Framework's runner, the runner's
+  main cost per line, so there is none beyond the nodes when the flow does not need one.
+
+A workflow instance cannot run two lines at once but runs one after another: its executors hold only node
+names and run the nodes of the line's backend (a context variable), so the flows of one shape (the
+variants and grid cells of a sweep) share a pool of idle workflows, and a sweep builds about as many as
+it runs lines of that shape at once.
 
 Each node executor decides, when its upstream nodes are done, whether it is bypassed (activate conditions
 and all-inputs-bypassed, as Prompt flow defines them), then runs: Python nodes call the same ``@tool``
