@@ -7,13 +7,19 @@ module (an import-linter contract keeps it so), and it is imported only when a f
 without the ``agent-framework-core`` wheel installed, everything else works and opening a flow here says
 how to install it (``llmops deps --backend agent-framework --install``).
 
-How a flow maps (one workflow per line: a workflow instance cannot run twice at once, and building one
-costs about 0.14 ms):
+How a flow maps:
 
-- a start executor takes the line's inputs and fans out to the nodes that depend on no other node;
 - each node is an ``Executor``; each ``${node.output}`` reference is an edge, and a node with several
   upstream nodes waits for all of them through a fan-in edge group (diamonds included);
-- a final executor fans in from the nodes nothing depends on and yields the flow's declared outputs.
+- the node that depends on no other node is the start executor (with several, a start executor fans out
+  to them); the node nothing depends on yields the flow's declared outputs (with several, an output
+  executor fans in from them). Each executor is a superstep of Agent Framework's runner, the runner's
+  main cost per line, so there is none beyond the nodes when the flow does not need one.
+
+A workflow instance cannot run two lines at once but runs one after another: its executors hold only node
+names and run the nodes of the line's backend (a context variable), so the flows of one shape (the
+variants and grid cells of a sweep) share a pool of idle workflows, and a sweep builds about as many as
+it runs lines of that shape at once.
 
 Each node executor decides, when its upstream nodes are done, whether it is bypassed (activate conditions
 and all-inputs-bypassed, as Prompt flow defines them), then runs: Python nodes call the same ``@tool``
@@ -33,6 +39,7 @@ flow order, with ``log_metric`` collecting metrics as Prompt flow's executor doe
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextvars
 import inspect
 import io
@@ -62,6 +69,11 @@ _loops = threading.local()
 _line: contextvars.ContextVar[_Line] = contextvars.ContextVar("llmops_af_line")
 _metrics_lock = threading.Lock()
 _metric_sink: list[dict[str, Any]] = []  # the aggregation running now (one at a time)
+#: idle workflows by flow shape (node names and references, last nodes), shared by the flows of that shape
+_idle: dict[tuple[Any, ...], collections.deque[Any]] = {}
+_idle_lock = threading.Lock()
+_clients: dict[tuple[str, str, str, str | None], Any] = {}  # see _client
+_clients_lock = threading.Lock()
 
 
 def available() -> str | None:
@@ -93,7 +105,8 @@ _BYPASSED = object()  # a span's output marker: the node was bypassed by an acti
 class _Line:
     """What one line's executors share: inputs, node outputs, bypassed nodes, logs, the first error."""
 
-    def __init__(self, inputs: dict[str, Any]):
+    def __init__(self, backend: AgentFrameworkBackend, inputs: dict[str, Any]):
+        self.backend = backend  # the executors run the nodes of this backend (variants, templates...)
         self.inputs = inputs
         self.outputs: dict[str, Any] = {}
         self.bypassed: set[str] = set()
@@ -132,7 +145,6 @@ class AgentFrameworkBackend(FlowBackend):
         self._templates: dict[str, str] = {}
         self._clients: dict[str, Any] = {}
         self._escape: dict[str, list[str]] = {}
-        self._workflows: dict[int, Any] = {}  # thread id -> that thread's workflow
         names = {n.name for n in nodes}
         for node in nodes:
             where = f"{shown}: node {node.name}"
@@ -144,6 +156,11 @@ class AgentFrameworkBackend(FlowBackend):
             self._load_node(node, where)
         self._order = self._topological(where=shown)
         self._sinks = [n.name for n in self.nodes if not any(n.name in m.deps for m in self.nodes)]
+        self._by_name = {n.name: n for n in self.nodes}
+        # What a workflow depends on: node names and references only (see _take_workflow)
+        shape = (tuple((n.name, tuple(n.deps)) for n in self.nodes), tuple(self._sinks))
+        with _idle_lock:
+            self._idle = _idle.setdefault(shape, collections.deque())
         # What the aggregation nodes need from each line: the outputs of the line nodes they refer to.
         line_nodes = {n.name for n in self.nodes}
         self._aggr_refs = sorted({d for n in self.aggregation_nodes for d in n.deps if d in line_nodes})
@@ -191,11 +208,8 @@ class AgentFrameworkBackend(FlowBackend):
                         f"{where}: connection '{node.connection}' is not a connection of this run "
                         f"({', '.join(self.options.connections) or 'none'})"
                     )
-                key = conn.name
-                if key not in self._clients:
-                    self._clients[key] = pf.make_client(
-                        conn.kind, conn.api_base, conn.api_key, conn.api_version
-                    )
+                if conn.name not in self._clients:
+                    self._clients[conn.name] = _client(conn)
                 self._escape[node.name] = [
                     k for k, v in node.inputs.items() if (r := pf.parse_ref(v)) is not None and not r.is_node
                 ]
@@ -292,40 +306,43 @@ class AgentFrameworkBackend(FlowBackend):
 
     # ------------------------------------------------------------------------------------ workflow
 
-    def _thread_workflow(self) -> Any:
-        """This thread's workflow, built on first use. A workflow cannot run two lines at once, but runs
-        one line after another: each thread (one line at a time) keeps its own, and the executors read
-        the running line from a context variable. Building one costs more than running a short line."""
-        key = threading.get_ident()
-        workflow = self._workflows.get(key)
-        if workflow is None:
-            workflow = self._workflows[key] = self._workflow()
-        return workflow
+    def _take_workflow(self) -> Any:
+        """A workflow no line is running, built when there is none. A workflow cannot run two lines at
+        once but runs one line after another, on whichever thread's loop (Agent Framework re-creates its
+        loop-bound locks and queues when the loop changes). Its executors hold only node names: they run
+        the nodes of the backend of the line in the context variable ``_line``. So flows of the same
+        shape (the variants and grid cells of one flow) share their idle workflows, and a sweep builds
+        about as many as it runs lines of that shape at once. Building one costs more than running a
+        short line."""
+        try:
+            return self._idle.pop()
+        except IndexError:
+            return self._workflow()
 
     def _workflow(self) -> Any:
-        """A start executor, one executor per node, an output executor; edges from the references."""
+        """One executor per node, an edge per reference. The node that depends on no other node is the
+        start executor, and the node nothing depends on yields the flow's outputs; only a flow with
+        several such nodes gets a start executor that fans out to them, or an output executor that fans
+        in from them (each executor is a superstep of Agent Framework's runner, its main cost per line)."""
         from agent_framework import WorkflowBuilder
 
-        start_cls, node_cls, outputs_cls = _executor_classes()
-        start = start_cls("inputs")
-        executors = {n.name: node_cls(self, n) for n in self.nodes}
-        end = outputs_cls(self)
-        builder = WorkflowBuilder(start_executor=start, output_executors=[end])
+        start_cls, node_cls, last_cls, outputs_cls = _executor_classes()
+        last = self._sinks[0] if len(self._sinks) == 1 else None
+        executors = {n.name: (last_cls(n.name) if n.name == last else node_cls(n.name)) for n in self.nodes}
         roots = [executors[n.name] for n in self.nodes if not n.deps]
+        sinks = [executors[s] for s in self._sinks]
+        end = executors[last] if last is not None else outputs_cls("outputs")
+        start = roots[0] if len(roots) == 1 else (start_cls("inputs") if roots else end)
+        builder = WorkflowBuilder(start_executor=start, output_executors=[end])
         if len(roots) > 1:
             builder.add_fan_out_edges(start, roots)
-        elif roots:
-            builder.add_edge(start, roots[0])
         for n in self.nodes:
             sources = [executors[d] for d in n.deps]
             if len(sources) == 1:
                 builder.add_edge(sources[0], executors[n.name])
             elif len(sources) > 1:
                 builder.add_fan_in_edges(sources, executors[n.name])
-        sinks = [executors[s] for s in self._sinks] or [start]
-        if len(sinks) == 1:
-            builder.add_edge(sinks[0], end)
-        else:
+        if last is None and sinks:
             builder.add_fan_in_edges(sinks, end)
         return builder.build()
 
@@ -344,17 +361,19 @@ class AgentFrameworkBackend(FlowBackend):
 
     def run_line(self, inputs: dict[str, Any], index: int, run_id: str) -> LineOutcome:
         try:
-            line = _Line(pf.flow_inputs(self.input_defs, inputs))
+            line = _Line(self, pf.flow_inputs(self.input_defs, inputs))
         except pf.NodeError as exc:
             return LineOutcome(ok=False, error=redact(" ".join(str(exc).split()), self._secrets))
         token = _line.set(line)
+        workflow = self._take_workflow()
         try:
-            _loop().run_until_complete(self._thread_workflow().run(line.inputs))
+            _loop().run_until_complete(workflow.run("line"))  # the executors read the line from _line
         except Exception as exc:  # noqa: BLE001 - the workflow itself failed: the line fails
             log.debug("workflow failed", exc_info=True)
             if line.error is None:
                 line.error = f"{type(exc).__name__}: {exc}"
-            self._workflows.pop(threading.get_ident(), None)  # a failed workflow is not reused
+        else:
+            self._idle.append(workflow)  # a failed workflow is not reused
         finally:
             _line.reset(token)
         logs = {k: redact("\n".join(v)[-_MAX_LOG_CHARS:], self._secrets) for k, v in line.logs.items() if v}
@@ -445,6 +464,18 @@ class AgentFrameworkBackend(FlowBackend):
         return dict(metrics)
 
 
+def _client(conn: Any) -> Any:
+    """The ``openai`` client of a connection, one per process for equal settings: the variants and grid
+    cells of a sweep each open their flow, and building a client (its TLS context) costs tens of
+    milliseconds. The client is thread-safe; the call policy wraps its calls, not the client."""
+    key = (conn.kind, conn.api_base, conn.api_key, conn.api_version)
+    with _clients_lock:
+        client = _clients.get(key)
+        if client is None:
+            client = _clients[key] = pf.make_client(conn.kind, conn.api_base, conn.api_key, conn.api_version)
+        return client
+
+
 def _loop_run_nested(awaitable: Any) -> Any:
     """An async tool called from a handler (the loop is busy): run it on a loop of its own thread."""
     result: dict[str, Any] = {}
@@ -466,11 +497,11 @@ def _loop_run_nested(awaitable: Any) -> Any:
     return result.get("value")
 
 
-_CLASSES: tuple[Any, Any, Any] | None = None
+_CLASSES: tuple[Any, Any, Any, Any] | None = None
 
 
-def _executor_classes() -> tuple[Any, Any, Any]:
-    """The three executor classes, defined once on first use (Agent Framework is imported only then).
+def _executor_classes() -> tuple[Any, Any, Any, Any]:
+    """The four executor classes, defined once on first use (Agent Framework is imported only then).
     Handler types are given to ``@handler`` explicitly: this module's annotations are strings."""
     global _CLASSES
     if _CLASSES is not None:
@@ -483,9 +514,9 @@ def _executor_classes() -> tuple[Any, Any, Any]:
         return fn
 
     class Start(Executor):
-        """Takes the line's inputs and starts the nodes that depend on no other node."""
+        """Starts the nodes that depend on no other node, when the flow has several."""
 
-        @handler(input=dict, output=str)
+        @handler(input=object, output=str)
         @typed
         async def on_inputs(self, message: Any, ctx: Any) -> None:
             await ctx.send_message("inputs")
@@ -493,30 +524,41 @@ def _executor_classes() -> tuple[Any, Any, Any]:
     class NodeExecutor(Executor):
         """One node of the flow: runs (or is bypassed) once its upstream nodes are done."""
 
-        def __init__(self, backend: AgentFrameworkBackend, node: pf.NodeSpec):
-            super().__init__(id=f"node:{node.name}")
-            self.backend = backend
-            self.node = node
+        def __init__(self, name: str):
+            super().__init__(id=f"node:{name}")
+            self.node_name = name
 
         @handler(input=object, output=str)
         @typed
         async def on_ready(self, message: Any, ctx: Any) -> None:
-            self.backend._run_node(self.node, _line.get())
-            await ctx.send_message(self.node.name)
+            line = _line.get()
+            line.backend._run_node(line.backend._by_name[self.node_name], line)
+            await ctx.send_message(self.node_name)
+
+    class LastNodeExecutor(Executor):
+        """The node nothing depends on, when the flow has one: runs, then yields the flow's outputs."""
+
+        def __init__(self, name: str):
+            super().__init__(id=f"node:{name}")
+            self.node_name = name
+
+        @handler(input=object, workflow_output=dict)
+        @typed
+        async def on_ready(self, message: Any, ctx: Any) -> None:
+            line = _line.get()
+            line.backend._run_node(line.backend._by_name[self.node_name], line)
+            line.backend._finish(line)
+            await ctx.yield_output(line.result or {})
 
     class Outputs(Executor):
-        """Joins the last nodes and yields the flow's declared outputs."""
-
-        def __init__(self, backend: AgentFrameworkBackend):
-            super().__init__(id="outputs")
-            self.backend = backend
+        """Joins the nodes nothing depends on, when the flow has several, and yields the flow's outputs."""
 
         @handler(input=object, workflow_output=dict)
         @typed
         async def on_done(self, message: Any, ctx: Any) -> None:
             line = _line.get()
-            self.backend._finish(line)
+            line.backend._finish(line)
             await ctx.yield_output(line.result or {})
 
-    _CLASSES = (Start, NodeExecutor, Outputs)
+    _CLASSES = (Start, NodeExecutor, LastNodeExecutor, Outputs)
     return _CLASSES

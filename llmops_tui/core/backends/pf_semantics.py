@@ -12,6 +12,7 @@ the migrated flows, which then run without llmops-tui installed.
 from __future__ import annotations
 
 import ast
+import functools
 import inspect
 import json
 import re
@@ -47,6 +48,11 @@ class Ref:
 def parse_ref(value: Any) -> Ref | None:
     if not isinstance(value, str):
         return None
+    return _parse_ref(value)
+
+
+@functools.lru_cache(maxsize=4096)  # a flow's few reference strings, parsed for every node of every line
+def _parse_ref(value: str) -> Ref | None:
     m = _REF.match(value.strip())
     if not m:
         return None
@@ -230,23 +236,24 @@ def node_kwargs(
 ) -> dict[str, Any]:
     """The node's inputs resolved; an input referring to a bypassed node is left out when the function
     has a default for it, else it is None (Prompt flow's rule)."""
-    params = {}
-    if fn is not None:
-        try:
-            params = dict(inspect.signature(fn).parameters)
-        except (TypeError, ValueError):
-            params = {}
     out: dict[str, Any] = {}
     for name, value in node.inputs.items():
         ref = parse_ref(value)
         if ref is not None and ref.is_node and ref.source in bypassed:
-            p = params.get(name)
+            p = _parameters(fn).get(name) if fn is not None else None
             if p is not None and p.default is not inspect.Parameter.empty:
                 continue
             out[name] = None
             continue
         out[name] = resolve(value, inputs, outputs)
     return out
+
+
+def _parameters(fn: Callable[..., Any]) -> dict[str, inspect.Parameter]:
+    try:
+        return dict(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):
+        return {}
 
 
 def flow_outputs(
@@ -284,16 +291,22 @@ def convert_to_chat_list(obj: Any) -> Any:
 
 def render_jinja(template: str, escape_dict: dict[str, str] | None = None, **kwargs: Any) -> str:
     """Prompt flow's rendering: a sandboxed Jinja environment, trim_blocks, trailing newline kept."""
-    from jinja2.sandbox import SandboxedEnvironment
-
     try:
-        env = SandboxedEnvironment(trim_blocks=True, keep_trailing_newline=True)
-        return env.from_string(template).render(**kwargs)
+        return _compiled(template).render(**kwargs)
     except Exception as exc:
         text = unescape_roles(str(exc), escape_dict or {})
         raise NodeError(
             f"Failed to render jinja template: {type(exc).__name__}: {text}. Please modify your prompt to fix the issue."
         ) from exc
+
+
+@functools.lru_cache(maxsize=256)  # keyed by the template's text: a flow's few prompts, compiled once
+def _compiled(template: str) -> Any:
+    """The template compiled in a sandboxed environment of its own, as Prompt flow compiles it for every
+    call (a template that does not compile raises here, every time: failures are not cached)."""
+    from jinja2.sandbox import SandboxedEnvironment
+
+    return SandboxedEnvironment(trim_blocks=True, keep_trailing_newline=True).from_string(template)
 
 
 def _escape_dict_for(values: list[Any]) -> dict[str, str]:
