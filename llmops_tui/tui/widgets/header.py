@@ -13,7 +13,7 @@ class AppHeader(Horizontal):
     DEFAULT_CSS = """
     AppHeader { dock: top; height: 1; background: $panel; color: $foreground; }
     AppHeader > #app-name { padding: 0 1; background: $primary; color: $text; text-style: bold; }
-    AppHeader > #screen-title { padding: 0 1; text-style: bold; width: 1fr; }
+    AppHeader > #screen-title { padding: 0 1; text-style: bold; width: 1fr; text-wrap: nowrap; text-overflow: ellipsis; }
     AppHeader > #workspace { padding: 0 1; color: $text-muted; }
     AppHeader > #sandbox-badge { padding: 0 1; background: $warning; color: $text; text-style: bold; display: none; }
     AppHeader.-sandbox > #sandbox-badge { display: block; }
