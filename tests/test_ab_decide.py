@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import shutil
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -197,6 +198,7 @@ def test_ab_capture_evaluate_compare_promote(tmp_path, monkeypatch, capsys, sand
         assert done["after"] == {b.version[:12]: 100, a.version[:12]: 0}
         health = httpx.get(url + "/health", trust_env=False).json()
         assert health["weights"] == {b.version[:12]: 100, a.version[:12]: 0}
+        promoted_at = datetime.now(UTC).isoformat()  # the requests below are all after this instant
         with httpx.Client(trust_env=False, timeout=60) as client:
             seen = {
                 client.post(url + "/score", json={"title": "x", "body": "refund please"}).headers[
@@ -216,10 +218,12 @@ def test_ab_capture_evaluate_compare_promote(tmp_path, monkeypatch, capsys, sand
         assert "not approved" in capsys.readouterr().err
         # Evaluating only what arrived since promotion scores nothing new (no feedback for those requests).
         assert (
-            main(["traffic", "evaluate", UC, "--env", "dev", "--since", "1s", "-w", str(ws), "--json"]) == 0
+            main(["traffic", "evaluate", UC, "--env", "dev", "--since", promoted_at, "-w", str(ws), "--json"])
+            == 0
         )
         since = json.loads(capsys.readouterr().out)["evaluators"]["label_match"]["arms"]
-        assert all(v["lines"] == 0 for v in since.values())
+        assert all(v["lines"] == 0 for v in since.values()), since
+        assert sum(v["skipped"] for v in since.values()) == 6  # the six requests since, none labelled
         listed = {d["id"]: d for d in registry.load(ws)}
         assert listed[f"{UC}:dev:router"]["backends"][0]["weight"] == 100
     finally:
