@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -50,6 +52,27 @@ def stdout_for_json(active: bool = True) -> Iterator[None]:
             pass
         os.dup2(saved, 1)
         os.close(saved)
+
+
+@contextmanager
+def sigint_cancels(cancel: threading.Event) -> Iterator[None]:
+    """While active, the first Ctrl-C sets ``cancel`` (the lines in flight finish, the run ends
+    cancelled and resumable) and says so; a second one stops at once (KeyboardInterrupt)."""
+    interrupts = 0
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        nonlocal interrupts
+        interrupts += 1
+        if interrupts > 1:
+            raise KeyboardInterrupt
+        cancel.set()
+        err_console.print("[yellow]cancelling: finishing lines in flight (Ctrl-C again to stop now)[/yellow]")
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 STATUS_STYLE = {

@@ -3,10 +3,9 @@ and `llmops migrate` (a use case's DAG flows as Agent Framework code that runs w
 
 from __future__ import annotations
 
-import signal
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -55,7 +54,7 @@ def compare_backends_cmd(
 
     Exit code 0 when every cell is equivalent (identical lines and metrics), 1 otherwise (a cell differs,
     or a sweep failed), 130 when cancelled with Ctrl-C."""
-    from llmops_tui.cli.common import stdout_for_json
+    from llmops_tui.cli.common import sigint_cancels, stdout_for_json
     from llmops_tui.cli.sweep_cmds import SweepProgressView
     from llmops_tui.core.backends.agent_framework import available
     from llmops_tui.core.equivalence import BackendComparison, BackendEvent, plan_backends, run_backends
@@ -76,26 +75,13 @@ def compare_backends_cmd(
 
         build_connections(uc, ws.root, None)  # fail fast with the fix when a key is missing
     cancel = threading.Event()
-    interrupts = {"n": 0}
-
-    def on_sigint(signum: int, frame: Any) -> None:
-        interrupts["n"] += 1
-        if interrupts["n"] > 1:
-            raise KeyboardInterrupt
-        cancel.set()
-        err_console.print("[yellow]cancelling: finishing lines in flight (Ctrl-C again to stop now)[/yellow]")
-
     result: BackendComparison | None = None
-    previous = signal.signal(signal.SIGINT, on_sigint)
-    try:
-        with stdout_for_json(json_out), SweepProgressView(json_out) as view:
-            for item in run_backends(ws.root, uc, plans, cancel=cancel):
-                if isinstance(item, BackendEvent):
-                    view.show(item.event, item.backend)
-                else:
-                    result = item
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    with sigint_cancels(cancel), stdout_for_json(json_out), SweepProgressView(json_out) as view:
+        for item in run_backends(ws.root, uc, plans, cancel=cancel):
+            if isinstance(item, BackendEvent):
+                view.show(item.event, item.backend)
+            else:
+                result = item
     if result is None:
         raise RunFailed("the comparison ended without a result")
     if json_out:
@@ -127,7 +113,7 @@ def compare_backends_cmd(
                 console.print(f"  {a}: {d[a]}", markup=False)
                 console.print(f"  {b}: {d[b]}", markup=False)
         console.print(result.verdict, markup=False)
-    if result.status == "cancelled" and interrupts["n"]:
+    if result.status == "cancelled" and cancel.is_set():
         raise typer.Exit(130)
     if not result.equivalent:
         raise typer.Exit(1)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 import threading
 from pathlib import Path
 from typing import Annotated, Any
@@ -19,6 +18,7 @@ from llmops_tui.cli.common import (
     console,
     err_console,
     print_json,
+    sigint_cancels,
     stdout_for_json,
     styled_status,
 )
@@ -200,33 +200,21 @@ def sweep_cmd(
             events = dispatch.start_sweep(ws.root, uc, plan, cancel=cancel)
             uc_name = uc.name
 
-    interrupts = {"n": 0}
-
-    def on_sigint(signum: int, frame: Any) -> None:
-        interrupts["n"] += 1
-        if interrupts["n"] > 1:
-            raise KeyboardInterrupt
-        cancel.set()
-        err_console.print("[yellow]cancelling: finishing lines in flight (Ctrl-C again to stop now)[/yellow]")
-
-    previous = signal.signal(signal.SIGINT, on_sigint)
-    try:
-        with stdout_for_json(json_out):  # whatever a flow prints, stdout carries only the JSON object
-            final = _consume(events, json_out, uc_name)
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    # whatever a flow prints, stdout carries only the JSON object
+    with sigint_cancels(cancel), stdout_for_json(json_out):
+        final = _consume(events, json_out, uc_name)
     if final is None:
         raise RunFailed("the sweep ended without a result")
     summary = final.summary
     code = exit_code(final.status, summary, max_error_rate)
-    summary["exit_code"] = 130 if final.status == "cancelled" and interrupts["n"] else code
+    summary["exit_code"] = 130 if final.status == "cancelled" and cancel.is_set() else code
     if json_out:
         print_json(summary)
     else:
         _print_summary(summary, wide=wide)
     if final.status == "cancelled":
         err_console.print(f"cancelled; resume with: llmops sweep --resume {final.run_id}")
-        raise typer.Exit(130 if interrupts["n"] else 1)
+        raise typer.Exit(130 if cancel.is_set() else 1)
     if final.error:
         where = err_console.print if (code or json_out) else console.print
         where(f"{final.status}: {final.error}", markup=False, soft_wrap=True)
