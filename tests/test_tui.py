@@ -296,6 +296,37 @@ async def test_cancel_then_resume_a_sweep(ws):
         assert store.get_run(monitor.run_id).status == "completed"
 
 
+async def test_leaving_a_running_sweep_asks_then_cancels_it(ws):
+    """Escape on the run monitor while lines run asks first: "no" keeps the sweep going and the screen,
+    "yes" cancels the sweep (resumable) and leaves."""
+    from llmops_tui.tui.screens.dialogs import ConfirmScreen
+
+    app = make_app(ws, settings=AppSettings(sandbox_latency_ms=150))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        app.open_screen("sweep", use_case="ner")
+        await pilot.pause()
+        app.screen.query_one("#concurrency").value = "1"
+        await pilot.pause()
+        await pilot.press("ctrl+g")
+        await pilot.pause()
+        monitor = app.screen
+        assert monitor.running
+        await pilot.press("escape")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen) and "Cancel it and leave" in app.screen.question
+        await pilot.press("n")
+        await pilot.pause()
+        assert app.screen is monitor and monitor.running
+        await pilot.press("escape")
+        await pilot.pause()
+        await pilot.press("y")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert monitor not in app.screen_stack
+        assert monitor.worker is not None and monitor.worker.is_cancelled
+
+
 async def test_failing_model_endpoint_is_shown_not_crashed(ws):
     app = make_app(ws)
     async with app.run_test(size=SIZE) as pilot:

@@ -528,17 +528,8 @@ class BackendsScreen(BaseScreen):
 
     def action_back(self) -> None:
         if self.running:
-            from llmops_tui.tui.screens.dialogs import ConfirmScreen
-
-            def answer(yes: bool | None) -> None:
-                if yes:
-                    if self.worker is not None:
-                        self.worker.cancel()
-                    self.app.pop_screen()
-
-            self.app.push_screen(
-                ConfirmScreen("The comparison is running. Cancel it and leave? (Its runs stay in Runs.)"),
-                answer,
+            self.confirm_cancel_and_leave(
+                self.worker, "The comparison is running. Cancel it and leave? (Its runs stay in Runs.)"
             )
             return
         super().action_back()

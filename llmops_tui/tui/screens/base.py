@@ -16,6 +16,8 @@ from llmops_tui.tui.widgets.header import AppHeader
 NARROW_WIDTH = 120
 
 if TYPE_CHECKING:
+    from textual.worker import Worker
+
     from llmops_tui.tui.app import LlmopsApp
 
 
@@ -63,6 +65,18 @@ class BaseScreen(Screen):
     def action_back(self) -> None:
         if len(self.app.screen_stack) > 1:
             self.app.pop_screen()
+
+    def confirm_cancel_and_leave(self, worker: Worker | None, question: str) -> None:
+        """Leaving while this screen's long work runs: ask ``question``; on yes, cancel ``worker`` and leave."""
+        from llmops_tui.tui.screens.dialogs import ConfirmScreen
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                if worker is not None:
+                    worker.cancel()
+                self.app.pop_screen()
+
+        self.app.push_screen(ConfirmScreen(question), answer)
 
     def fail(self, error: BaseException | str, *, title: str = "Something went wrong") -> None:
         """Show a failure without leaving the app."""

@@ -361,17 +361,8 @@ class RunMonitorScreen(BaseScreen):
 
     def action_back(self) -> None:
         if self.running:
-            from llmops_tui.tui.screens.dialogs import ConfirmScreen
-
-            def answer(yes: bool | None) -> None:
-                if yes:
-                    if self.worker is not None:
-                        self.worker.cancel()
-                    self.app.pop_screen()
-
-            self.app.push_screen(
-                ConfirmScreen("A sweep is running. Cancel it and leave? (It stays resumable from Runs.)"),
-                answer,
+            self.confirm_cancel_and_leave(
+                self.worker, "A sweep is running. Cancel it and leave? (It stays resumable from Runs.)"
             )
             return
         super().action_back()
