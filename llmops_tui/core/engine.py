@@ -1052,20 +1052,25 @@ class SweepRunner:
                 }
         finally:
             sys.stdout, sys.stderr = self._streams
-            if self._pool is not None:
-                self._pool.close()
-                self._pool = None
-            for backend in self._backends.values():
-                try:
-                    backend.close()
-                except Exception:  # closing must not hide the run's outcome
-                    log.debug("closing a backend failed", exc_info=True)
-            if self._sandbox is not None:
-                self._sandbox.stop()
-                self._sandbox = None
+            self._close_resources()
             if self._own_store:
                 self.store.close()
         return summary
+
+    def _close_resources(self) -> None:
+        """Stop the worker processes, close every opened backend and stop the in-process sandbox; a
+        failure to close is logged, never raised over the run's own outcome."""
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+        for backend in self._backends.values():
+            try:
+                backend.close()
+            except Exception:  # closing must not hide the run's outcome
+                log.debug("closing a backend failed", exc_info=True)
+        if self._sandbox is not None:
+            self._sandbox.stop()
+            self._sandbox = None
 
 
 def run_sweep(
@@ -1133,12 +1138,4 @@ def evaluate_stored_lines(
         return [runner._run_evaluator(*job) for job in jobs]
     finally:
         runner._eval_pool.shutdown()
-        if runner._pool is not None:
-            runner._pool.close()
-        for backend in runner._backends.values():
-            try:
-                backend.close()
-            except Exception:  # closing must not hide the evaluation's outcome
-                log.debug("closing a backend failed", exc_info=True)
-        if runner._sandbox is not None:
-            runner._sandbox.stop()
+        runner._close_resources()
