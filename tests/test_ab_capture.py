@@ -10,6 +10,7 @@ import io
 import json
 import shutil
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -186,6 +187,33 @@ def test_feedback_and_live_weights(tmp_path, backends):
     _, traffic, _ = _lines(tmp_path, run_id)
     fb = next(t["feedback"] for t in traffic if t["request_id"] == rid)
     assert fb["score"] == 1.0 and fb["label"] == "good"
+
+
+def test_a_request_is_captured_before_its_answer_leaves(tmp_path, backends, monkeypatch):
+    """Feedback sent the moment the answer arrives joins its request, even when storing the capture is
+    slow (a busy disk): the router stores the request before it answers, never after."""
+    from llmops_tui.core.traffic import TrafficRecorder
+
+    real = TrafficRecorder.record
+
+    def slow_disk(self, rec):
+        time.sleep(0.2)
+        return real(self, rec)
+
+    monkeypatch.setattr(TrafficRecorder, "record", slow_disk)
+    handle = _router(tmp_path, backends)
+    try:
+        # two clients, two connections: on one kept-alive connection the second request would wait anyway
+        with (
+            httpx.Client(trust_env=False, timeout=10) as app,
+            httpx.Client(trust_env=False, timeout=10) as rater,
+        ):
+            for _ in range(3):
+                rid = app.post(handle.url + "/score", json={"question": "q"}).headers[REQUEST_ID_HEADER]
+                joined = rater.post(handle.url + "/feedback", json={"request_id": rid, "label": "good"})
+                assert joined.status_code == 200 and joined.json() == {"joined": 1, "unknown": []}
+    finally:
+        handle.stop()
 
 
 def test_served_container_writes_the_same_records(tmp_path, monkeypatch):

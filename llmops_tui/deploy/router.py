@@ -286,29 +286,22 @@ def _make_handler(
                     for k, v in resp.getheaders()
                     if k.lower() not in _HOP_HEADERS and not k.lower().startswith("access-control-")
                 }
-                out["X-LLMOps-Backend"] = backend.name
-                out[REQUEST_ID_HEADER] = request_id
-                self._send(resp.status, data, out)
                 status = resp.status
             except OSError as exc:
-                msg = json.dumps(
+                data = json.dumps(
                     {"error": f"backend {backend.name} unreachable: {type(exc).__name__}"}
                 ).encode()
-                data, status = msg, 502
-                self._send(
-                    502,
-                    msg,
-                    {
-                        "Content-Type": "application/json",
-                        "X-LLMOps-Backend": backend.name,
-                        REQUEST_ID_HEADER: request_id,
-                    },
-                )
+                status, out = 502, {"Content-Type": "application/json"}
             finally:
                 conn.close()
+            out["X-LLMOps-Backend"] = backend.name
+            out[REQUEST_ID_HEADER] = request_id
             if capture is not None and self.command == "POST" and path == "/score":
+                # Stored before the answer leaves: a client that sends feedback for this request id as
+                # soon as it has the answer finds the request already captured.
                 latency = (time.perf_counter() - started) * 1000
                 capture.record(request_id, backend.name, body, status, data, latency)
+            self._send(status, data, out)
 
         do_GET = _proxy
         do_POST = _proxy
