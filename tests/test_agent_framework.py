@@ -111,6 +111,196 @@ def test_a_difference_is_reported_line_by_line(tmp_path, sandbox, monkeypatch):
     assert rc == 1
 
 
+def _skew_agent_framework(monkeypatch) -> None:
+    """Agent Framework's outputs upper-cased: every line differs (only that backend uses flow_outputs)."""
+    from llmops_tui.core.backends import pf_semantics
+
+    real = pf_semantics.flow_outputs
+
+    def skewed(defs, inputs, outputs):
+        out = real(defs, inputs, outputs)
+        return {k: (v.upper() if isinstance(v, str) else v) for k, v in out.items()}
+
+    monkeypatch.setattr(pf_semantics, "flow_outputs", skewed)
+
+
+def _compare_with_report(root: Path, sandbox, report: Path, capfd) -> tuple[int, dict, str]:
+    """`compare-backends --json --report REPORT` on 3 lines of the default cell: exit code, JSON, stderr."""
+    from llmops_tui.cli import _main
+
+    rc = _main(
+        [
+            "compare-backends",
+            "support_ticket_classification",
+            "--workspace",
+            str(root),
+            "--llm-endpoint",
+            sandbox.url,
+            "--limit",
+            "3",
+            "--variants",
+            "defaults",
+            "--report",
+            str(report),
+            "--json",
+        ]
+    )
+    out, err = capfd.readouterr()
+    return rc, json.loads(out), err
+
+
+def _dump_dom(path: Path, tmp_path: Path) -> str:
+    """The page's DOM after real headless Chromium loaded it (as tests/test_exporters.py does)."""
+    from test_exporters import _chromium
+
+    proc = subprocess.run(
+        [
+            str(_chromium()),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--no-first-run",
+            f"--user-data-dir={tmp_path / 'chromium'}",
+            "--dump-dom",
+            path.resolve().as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout
+
+
+@needs_af
+@pytest.mark.integration
+@pytest.mark.browser
+@pytest.mark.skipif(
+    shutil.which("chromium") is None and shutil.which("chromium-browser") is None,
+    reason="chromium is not installed",
+)
+def test_the_html_report_shows_differing_lines_side_by_side(tmp_path, sandbox, monkeypatch, capfd):
+    import html as html_lib
+
+    _skew_agent_framework(monkeypatch)
+    root = _ws(tmp_path, "support_ticket_classification")
+    report = tmp_path / "out" / "backends.html"
+    rc, data, _ = _compare_with_report(root, sandbox, report, capfd)
+    assert rc == 1 and data["report"] == str(report) and report.is_file()
+    cells = data["cells"]
+    differing = [c for c in cells if c["differing_lines"]]
+    assert differing and len(differing) == len(cells)  # every line differs
+    first = differing[0]["differing_lines"][0]
+    pf = first["promptflow-dag"]["outputs"]["category"]
+    af = first["agent-framework"]["outputs"]["category"]
+    assert pf != af == pf.upper()
+    dom = _dump_dom(report, tmp_path)
+    assert '<table id="verdicts">' in dom and html_lib.escape(data["verdict"]) in dom
+    for cell in cells:  # the verdict per cell, by label
+        assert html_lib.escape(cell["cell"]) + "</td><td>" in dom
+        assert html_lib.escape(cell["verdict"]) in dom
+    # each cell's differing lines side by side: Prompt flow's output, then Agent Framework's
+    assert dom.count('<table class="side-by-side">') == len(differing) and "No line differs" not in dom
+    section = dom.split("Lines differing: ")[1]
+    assert section.startswith(html_lib.escape(differing[0]["cell"]))
+    row = section.split('<table class="side-by-side">')[1].split("</tr>")[1]
+    tds = row.split("<td")
+    assert pf in tds[3] and af not in tds[3] and af in tds[4] and pf not in tds[4]
+    # cells are named by label, never by hash: no cell id of either run appears anywhere
+    from llmops_tui.core.store import RunStore
+
+    with RunStore.for_workspace(root) as store:
+        ids = {c.cell_id for run in data["runs"] for c in store.cells(run)}
+    assert ids and not any(cid in dom for cid in ids)
+    assert "Prompt flow · " in dom and "Agent Framework · " in dom
+
+
+@needs_af
+@pytest.mark.integration
+def test_the_markdown_report_shows_differing_lines_side_by_side(tmp_path, sandbox, monkeypatch, capfd):
+    _skew_agent_framework(monkeypatch)
+    root = _ws(tmp_path, "support_ticket_classification")
+    report = tmp_path / "backends.md"
+    rc, data, _ = _compare_with_report(root, sandbox, report, capfd)
+    assert rc == 1 and data["report"] == str(report)
+    text = report.read_text(encoding="utf-8")
+    assert data["verdict"] in text and "| line | inputs | Prompt flow | Agent Framework |" in text
+    assert "No line differs" not in text
+    sections = text.split("#### Lines differing: ")[1:]
+    assert len(sections) == len(data["cells"])  # every line differs
+    for cell, section in zip(data["cells"], sections, strict=True):
+        label = cell["cell"].replace("|", "\\|")
+        assert f"| {label} | " in text and section.startswith(label)  # verdict table, then its lines
+        for d in cell["differing_lines"]:
+            pf = d["promptflow-dag"]["outputs"]["category"]
+            af = d["agent-framework"]["outputs"]["category"]
+            rows = [r for r in section.splitlines() if r.startswith(f"| {d['line']} | ")]
+            assert len(rows) == 1
+            _line, _inputs, left, right = rows[0].strip("| ").split(" | ")
+            assert pf in left and af not in left and af in right and pf not in right
+    from llmops_tui.core.store import RunStore
+
+    with RunStore.for_workspace(root) as store:
+        ids = {c.cell_id for run in data["runs"] for c in store.cells(run)}
+    assert ids and not any(cid in text for cid in ids)
+
+
+@needs_af
+@pytest.mark.integration
+def test_an_equivalent_comparison_reports_no_lines(tmp_path, sandbox, capfd):
+    root = _ws(tmp_path, "support_ticket_classification")
+    report = tmp_path / "backends.md"
+    rc, data, _ = _compare_with_report(root, sandbox, report, capfd)
+    assert rc == 0 and data["equivalent"] and data["report"] == str(report)
+    text = report.read_text(encoding="utf-8")
+    assert data["verdict"].startswith("equivalent") and data["verdict"] in text
+    assert "No line differs." in text and "Lines differing" not in text
+
+
+@needs_af
+@pytest.mark.integration
+def test_a_failed_comparison_writes_no_report(tmp_path, sandbox, capfd):
+    from llmops_tui.cli import _main
+
+    root = _ws(tmp_path, "support_ticket_classification")
+    tool = root / "use_cases" / "support_ticket_classification" / "flows" / "standard" / "prepare_ticket.py"
+    tool.write_text(
+        tool.read_text().replace("    title = ", "    raise ValueError('broken on purpose')\n    title = ", 1)
+    )
+    report = tmp_path / "backends.html"
+    args = ["compare-backends", "support_ticket_classification", "--workspace", str(root)]
+    rc = _main([*args, "--llm-endpoint", sandbox.url, "--limit", "2", "--report", str(report)])
+    out, err = capfd.readouterr()
+    assert rc == 1 and not report.exists()
+    assert "no report written: the comparison failed" in err and "wrote report" not in out + err
+
+
+@needs_af
+def test_a_report_of_an_unknown_format_is_refused_before_anything_runs(tmp_path, capfd):
+    from llmops_tui.cli import _main
+
+    root = _ws(tmp_path, "support_ticket_classification")
+    report = tmp_path / "backends.pdf"
+    rc = _main(
+        [
+            "compare-backends",
+            "support_ticket_classification",
+            "--workspace",
+            str(root),
+            "--report",
+            str(report),
+        ]
+    )
+    out, err = capfd.readouterr()
+    assert rc == 2
+    assert "--report" in err and ".html or .md" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+    assert _runs(root) == [] and not report.exists()
+
+
 def _runs(root: Path) -> list:
     from llmops_tui.core.store import RunStore
 

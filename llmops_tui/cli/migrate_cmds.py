@@ -14,7 +14,13 @@ from llmops_tui.cli.common import JsonOpt, WorkspaceOpt, console, err_console, p
 from llmops_tui.core.errors import LlmopsError, RunFailed
 
 if TYPE_CHECKING:
+    from llmops_tui.core.equivalence import BackendComparison
     from llmops_tui.core.migrate import MigrationPlan
+
+#: ``--report`` formats, by the file's suffix.
+REPORT_SUFFIXES = {".html": "html", ".md": "markdown"}
+#: How a report names the backends it compares.
+BACKEND_NAMES = {"promptflow-dag": "Prompt flow", "agent-framework": "Agent Framework"}
 
 
 def register(app: typer.Typer) -> None:
@@ -44,6 +50,14 @@ def compare_backends_cmd(
     env: Annotated[
         str | None, typer.Option("--env", help="Environment whose connections and data to use.")
     ] = None,
+    report: Annotated[
+        Path | None,
+        typer.Option(
+            "--report",
+            help="Also write a report of the two runs (.html or .md): the verdict per cell, then each "
+            "cell's differing lines side by side.",
+        ),
+    ] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Run the same cells on the promptflow-dag and agent-framework backends (cache off) and compare them
@@ -53,14 +67,21 @@ def compare_backends_cmd(
     progress is shown on stderr. Ctrl-C cancels (lines in flight finish; a second Ctrl-C stops now).
 
     Exit code 0 when every cell is equivalent (identical lines and metrics), 1 otherwise (a cell differs,
-    or a sweep failed), 130 when cancelled with Ctrl-C."""
+    or a sweep failed), 130 when cancelled with Ctrl-C. --report FILE.html|FILE.md writes a report of the
+    two runs once they are compared (none when the comparison was cancelled or failed)."""
     from llmops_tui.cli.common import sigint_cancels, stdout_for_json
     from llmops_tui.cli.sweep_cmds import SweepProgressView
     from llmops_tui.core.backends.agent_framework import available
-    from llmops_tui.core.equivalence import BackendComparison, BackendEvent, plan_backends, run_backends
+    from llmops_tui.core.equivalence import BackendEvent, plan_backends, run_backends
     from llmops_tui.core.sweep import SweepOptions
     from llmops_tui.core.workspace import load_workspace
 
+    if report is not None and report.suffix.lower() not in REPORT_SUFFIXES:
+        raise LlmopsError(
+            f"cannot tell the report's format from '{report.name}'",
+            field="--report",
+            hint="name the file .html or .md",
+        )
     reason = available()
     if reason is not None:
         raise LlmopsError(reason, field="--backend", hint="llmops deps --backend agent-framework --install")
@@ -84,8 +105,11 @@ def compare_backends_cmd(
                 result = item
     if result is None:
         raise RunFailed("the comparison ended without a result")
+    written: Path | None = None
+    if report is not None and result.status == "compared":
+        written = write_backends_report(ws.root, result, report)
     if json_out:
-        print_json(result.to_dict())
+        print_json({**result.to_dict(), "report": str(written) if written else None})
     elif result.status != "compared":
         err_console.print(result.verdict, markup=False, soft_wrap=True)
         ran = [r for r in result.runs if r]
@@ -113,10 +137,62 @@ def compare_backends_cmd(
                 console.print(f"  {a}: {d[a]}", markup=False)
                 console.print(f"  {b}: {d[b]}", markup=False)
         console.print(result.verdict, markup=False)
+    if not json_out and report is not None:
+        if written is not None:
+            console.print(f"wrote report: {written}", markup=False, soft_wrap=True)
+        else:
+            err_console.print(f"no report written: the comparison {result.status}", markup=False)
     if result.status == "cancelled" and cancel.is_set():
         raise typer.Exit(130)
     if not result.equivalent:
         raise typer.Exit(1)
+
+
+def write_backends_report(ws_root: Path, result: BackendComparison, path: Path) -> Path:
+    """The report of a comparison's two runs (format by ``path``'s suffix): the ordinary report of both
+    runs with cells named by backend and label, the verdict per cell at the top and, for each cell with
+    differing lines, those lines side by side (``core.linediff.line_diff`` across the two runs)."""
+    from llmops_tui import exporters
+    from llmops_tui.core.compare import build_comparison, short_labels
+    from llmops_tui.core.linediff import line_diff
+    from llmops_tui.core.store import RunStore
+    from llmops_tui.exporters.sections import LineSection, Summary
+
+    run_a, run_b = (str(r) for r in result.runs)
+    name_a, name_b = (BACKEND_NAMES.get(b, b) for b in result.backends)
+    with RunStore.for_workspace(ws_root) as store:
+        comparison = build_comparison(store, [run_a, run_b], workspace_root=ws_root)
+        sections = [
+            LineSection(
+                cell.label,
+                name_a,
+                name_b,
+                line_diff(store, run_a, cell.cell_ids[0], cell.cell_ids[1], only="differ", run_id_b=run_b),
+            )
+            for cell in result.cells
+            if cell.differing and cell.cell_ids is not None
+        ]
+        records = {run: store.cells(run) for run in (run_a, run_b)}
+    # The columns are named by backend and short label (one run's cells differ only in their
+    # configuration), never by cell id; warnings that quote a label follow.
+    for run, backend in ((run_a, name_a), (run_b, name_b)):
+        short = short_labels(records[run])
+        for col in comparison.cells:
+            if col.run_id == run and col.cell_id.split(":")[-1] in short:
+                new = f"{backend} · {short[col.cell_id.split(':')[-1]]}"
+                comparison.warnings = [w.replace(f"'{col.label}'", f"'{new}'") for w in comparison.warnings]
+                col.label = new
+    summary = Summary(
+        result.verdict,
+        ("cell", "lines identical", "verdict"),
+        [(c.label, f"{c.identical}/{c.lines}", c.verdict) for c in result.cells],
+    )
+    fmt = REPORT_SUFFIXES[path.suffix.lower()]
+    title = f"{comparison.use_case}: {name_a} (run {run_a}) vs {name_b} (run {run_b})"
+    options: dict = {"summary": summary, "line_sections": sections, "by_label": True}
+    if fmt == "html":
+        options["title"] = title
+    return exporters.export(fmt, comparison, path, **options)
 
 
 def migrate_cmd(

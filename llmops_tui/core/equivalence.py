@@ -51,6 +51,7 @@ class CellComparison:
     tests: dict[str, dict[str, Any]] = field(default_factory=dict)  # "evaluator.score" -> n, delta, p, note
     verdict: str = ""
     failed: int = 0  # lines that failed on both sides (the same way): not counted as identical
+    cell_ids: tuple[str, str] | None = None  # the paired cells' ids in the two runs (for line_diff)
 
     @property
     def equivalent(self) -> bool:
@@ -262,18 +263,18 @@ def compare_runs(
         ma, mb = a_metrics.get(a_cell.cell_id, {}), b_metrics.get(b_cell.cell_id, {})
         evaluators = sorted(set(ma) | set(mb))
 
-        out.append(
-            compare_cell(
-                label,
-                backends,
-                {r.line: LineView(r.status, r.outputs, r.error) for r in store.lines(a_run, a_cell.cell_id)},
-                {r.line: LineView(r.status, r.outputs, r.error) for r in store.lines(b_run, b_cell.cell_id)},
-                ma,
-                mb,
-                _scores(store, a_run, a_cell.cell_id, evaluators),
-                _scores(store, b_run, b_cell.cell_id, evaluators),
-            )
+        cell = compare_cell(
+            label,
+            backends,
+            {r.line: LineView(r.status, r.outputs, r.error) for r in store.lines(a_run, a_cell.cell_id)},
+            {r.line: LineView(r.status, r.outputs, r.error) for r in store.lines(b_run, b_cell.cell_id)},
+            ma,
+            mb,
+            _scores(store, a_run, a_cell.cell_id, evaluators),
+            _scores(store, b_run, b_cell.cell_id, evaluators),
         )
+        cell.cell_ids = (a_cell.cell_id, b_cell.cell_id)
+        out.append(cell)
     return BackendComparison(use_case, backends, runs, out)
 
 

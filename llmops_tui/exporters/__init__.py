@@ -2,7 +2,9 @@
 
 Each format is one module with one public function ``export_<format>(comparison, out_path, **options)``
 returning the path written; they are registered by name in ``EXPORTERS``. Options the exporters accept:
-``line_diffs`` (a list of ``core.linediff.LineDiff``) and ``line_cells`` (the two cell ids they compare).
+``line_diffs`` (a list of ``core.linediff.LineDiff``) and ``line_cells`` (the two cell ids they compare);
+html and markdown also take ``summary``, ``line_sections`` (several titled cell pairs side by side) and
+``by_label`` (cells named by label, not id): see ``exporters/sections.py``.
 No UI toolkit is imported here (import-linter contract).
 """
 

@@ -15,6 +15,7 @@ from jinja2 import Environment, FileSystemLoader
 
 from llmops_tui.core.compare import Comparison, Row
 from llmops_tui.core.format import fmt_ci, fmt_delta, fmt_value, sig_mark
+from llmops_tui.exporters.sections import LineSection, Summary, namer
 
 TEMPLATES = Path(__file__).parent / "templates"
 MAX_LINES = 300
@@ -148,8 +149,13 @@ def render_html(
     line_diffs: list[Any] | None = None,
     line_cells: tuple[str, str] | None = None,
     title: str | None = None,
+    summary: Summary | None = None,
+    line_sections: list[LineSection] | None = None,
+    by_label: bool = False,
 ) -> str:
-    """The report as one HTML string."""
+    """The report as one HTML string. ``summary`` (a table at the top), ``line_sections`` (pairs of cells'
+    lines side by side, each titled; an empty list says no line differs) and ``by_label`` (cells named by
+    their label, not their id) are optional (``exporters/sections.py``)."""
     env = Environment(
         loader=FileSystemLoader(str(TEMPLATES)), autoescape=True, trim_blocks=True, lstrip_blocks=True
     )
@@ -176,7 +182,14 @@ def render_html(
         lines_differ=sum(1 for d in diffs if d.differs),
         line_cells=line_cells,
         gate_cells=[(cell, comparison.gates_for(cell.cell_id)) for cell in comparison.cells],
+        name=namer(comparison, by_label),
+        summary=summary,
+        line_sections=None if line_sections is None else [_capped(s) for s in line_sections],
     )
+
+
+def _capped(section: LineSection) -> LineSection:
+    return LineSection(section.title, section.name_a, section.name_b, list(section.diffs)[:MAX_LINES])
 
 
 def export_html(
@@ -185,12 +198,25 @@ def export_html(
     *,
     line_diffs: list[Any] | None = None,
     line_cells: tuple[str, str] | None = None,
+    title: str | None = None,
+    summary: Summary | None = None,
+    line_sections: list[LineSection] | None = None,
+    by_label: bool = False,
     **_: Any,
 ) -> Path:
-    """Write the self-contained HTML report to ``out_path``."""
+    """Write the self-contained HTML report to ``out_path`` (options: see :func:`render_html`)."""
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(
-        render_html(comparison, line_diffs=line_diffs, line_cells=line_cells), encoding="utf-8"
+        render_html(
+            comparison,
+            line_diffs=line_diffs,
+            line_cells=line_cells,
+            title=title,
+            summary=summary,
+            line_sections=line_sections,
+            by_label=by_label,
+        ),
+        encoding="utf-8",
     )
     return out_path
