@@ -151,28 +151,9 @@ def _compare_with_report(root: Path, sandbox, report: Path, capfd) -> tuple[int,
 
 def _dump_dom(path: Path, tmp_path: Path) -> str:
     """The page's DOM after real headless Chromium loaded it (as tests/test_exporters.py does)."""
-    from test_exporters import _chromium
+    from test_exporters import dump_dom
 
-    proc = subprocess.run(
-        [
-            str(_chromium()),
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--no-first-run",
-            f"--user-data-dir={tmp_path / 'chromium'}",
-            "--dump-dom",
-            path.resolve().as_uri(),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=90,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return proc.stdout
+    return dump_dom(path, tmp_path)
 
 
 @needs_af
