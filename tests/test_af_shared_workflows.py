@@ -4,13 +4,12 @@ prompt and literals, and a flow of another shape never gets their workflows."""
 
 from __future__ import annotations
 
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from test_agent_framework import _line
 
-from llmops_tui.core import llmhooks
 from llmops_tui.core.backends import BackendOptions, open_backend, prepare_process
 from llmops_tui.core.backends.agent_framework import available
 
@@ -50,16 +49,7 @@ def _flow(root: Path, name: str, prompt: str, label: str, extra: str = "") -> Pa
 
 
 def _run(backend, inputs, index):
-    ctx = llmhooks.LineContext(
-        policy=llmhooks.RetryPolicy(max_retries=1),
-        cancel=threading.Event(),
-        limiter_for=lambda u: llmhooks.RateLimiter(),
-    )
-    token = llmhooks.current_line.set(ctx)
-    try:
-        return backend.run_line(inputs, index, "shared")
-    finally:
-        llmhooks.current_line.reset(token)
+    return _line(backend, inputs, index, "shared")
 
 
 def test_variants_of_one_shape_share_workflows_and_keep_their_own_outputs(tmp_path, monkeypatch):

@@ -497,7 +497,8 @@ CODE = {
 }
 
 
-def _line(backend, inputs, index):
+def _line(backend, inputs, index, run_id="diamond"):
+    """One line of ``backend`` in a line context of its own (retry policy, cancel, rate limiter)."""
     ctx = llmhooks.LineContext(
         policy=llmhooks.RetryPolicy(max_retries=1),
         cancel=threading.Event(),
@@ -505,7 +506,7 @@ def _line(backend, inputs, index):
     )
     token = llmhooks.current_line.set(ctx)
     try:
-        return backend.run_line(inputs, index, "diamond")
+        return backend.run_line(inputs, index, run_id)
     finally:
         llmhooks.current_line.reset(token)
 

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from tui_support import RUN_ID, copy_workspace, seed_store
+from tui_support import RUN_ID, copy_workspace, plain, seed_store
 
 from llmops_tui.tui.app import LlmopsApp
 from llmops_tui.tui.settings import AppSettings
@@ -80,10 +80,10 @@ async def test_flow_screen_shows_nodes_prompts_and_variant_diff(ws):
         assert screen.row_keys == [("NER_LLM", "variant_0"), ("NER_LLM", "variant_1"), ("cleansing", None)]
         await pilot.press("down")
         await pilot.pause()
-        assert "careful annotator" in _plain(screen.query_one("#prompt"))
+        assert "careful annotator" in plain(screen.query_one("#prompt"))
         await pilot.press("v")
         await pilot.pause()
-        assert "careful annotator" in _plain(screen.query_one("#diff"))
+        assert "careful annotator" in plain(screen.query_one("#diff"))
         await pilot.press("n")
         await pilot.pause()
         assert screen.flows[screen.flow_index].name == "ner_eval"
@@ -98,11 +98,11 @@ async def test_datasets_screen_shows_schema_rows_and_usage(ws):
         screen = app.screen
         rows = screen.query_one("#ds-rows")
         assert rows.row_count == 8
-        info = _plain(screen.query_one("#ds-info"))
+        info = plain(screen.query_one("#ds-info"))
         assert "text, entity_type" in info and "${data.text}" in info
         await pilot.press("down")
         await pilot.pause()
-        assert "${run.outputs.entities}" in _plain(screen.query_one("#ds-info"))
+        assert "${run.outputs.entities}" in plain(screen.query_one("#ds-info"))
 
 
 async def test_connections_screen_finds_keys_without_showing_them(ws, monkeypatch):
@@ -124,7 +124,7 @@ async def test_connections_screen_finds_keys_without_showing_them(ws, monkeypatc
         await pilot.press("enter")
         await pilot.pause()
         assert stored == {"AOAI_API_KEY": "sk-secret-1234"}, (
-            _plain(screen.query_one("#key-message")),
+            plain(screen.query_one("#key-message")),
             app.focused,
         )
         assert screen.query_one("#key-input").value == ""
@@ -145,7 +145,7 @@ async def test_connections_screen_without_keyring_says_so(ws, monkeypatch):
         await pilot.pause()
         app.open_screen("connections")
         await pilot.pause()
-        assert "no keyring available" in _plain(app.screen.query_one("#keyring"))
+        assert "no keyring available" in plain(app.screen.query_one("#keyring"))
         assert app.screen.query_one("#store").disabled
 
 
@@ -165,7 +165,7 @@ async def test_sweep_builder_plans_live_and_shows_errors_inline(ws):
         screen.query_one("#grid").value = "nonsense"
         await pilot.pause()
         assert screen.plan is None
-        assert "NODE.param=v1,v2" in _plain(screen.query_one("#grid-error"))
+        assert "NODE.param=v1,v2" in plain(screen.query_one("#grid-error"))
         assert screen.query_one("#start").disabled
         screen.query_one("#grid").value = ""
         screen.query_one("#mode-defaults").value = True
@@ -201,7 +201,7 @@ async def test_sweep_compare_lines_export_and_approval_end_to_end(ws, monkeypatc
         assert type(monitor).__name__ == "RunMonitorScreen"
         await app.workers.wait_for_complete()
         await pilot.pause()
-        assert monitor.status == "completed", _plain(monitor.query_one("#run-head"))
+        assert monitor.status == "completed", plain(monitor.query_one("#run-head"))
         assert app.sandbox_active
         assert monitor.query_one("AppHeader").has_class("-sandbox")
         table = monitor.query_one("#cells")
@@ -255,7 +255,7 @@ async def test_sweep_compare_lines_export_and_approval_end_to_end(ws, monkeypatc
         approval.query_one("#comment").value = "looks good"
         await pilot.press("ctrl+a")
         await pilot.pause()
-        assert "approved" in _plain(approval.query_one("#ap-result"))
+        assert "approved" in plain(approval.query_one("#ap-result"))
     record_path = ws / "use_cases" / "ner" / "approvals" / "dev.json"
     assert record_path.is_file()
     record = json.loads(record_path.read_text())
@@ -269,17 +269,22 @@ async def test_sweep_compare_lines_export_and_approval_end_to_end(ws, monkeypatc
     assert result.ok, result.reasons
 
 
+async def _start_slow_sweep(app, pilot):
+    """Start the ner sweep from the builder, one line at a time against a slow sandbox; its run monitor."""
+    await pilot.pause()
+    app.open_screen("sweep", use_case="ner")
+    await pilot.pause()
+    app.screen.query_one("#concurrency").value = "1"
+    await pilot.pause()
+    await pilot.press("ctrl+g")
+    await pilot.pause()
+    return app.screen
+
+
 async def test_cancel_then_resume_a_sweep(ws):
     app = make_app(ws, settings=AppSettings(sandbox_latency_ms=150))
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause()
-        app.open_screen("sweep", use_case="ner")
-        await pilot.pause()
-        app.screen.query_one("#concurrency").value = "1"
-        await pilot.pause()
-        await pilot.press("ctrl+g")
-        await pilot.pause()
-        monitor = app.screen
+        monitor = await _start_slow_sweep(app, pilot)
         await pilot.press("c")
         await app.workers.wait_for_complete()
         await pilot.pause()
@@ -303,14 +308,7 @@ async def test_leaving_a_running_sweep_asks_then_cancels_it(ws):
 
     app = make_app(ws, settings=AppSettings(sandbox_latency_ms=150))
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause()
-        app.open_screen("sweep", use_case="ner")
-        await pilot.pause()
-        app.screen.query_one("#concurrency").value = "1"
-        await pilot.pause()
-        await pilot.press("ctrl+g")
-        await pilot.pause()
-        monitor = app.screen
+        monitor = await _start_slow_sweep(app, pilot)
         assert monitor.running
         await pilot.press("escape")
         await pilot.pause()
@@ -392,7 +390,7 @@ async def test_approval_needs_an_override_for_a_failing_gate(ws, monkeypatch):
         assert screen.failing
         await pilot.press("ctrl+a")
         await pilot.pause()
-        assert "override reason" in _plain(screen.query_one("#ap-result"))
+        assert "override reason" in plain(screen.query_one("#ap-result"))
         assert not (ws / "use_cases/ner/approvals/dev.json").exists()
         screen.query_one("#comment").value = "too many misses"
         await pilot.press("ctrl+x")
@@ -424,23 +422,23 @@ async def test_line_table_loads_pages_as_the_cursor_moves_and_filters_all_lines(
         for _ in range(100):  # the screen loads its lines in a worker started on mount: wait for its head
             await app.workers.wait_for_complete()
             await pilot.pause(0.02)
-            if "8 lines" in _plain(screen.query_one("#ld-head")):
+            if "8 lines" in plain(screen.query_one("#ld-head")):
                 break
         table = screen.query_one("#ld-table", LineTable)
         total = len(screen.diffs)
         assert total == 8 and table.row_count == 3
-        assert "8 lines" in _plain(screen.query_one("#ld-head")) and "showing the first 3" in _plain(
+        assert "8 lines" in plain(screen.query_one("#ld-head")) and "showing the first 3" in plain(
             screen.query_one("#ld-head")
         )
         table.focus()
         await pilot.press("down")
         await pilot.pause()
         assert table.row_count == 6  # the cursor neared the end of the loaded rows
-        assert "line 1" in _plain(screen.query_one("#ld-detail"))  # selection still shows the detail
+        assert "line 1" in plain(screen.query_one("#ld-detail"))  # selection still shows the detail
         await pilot.press("ctrl+end")
         await pilot.pause()
         assert table.row_count == total and table.cursor_row == total - 1
-        assert "showing" not in _plain(screen.query_one("#ld-head"))
+        assert "showing" not in plain(screen.query_one("#ld-head"))
         await pilot.press("f")  # differ: decided over all lines, not only the loaded ones
         await app.workers.wait_for_complete()
         await pilot.pause()
@@ -473,7 +471,7 @@ async def test_unexpected_error_in_a_screen_leaves_the_app_usable(ws, monkeypatc
             await pilot.press("v")
             await pilot.pause()
         assert type(app.screen).__name__ == "ErrorScreen"
-        assert "action went wrong" in _plain(app.screen.query_one("#error-message"))
+        assert "action went wrong" in plain(app.screen.query_one("#error-message"))
         await pilot.press("escape")
         await pilot.pause()
         assert app.screen is screen
@@ -488,25 +486,14 @@ async def test_unexpected_error_in_a_screen_leaves_the_app_usable(ws, monkeypatc
             await pilot.press("down")  # the table posts RowHighlighted, handled by the screen's own loop
             await pilot.pause()
         assert type(app.screen).__name__ == "ErrorScreen"
-        assert "handler went wrong" in _plain(app.screen.query_one("#error-message"))
+        assert "handler went wrong" in plain(app.screen.query_one("#error-message"))
         await pilot.press("escape")
         await pilot.pause()
         assert app.screen is screen and screen.is_running
         await pilot.press("up", "down")  # the screen handles its messages again: the prompt follows
         await pilot.pause()
-        assert "careful annotator" in _plain(screen.query_one("#prompt"))
+        assert "careful annotator" in plain(screen.query_one("#prompt"))
         await pilot.press("v")
         await pilot.pause()
-        assert "careful annotator" in _plain(screen.query_one("#diff"))
+        assert "careful annotator" in plain(screen.query_one("#diff"))
         assert (ws / "logs" / "errors.log").is_file()
-
-
-def _plain(widget) -> str:
-    rendered = widget.render()
-    if hasattr(rendered, "plain"):
-        return rendered.plain
-    from rich.console import Console
-
-    console = Console(width=200, record=True, color_system=None)
-    console.print(getattr(widget, "renderable", None) or getattr(widget, "content", None) or rendered)
-    return console.export_text()

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from tui_support import copy_workspace
+from tui_support import copy_workspace, plain
 
 from llmops_tui.core.backends.agent_framework import available
 from llmops_tui.tui.app import LlmopsApp
@@ -32,17 +32,6 @@ def _isolated(monkeypatch, tmp_path):
 
 def make_app(root: Path, **settings) -> LlmopsApp:
     return LlmopsApp(root, settings=AppSettings(**settings), debug=True)
-
-
-def _plain(widget) -> str:
-    rendered = widget.render()
-    if hasattr(rendered, "plain"):
-        return rendered.plain
-    from rich.console import Console
-
-    console = Console(width=200, record=True, color_system=None)
-    console.print(getattr(widget, "renderable", None) or getattr(widget, "content", None) or rendered)
-    return console.export_text()
 
 
 async def _settle(app, pilot) -> None:
@@ -80,17 +69,17 @@ async def test_the_backend_choice_reaches_the_plan_and_the_run(tmp_path):
         # no backend: in llmops.yaml, so Prompt flow, named so in the plan
         assert screen.query_one("#be-promptflow-dag").value
         assert screen.plan.options.backend == "promptflow-dag"
-        assert "Prompt flow" in _plain(screen.query_one("#plan"))
+        assert "Prompt flow" in plain(screen.query_one("#plan"))
         screen.query_one("#be-agent-framework").value = True
         screen.query_one("#limit").value = "2"
         await _settle(app, pilot)
         assert screen.plan is not None and screen.plan.options.backend == "agent-framework"
-        assert "Agent Framework" in _plain(screen.query_one("#plan"))
+        assert "Agent Framework" in plain(screen.query_one("#plan"))
         await pilot.press("ctrl+g")
         await _settle(app, pilot)
         monitor = app.screen
         assert type(monitor).__name__ == "RunMonitorScreen"
-        assert monitor.status == "completed", _plain(monitor.query_one("#run-head"))
+        assert monitor.status == "completed", plain(monitor.query_one("#run-head"))
         store = app.store()
         run = store.get_run(monitor.run_id)
         # the dispatcher got it as `llmops sweep --backend agent-framework` gives it
@@ -121,12 +110,12 @@ async def test_without_agent_framework_the_option_says_how_to_install_it(tmp_pat
         await _settle(app, pilot)
         screen = app.screen
         assert "not installed" in str(screen.query_one("#be-agent-framework").label)
-        assert "llmops deps --backend agent-framework --install" in _plain(screen.query_one("#backend-hint"))
+        assert "llmops deps --backend agent-framework --install" in plain(screen.query_one("#backend-hint"))
         assert screen.plan is not None  # Prompt flow still plans
         screen.query_one("#be-agent-framework").value = True
         await _settle(app, pilot)
         assert screen.plan is None and screen.query_one("#start").disabled
-        assert "llmops deps --backend agent-framework --install" in _plain(screen.query_one("#plan-error"))
+        assert "llmops deps --backend agent-framework --install" in plain(screen.query_one("#plan-error"))
         await pilot.press("ctrl+g")  # refused with the reason, no monitor
         await _settle(app, pilot)
         assert type(app.screen).__name__ == "SweepBuilderScreen"
@@ -148,10 +137,10 @@ async def test_verdicts_per_cell_for_a_bundled_use_case(tmp_path):
         screen = app.screen
         assert type(screen).__name__ == "BackendsScreen"
         assert screen.plan is not None and screen.status == "ready"
-        assert "ctrl+g" in _plain(screen.query_one("#bk-head"))
+        assert "ctrl+g" in plain(screen.query_one("#bk-head"))
         await pilot.press("ctrl+g")
         await _settle(app, pilot)
-        assert screen.status == "compared", _plain(screen.query_one("#bk-head"))
+        assert screen.status == "compared", plain(screen.query_one("#bk-head"))
         table = screen.query_one("#bk-cells")
         assert table.row_count == len(screen.plan.cells) > 1
         cell_ids = {c.cell_id for c in screen.plan.cells}
@@ -161,13 +150,13 @@ async def test_verdicts_per_cell_for_a_bundled_use_case(tmp_path):
             assert not any(cid in " ".join(row) for cid in cell_ids)  # labels, never hashes
             assert pair.label and pair.label not in cell_ids
         assert screen.result.equivalent
-        assert _plain(screen.query_one("#bk-head")).startswith(
+        assert plain(screen.query_one("#bk-head")).startswith(
             f"equivalent: {2 * len(screen.pairs)}/{2 * len(screen.pairs)} lines identical"
         )
-        stats = _plain(screen.query_one("#bk-stats"))
+        stats = plain(screen.query_one("#bk-stats"))
         assert f"Prompt flow: {screen.plan.lines_total}/{screen.plan.lines_total} lines" in stats
         assert f"Agent Framework: {screen.plan.lines_total}/{screen.plan.lines_total} lines" in stats
-        caption = _plain(screen.query_one("#bk-caption"))
+        caption = plain(screen.query_one("#bk-caption"))
         assert "all 2 lines identical" in caption
         # what the verdict rests on: the paired test of each per-line score
         assert "paired tests:" in caption and "identical on 2 lines" in caption
@@ -203,14 +192,14 @@ async def test_a_differing_line_opens_side_by_side(tmp_path, monkeypatch):
         await _settle(app, pilot)
         screen = app.screen
         assert type(screen).__name__ == "BackendsScreen"
-        assert screen.status == "compared", _plain(screen.query_one("#bk-head"))
+        assert screen.status == "compared", plain(screen.query_one("#bk-head"))
         (pair,) = screen.pairs
         assert not pair.comparison.equivalent
         verdict = str(screen.query_one("#bk-cells").get_row(pair.key)[1])
         assert verdict == pair.comparison.verdict and "3" in verdict
         lines = screen.query_one("#bk-lines")
         assert lines.row_count == 3
-        assert "3 of 3 lines differ" in _plain(screen.query_one("#bk-caption"))
+        assert "3 of 3 lines differ" in plain(screen.query_one("#bk-caption"))
         lines.focus()
         await pilot.press("down")
         second = screen.listed[1]["line"]
@@ -223,9 +212,9 @@ async def test_a_differing_line_opens_side_by_side(tmp_path, monkeypatch):
         d = view.diffs[1]
         assert d.line == second
         assert d.output_b["category"] == d.output_a["category"].upper()
-        head = _plain(view.query_one("#ld-head"))
+        head = plain(view.query_one("#ld-head"))
         assert "Prompt flow" in head and "Agent Framework" in head
-        detail = _plain(view.query_one("#ld-detail"))
+        detail = plain(view.query_one("#ld-detail"))
         assert f"line {second}" in detail
         await pilot.press("escape")
         await pilot.pause()
@@ -243,7 +232,7 @@ async def test_an_error_is_shown_not_crashed(tmp_path, monkeypatch):
         await pilot.press("ctrl+g")
         await _settle(app, pilot)
         assert screen.status == "failed"
-        head = _plain(screen.query_one("#bk-head"))
+        head = plain(screen.query_one("#bk-head"))
         assert "Agent Framework is not installed" in head
         assert "llmops deps --backend agent-framework --install" in head
         assert "not compared" in str(screen.query_one("#bk-cells").get_row_at(0)[1])
@@ -263,7 +252,7 @@ async def test_bad_cells_are_refused_before_anything_runs(tmp_path):
         await _settle(app, pilot)
         screen = app.screen
         assert screen.status == "failed"
-        assert "nope" in _plain(screen.query_one("#bk-head"))
+        assert "nope" in plain(screen.query_one("#bk-head"))
         await pilot.press("ctrl+g")  # nothing to run: a warning, no crash
         await _settle(app, pilot)
         assert app.screen is screen and screen.worker is None
@@ -285,7 +274,7 @@ async def test_cancel_stops_the_comparison(tmp_path):
         assert screen.status == "cancelling"
         await _settle(app, pilot)
         assert screen.status == "cancelled"
-        assert "cancelled" in _plain(screen.query_one("#bk-head"))
+        assert "cancelled" in plain(screen.query_one("#bk-head"))
         assert screen.result is None
 
 
@@ -304,7 +293,7 @@ async def test_an_error_in_the_second_plan_runs_nothing(tmp_path):
         await pilot.press("ctrl+g")
         await _settle(app, pilot)
         assert screen.status == "failed"
-        assert "cloud sweeps run on Prompt flow" in _plain(screen.query_one("#bk-head"))
+        assert "cloud sweeps run on Prompt flow" in plain(screen.query_one("#bk-head"))
         store = app.store()
         assert not (store.list_runs("ner") if store else [])
 
@@ -325,7 +314,7 @@ async def test_every_line_failing_is_a_failure_not_a_verdict(tmp_path):
         await pilot.press("ctrl+g")
         await _settle(app, pilot)
         assert screen.status == "failed" and screen.result is None
-        head = _plain(screen.query_one("#bk-head"))
+        head = plain(screen.query_one("#bk-head"))
         assert "the sweep on Prompt flow failed: every line failed" in head
         assert "equivalent" not in head
         assert "not compared" in str(screen.query_one("#bk-cells").get_row_at(0)[1])

@@ -89,3 +89,15 @@ def seed_store(root: Path) -> dict[str, str]:
         )
     store.close()
     return {"baseline": base.cell_id, "other": other.cell_id}
+
+
+def plain(widget) -> str:
+    """A widget's text as shown: its rendered Text, else what rich prints of its content (200 columns)."""
+    rendered = widget.render()
+    if hasattr(rendered, "plain"):
+        return rendered.plain
+    from rich.console import Console
+
+    console = Console(width=200, record=True, color_system=None)
+    console.print(getattr(widget, "renderable", None) or getattr(widget, "content", None) or rendered)
+    return console.export_text()
